@@ -1,0 +1,192 @@
+//! The per-symbol contracts cache (`state/contracts_cache/{SYMBOL}_{YYYY-MM-DD}.json`): the set
+//! of option contracts, with conIds, that existed on the cache date.
+//!
+//! `discover` writes it, the plan compiler reads it; the JSON Schema in
+//! `schemas/contracts_cache.schema.json` is generated from these types.
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Current format version of the cache file; bump it with a changelog line in [`FORMAT_CHANGELOG`].
+pub const CACHE_FORMAT_VERSION: u32 = 1;
+
+/// What changed in each cache format version.
+pub const FORMAT_CHANGELOG: &[(u32, &str)] = &[(1, "first version")];
+
+/// Option right.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Right {
+    /// Call.
+    C,
+    /// Put.
+    P,
+}
+
+impl Right {
+    /// IB's one-letter spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::C => "C",
+            Right::P => "P",
+        }
+    }
+}
+
+impl fmt::Display for Right {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a reference close came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloseSource {
+    /// A local close snapshot file (CSV or Parquet).
+    Snapshot,
+    /// Recorded in the contracts cache by `discover`.
+    Cache,
+    /// The gateway: underlying STK `1 day` TRADES bars.
+    Gateway,
+}
+
+/// The underlying of a chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Underlying {
+    /// Ticker, e.g. `AAPL`.
+    pub symbol: String,
+    /// IB conId of the STK contract.
+    pub con_id: i64,
+    /// Currency, e.g. `USD`.
+    pub currency: String,
+    /// Primary listing exchange, e.g. `NASDAQ`.
+    #[serde(default)]
+    pub primary_exchange: Option<String>,
+    /// Last close known when the cache was built, if any.
+    #[serde(default)]
+    pub reference_close: Option<f64>,
+    /// Session date of `reference_close`.
+    #[serde(default)]
+    pub reference_close_date: Option<NaiveDate>,
+    /// Where `reference_close` came from.
+    #[serde(default)]
+    pub reference_close_source: Option<CloseSource>,
+}
+
+/// One qualified option contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionContract {
+    /// IB conId (positive).
+    pub con_id: i64,
+    /// OCC-style local symbol, e.g. `AAPL  261218C00200000`.
+    pub local_symbol: String,
+    /// Trading class, e.g. `AAPL` or `SPXW`.
+    pub trading_class: String,
+    /// Last trade date.
+    pub expiry: NaiveDate,
+    /// Strike price.
+    pub strike: f64,
+    /// Call or put.
+    pub right: Right,
+    /// Contract multiplier, e.g. 100.
+    pub multiplier: f64,
+    /// Exchange used for requests (SMART).
+    pub exchange: String,
+    /// Currency.
+    pub currency: String,
+}
+
+/// A contracts cache file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractsCache {
+    /// Cache format version ([`CACHE_FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Date the chain was discovered (the `{YYYY-MM-DD}` of the file name).
+    pub as_of: NaiveDate,
+    /// The underlying.
+    pub underlying: Underlying,
+    /// Contracts, sorted by (expiry, right, strike, trading class, conId).
+    pub contracts: Vec<OptionContract>,
+}
+
+impl ContractsCache {
+    /// Sort contracts in the canonical order, so that the same chain always writes the same bytes.
+    pub fn sort(&mut self) {
+        self.contracts.sort_by(|a, b| {
+            a.expiry
+                .cmp(&b.expiry)
+                .then(a.right.cmp(&b.right))
+                .then(a.strike.total_cmp(&b.strike))
+                .then(a.trading_class.cmp(&b.trading_class))
+                .then(a.con_id.cmp(&b.con_id))
+        });
+    }
+}
+
+/// Why a symbol cannot be used as a directory name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("symbol `{symbol}` is not allowed: {why} (symbols become directory names under the output root)")]
+pub struct BadSymbol {
+    /// The symbol as given.
+    pub symbol: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+/// Check that a symbol is safe to use as one path component: no separators, no `..`, no leading
+/// dot, no control characters; letters, digits, `.`, `-`, `_` and a single inner space (IB spells
+/// `BRK B`) only.
+pub fn check_symbol(symbol: &str) -> Result<(), BadSymbol> {
+    let bad = |why| {
+        Err(BadSymbol {
+            symbol: symbol.to_string(),
+            why,
+        })
+    };
+    if symbol.is_empty() {
+        return bad("it is empty");
+    }
+    if symbol.len() > 32 {
+        return bad("it is longer than 32 characters");
+    }
+    if symbol.contains('/') || symbol.contains('\\') {
+        return bad("it contains a path separator");
+    }
+    if symbol.starts_with('.') || symbol.contains("..") {
+        return bad("it starts with a dot or contains `..`");
+    }
+    if symbol.trim() != symbol {
+        return bad("it has leading or trailing spaces");
+    }
+    if !symbol
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
+    {
+        return bad("only letters, digits, `.`, `-`, `_` and spaces are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols() {
+        for ok in ["AAPL", "BRK B", "BF.B", "SPY"] {
+            check_symbol(ok).unwrap();
+        }
+        for bad in [
+            "", "../x", "A/B", "A\\B", ".hidden", " AAPL", "A\u{0}B", "A..B",
+        ] {
+            assert!(check_symbol(bad).is_err(), "{bad:?}");
+        }
+    }
+}

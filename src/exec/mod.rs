@@ -1,0 +1,1 @@
+//! The executor: scheduler, pacing governor, retries and resume.

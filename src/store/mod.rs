@@ -1,0 +1,1 @@
+//! Parquet bar files and summary JSONL.
