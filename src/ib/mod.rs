@@ -1,1 +1,7 @@
 //! The gateway client over `ibapi` 5.5.0 and the one classification of IB outcomes.
+
+pub mod gateway;
+pub mod outcome;
+
+pub use gateway::{ConnectError, FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec};
+pub use outcome::{classify_error, classify_notice, Failure, OutcomeClass};

@@ -1,1 +1,3 @@
 //! Parquet bar files and summary JSONL.
+
+pub mod parquet;
