@@ -1,3 +1,4 @@
 //! Parquet bar files and summary JSONL.
 
 pub mod parquet;
+pub mod summary;

@@ -1,0 +1,253 @@
+//! Summary JSONL: one line per finished task, appended and flushed as the task finishes, so a
+//! crash loses at most the work that was in flight. Earlier summaries are the resume state.
+//!
+//! Layout: `<state root>/run_logs/<scope>/<run id>/summary_<phase>_<batch>.jsonl`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// One finished task. The JSON Schema in `schemas/summary_record.schema.json` is generated
+/// from this type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SummaryRecord {
+    /// Run that produced the record.
+    pub run_id: String,
+    /// Stable task id (see `compile::task::task_id`).
+    pub task_id: String,
+    /// Phase name.
+    pub phase: String,
+    /// Underlying symbol.
+    pub symbol: String,
+    /// Option conId (0 for symbol-level records such as a skipped reference close).
+    #[serde(rename = "conId")]
+    pub con_id: i64,
+    /// Expiry.
+    pub expiry: Option<NaiveDate>,
+    /// Strike.
+    pub strike: Option<f64>,
+    /// Right (`C`/`P`).
+    pub right: Option<String>,
+    /// Bar size, IB spelling.
+    pub bar_size: String,
+    /// What to show.
+    pub what: String,
+    /// Duration actually requested (shorter than the task's when the file covered part of it).
+    pub duration: String,
+    /// Window end (UTC).
+    pub end: DateTime<Utc>,
+    /// Outcome class (`OK`, `EMPTY`, `UP_TO_DATE`, `TIMEOUT`, ...).
+    pub status: String,
+    /// Bars received from the gateway.
+    pub bars: u64,
+    /// Bars newly written to the file.
+    pub bars_written: u64,
+    /// First bar received.
+    pub first: Option<DateTime<Utc>>,
+    /// Last bar received.
+    pub last: Option<DateTime<Utc>>,
+    /// IB error code of the last failure.
+    pub error_code: Option<i32>,
+    /// IB error text or our description.
+    pub error_message: Option<String>,
+    /// Parquet file (written or already there).
+    pub output_path: Option<String>,
+    /// Where a corrupt previous file was moved.
+    pub quarantined: Option<String>,
+    /// Requests sent for this task (1 + retries).
+    pub attempts: u32,
+    /// Latency of the last request, milliseconds.
+    pub latency_ms: Option<u64>,
+    /// Pacing governor's in-flight limit when the task finished.
+    pub inflight_limit: Option<u32>,
+    /// First request sent.
+    pub started_at: DateTime<Utc>,
+    /// Record written.
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Directory of one run's summaries.
+pub fn run_dir(state_root: &Path, scope: &str, run_id: &str) -> PathBuf {
+    state_root.join("run_logs").join(scope).join(run_id)
+}
+
+/// File name of one phase's summary in a batch.
+pub fn summary_file_name(phase: &str, batch_index: u32, batch_count: u32) -> String {
+    format!("summary_{phase}_{batch_index}of{batch_count}.jsonl")
+}
+
+/// Appends records, one flushed line each.
+pub struct SummaryWriter {
+    dir: PathBuf,
+    batch: (u32, u32),
+    files: HashMap<String, File>,
+}
+
+impl SummaryWriter {
+    /// A writer for one run directory and batch; files are created on first use.
+    pub fn new(dir: PathBuf, batch_index: u32, batch_count: u32) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(SummaryWriter { dir, batch: (batch_index, batch_count), files: HashMap::new() })
+    }
+
+    /// Append one record and flush it to the OS.
+    pub fn append(&mut self, rec: &SummaryRecord) -> std::io::Result<()> {
+        if !self.files.contains_key(&rec.phase) {
+            let path = self.dir.join(summary_file_name(&rec.phase, self.batch.0, self.batch.1));
+            let f = OpenOptions::new().create(true).append(true).open(path)?;
+            self.files.insert(rec.phase.clone(), f);
+        }
+        let f = self.files.get_mut(&rec.phase).ok_or_else(|| std::io::Error::other("summary file missing"))?;
+        let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.flush()
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// What earlier runs finished, for resume.
+#[derive(Debug, Default)]
+pub struct ResumeState {
+    /// Task ids recorded OK, EMPTY or UP_TO_DATE, with the output path (if any) they wrote.
+    pub done: HashMap<String, Option<String>>,
+    /// Lines that could not be parsed (e.g. the last line of a killed run), skipped.
+    pub bad_lines: usize,
+    /// Summary files read.
+    pub files: usize,
+}
+
+/// Minimal view of a record: parsing only these fields keeps resume start-up fast.
+#[derive(Deserialize)]
+struct DoneView {
+    task_id: String,
+    status: String,
+    output_path: Option<String>,
+}
+
+/// Load every summary under `<state root>/run_logs/<scope>/`.
+pub fn load_resume_state(state_root: &Path, scope: &str) -> std::io::Result<ResumeState> {
+    let mut st = ResumeState::default();
+    let root = state_root.join("run_logs").join(scope);
+    let Ok(runs) = std::fs::read_dir(&root) else { return Ok(st) };
+    let mut files = Vec::new();
+    for run in runs.flatten() {
+        if !run.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(run.path())?.flatten() {
+            let p = f.path();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.starts_with("summary_") && name.ends_with(".jsonl") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for p in files {
+        st.files += 1;
+        let reader = BufReader::with_capacity(1 << 20, File::open(&p)?);
+        for line in reader.lines() {
+            let line = line?;
+            match serde_json::from_str::<DoneView>(&line) {
+                Ok(v) if matches!(v.status.as_str(), "OK" | "EMPTY" | "UP_TO_DATE") => {
+                    st.done.insert(v.task_id, v.output_path);
+                }
+                Ok(_) => {}
+                Err(_) => st.bad_lines += 1,
+            }
+        }
+    }
+    Ok(st)
+}
+
+impl ResumeState {
+    /// True when the task finished earlier and its output (if it wrote one) is still there.
+    pub fn is_done(&self, task_id: &str, checked_files: &mut HashSet<String>) -> bool {
+        match self.done.get(task_id) {
+            None => false,
+            Some(None) => true,
+            Some(Some(path)) => {
+                if checked_files.contains(path) {
+                    return true;
+                }
+                if Path::new(path).exists() {
+                    checked_files.insert(path.clone());
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(task: &str, status: &str, out: Option<String>) -> SummaryRecord {
+        let t = Utc::now();
+        SummaryRecord {
+            run_id: "r1".into(),
+            task_id: task.into(),
+            phase: "hours".into(),
+            symbol: "AAPL".into(),
+            con_id: 1,
+            expiry: None,
+            strike: None,
+            right: None,
+            bar_size: "8 hours".into(),
+            what: "TRADES".into(),
+            duration: "6 M".into(),
+            end: t,
+            status: status.into(),
+            bars: 0,
+            bars_written: 0,
+            first: None,
+            last: None,
+            error_code: None,
+            error_message: None,
+            output_path: out,
+            quarantined: None,
+            attempts: 1,
+            latency_ms: None,
+            inflight_limit: None,
+            started_at: t,
+            finished_at: t,
+        }
+    }
+
+    #[test]
+    fn resume_reads_done_tasks_and_survives_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("f.parquet");
+        std::fs::write(&out, b"x").unwrap();
+        let run = run_dir(dir.path(), "s", "r1");
+        let mut w = SummaryWriter::new(run.clone(), 0, 1).unwrap();
+        w.append(&rec("a", "OK", Some(out.display().to_string()))).unwrap();
+        w.append(&rec("b", "EMPTY", None)).unwrap();
+        w.append(&rec("c", "TIMEOUT", None)).unwrap();
+        w.append(&rec("d", "OK", Some(dir.path().join("gone.parquet").display().to_string()))).unwrap();
+        drop(w);
+        let f = run.join(summary_file_name("hours", 0, 1));
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes.extend_from_slice(b"{\"task_id\":\"e\",\"sta");
+        std::fs::write(&f, bytes).unwrap();
+        let st = load_resume_state(dir.path(), "s").unwrap();
+        assert_eq!(st.bad_lines, 1);
+        let mut seen = HashSet::new();
+        assert!(st.is_done("a", &mut seen));
+        assert!(st.is_done("b", &mut seen));
+        assert!(!st.is_done("c", &mut seen), "TIMEOUT is retried");
+        assert!(!st.is_done("d", &mut seen), "output file is gone");
+        assert!(!st.is_done("e", &mut seen));
+    }
+}
