@@ -262,6 +262,48 @@ impl Duration {
     }
 }
 
+impl Duration {
+    /// First instant of the window that ends at `end` (exclusive) with this duration, in the
+    /// semantics the simulated gateway implements and the executor plans with:
+    /// `N D` counts N trading sessions back (the open of the N-th session among those that start
+    /// before `end`, so `1 D` ending at a session's close is exactly that session, half days
+    /// included); `N W` is 7N calendar days; `N M`/`N Y` calendar months/years; `N S` seconds.
+    pub fn window_start(self, end: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        use chrono::Months;
+        let n = self.n;
+        match self.unit {
+            DurationUnit::Seconds => end - chrono::Duration::seconds(i64::from(n)),
+            DurationUnit::Weeks => end - chrono::Duration::weeks(i64::from(n)),
+            DurationUnit::Months => end.checked_sub_months(Months::new(n)).unwrap_or(end),
+            DurationUnit::Years => end.checked_sub_months(Months::new(12 * n)).unwrap_or(end),
+            DurationUnit::Days => {
+                let mut date = crate::calendar::to_ny(end).date_naive();
+                let mut found = 0;
+                let mut start = end;
+                // Bounded walk: at most n sessions, each within a few calendar days.
+                for _ in 0..(n as usize * 7 + 14) {
+                    match crate::calendar::session(date) {
+                        Ok(Some(s)) if s.open < end => {
+                            found += 1;
+                            start = s.open;
+                            if found == n {
+                                break;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                    match date.pred_opt() {
+                        Some(d) => date = d,
+                        None => break,
+                    }
+                }
+                start
+            }
+        }
+    }
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.n, self.unit.letter())
@@ -359,6 +401,30 @@ mod tests {
         for bad in ["6M", "0 D", "1 X", "", "1 D 2", "-1 D", "x D"] {
             assert!(bad.parse::<Duration>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn window_start_counts_sessions() {
+        use chrono::NaiveDate;
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        let fri = crate::calendar::session(d(11, 27)).unwrap().unwrap();
+        let one: Duration = "1 D".parse().unwrap();
+        assert_eq!(
+            one.window_start(fri.close),
+            fri.open,
+            "half day is one session"
+        );
+        // Two sessions back from Friday skips Thanksgiving Thursday.
+        let two: Duration = "2 D".parse().unwrap();
+        let wed = crate::calendar::session(d(11, 25)).unwrap().unwrap();
+        assert_eq!(two.window_start(fri.close), wed.open);
+        let m: Duration = "1 M".parse().unwrap();
+        assert_eq!(
+            m.window_start(fri.close),
+            fri.close
+                .checked_sub_months(chrono::Months::new(1))
+                .unwrap()
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use crate::ib::OutcomeClass;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// IB's limit of open historical requests per connection.
 pub const IB_MAX_OPEN_REQUESTS: u32 = 50;
@@ -131,7 +131,10 @@ impl Drop for Permit {
 impl PacingGovernor {
     /// A governor with `cfg`.
     pub fn new(cfg: GovernorConfig) -> Arc<Self> {
-        let limit = f64::from(cfg.initial_limit.clamp(1, cfg.max_in_flight.clamp(1, IB_MAX_OPEN_REQUESTS)));
+        let limit = f64::from(
+            cfg.initial_limit
+                .clamp(1, cfg.max_in_flight.clamp(1, IB_MAX_OPEN_REQUESTS)),
+        );
         Arc::new(PacingGovernor {
             state: Mutex::new(State {
                 limit,
@@ -147,7 +150,10 @@ impl PacingGovernor {
                 held: false,
                 held_since: None,
                 small: SmallBarHistory::default(),
-                stats: GovernorStats { limit: limit as u32, ..Default::default() },
+                stats: GovernorStats {
+                    limit: limit as u32,
+                    ..Default::default()
+                },
             }),
             cfg,
             changed: Notify::new(),
@@ -196,7 +202,11 @@ impl PacingGovernor {
                         }
                         st.stats.in_flight = st.in_flight;
                         st.stats.peak_in_flight = st.stats.peak_in_flight.max(st.in_flight);
-                        return Permit { gov: self.clone(), sent: now, done: false };
+                        return Permit {
+                            gov: self.clone(),
+                            sent: now,
+                            done: false,
+                        };
                     }
                 }
             };
@@ -254,7 +264,11 @@ impl PacingGovernor {
         if now.duration_since(st.window_start) < window_len || !enough {
             return;
         }
-        let mean = if st.window_n > 0 { st.window_sum / f64::from(st.window_n) } else { rtt_ms };
+        let mean = if st.window_n > 0 {
+            st.window_sum / f64::from(st.window_n)
+        } else {
+            rtt_ms
+        };
         st.stats.latency_ms = mean;
         let cap = f64::from(self.hard_cap());
         if self.cfg.adaptive {
@@ -276,7 +290,12 @@ impl PacingGovernor {
                         st.slow_start = false;
                         st.stats.decreases += 1;
                     } else if st.window_full {
-                        st.limit = if st.slow_start { st.limit * 2.0 } else { st.limit + 1.0 }.min(cap);
+                        st.limit = if st.slow_start {
+                            st.limit * 2.0
+                        } else {
+                            st.limit + 1.0
+                        }
+                        .min(cap);
                     }
                 }
             }
@@ -344,7 +363,10 @@ mod tests {
     /// Requests beyond `slots` wait, so latency grows with the limit while throughput does not.
     #[tokio::test(start_paused = true)]
     async fn converges_near_service_slots_and_backs_off_on_pacing() {
-        let gov = PacingGovernor::new(GovernorConfig { tolerance: 1.8, ..Default::default() });
+        let gov = PacingGovernor::new(GovernorConfig {
+            tolerance: 1.8,
+            ..Default::default()
+        });
         let slots = Arc::new(tokio::sync::Semaphore::new(8));
         let mut handles = Vec::new();
         for _ in 0..2000 {
@@ -360,7 +382,11 @@ mod tests {
             h.await.unwrap();
         }
         let s = gov.stats();
-        assert!(s.limit >= 8 && s.limit <= 24, "limit {} should settle near the 8 slots", s.limit);
+        assert!(
+            s.limit >= 8 && s.limit <= 24,
+            "limit {} should settle near the 8 slots",
+            s.limit
+        );
         assert!(s.decreases > 0);
         let before = gov.stats().limit;
         let p = gov.acquire(None).await;
@@ -370,12 +396,21 @@ mod tests {
         p.finish(OutcomeClass::Ok);
         let s = gov.stats();
         assert_eq!(s.pacing_pauses, 1);
-        assert!(s.limit < before, "pacing halves the limit: {} -> {}", before, s.limit);
+        assert!(
+            s.limit < before,
+            "pacing halves the limit: {} -> {}",
+            before,
+            s.limit
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn never_exceeds_the_hard_cap() {
-        let gov = PacingGovernor::new(GovernorConfig { max_in_flight: 50, initial_limit: 50, ..Default::default() });
+        let gov = PacingGovernor::new(GovernorConfig {
+            max_in_flight: 50,
+            initial_limit: 50,
+            ..Default::default()
+        });
         let mut permits = Vec::new();
         for _ in 0..50 {
             permits.push(gov.acquire(None).await);

@@ -1,6 +1,10 @@
 //! The executor: scheduler, pacing governor, retries and resume.
 
 pub mod governor;
+pub mod report;
+pub mod run;
 pub mod small_bars;
 
 pub use governor::{GovernorConfig, GovernorStats, PacingGovernor, Permit};
+pub use report::{ConsoleReporter, QuietReporter, Reporter, RunStats};
+pub use run::{execute, filter_resumed, lock_scope, ExecConfig, ExecError, RunReport};

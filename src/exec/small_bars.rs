@@ -64,14 +64,21 @@ impl SmallBarHistory {
         }
         let mut wait = Duration::ZERO;
         // Identical request.
-        if let Some((t, _)) = self.sent.iter().rev().find(|(_, k)| k.request == key.request) {
+        if let Some((t, _)) = self
+            .sent
+            .iter()
+            .rev()
+            .find(|(_, k)| k.request == key.request)
+        {
             wait = wait.max((*t + rules.identical_window).saturating_duration_since(now));
         }
         // Same contract within the short window.
         let recent: Vec<Instant> = self
             .sent
             .iter()
-            .filter(|(t, k)| k.contract == key.contract && now.duration_since(*t) < rules.per_contract_window)
+            .filter(|(t, k)| {
+                k.contract == key.contract && now.duration_since(*t) < rules.per_contract_window
+            })
             .flat_map(|(t, k)| std::iter::repeat_n(*t, k.weight))
             .collect();
         if recent.len() + key.weight > rules.per_contract_max {
@@ -81,7 +88,11 @@ impl SmallBarHistory {
             }
         }
         // Global window.
-        let weights: Vec<Instant> = self.sent.iter().flat_map(|(t, k)| std::iter::repeat_n(*t, k.weight)).collect();
+        let weights: Vec<Instant> = self
+            .sent
+            .iter()
+            .flat_map(|(t, k)| std::iter::repeat_n(*t, k.weight))
+            .collect();
         if weights.len() + key.weight > rules.global_max {
             let idx = weights.len() + key.weight - rules.global_max - 1;
             if let Some(t) = weights.get(idx) {
@@ -102,7 +113,11 @@ mod tests {
     use super::*;
 
     fn key(c: &str, r: &str) -> SmallBarKey {
-        SmallBarKey { contract: c.into(), request: r.into(), weight: 1 }
+        SmallBarKey {
+            contract: c.into(),
+            request: r.into(),
+            weight: 1,
+        }
     }
 
     #[test]
@@ -112,8 +127,14 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(h.delay(&rules, &key("a", "a1"), t0), Duration::ZERO);
         h.record(key("a", "a1"), t0);
-        assert_eq!(h.delay(&rules, &key("a", "a1"), t0 + Duration::from_secs(5)), Duration::from_secs(10));
-        assert_eq!(h.delay(&rules, &key("b", "b1"), t0 + Duration::from_secs(5)), Duration::ZERO);
+        assert_eq!(
+            h.delay(&rules, &key("a", "a1"), t0 + Duration::from_secs(5)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            h.delay(&rules, &key("b", "b1"), t0 + Duration::from_secs(5)),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -128,7 +149,11 @@ mod tests {
             h.record(k, t);
         }
         let d = h.delay(&rules, &key("a", "a5"), t0 + Duration::from_millis(500));
-        assert_eq!(d, Duration::from_millis(1500), "waits until the first leaves the 2 s window");
+        assert_eq!(
+            d,
+            Duration::from_millis(1500),
+            "waits until the first leaves the 2 s window"
+        );
     }
 
     #[test]
@@ -143,7 +168,10 @@ mod tests {
             h.record(k, t);
         }
         let now = t0 + Duration::from_secs(200);
-        assert_eq!(h.delay(&rules, &key("x", "x"), now), Duration::from_secs(400));
+        assert_eq!(
+            h.delay(&rules, &key("x", "x"), now),
+            Duration::from_secs(400)
+        );
     }
 
     #[test]
@@ -152,10 +180,18 @@ mod tests {
         let mut h = SmallBarHistory::default();
         let t0 = Instant::now();
         for i in 0..2 {
-            let k = SmallBarKey { contract: "a".into(), request: format!("r{i}"), weight: 2 };
+            let k = SmallBarKey {
+                contract: "a".into(),
+                request: format!("r{i}"),
+                weight: 2,
+            };
             h.record(k, t0);
         }
-        let k = SmallBarKey { contract: "a".into(), request: "r9".into(), weight: 2 };
+        let k = SmallBarKey {
+            contract: "a".into(),
+            request: "r9".into(),
+            weight: 2,
+        };
         assert!(h.delay(&rules, &k, t0) > Duration::ZERO, "4 + 2 > 5");
     }
 }

@@ -90,17 +90,26 @@ impl SummaryWriter {
     /// A writer for one run directory and batch; files are created on first use.
     pub fn new(dir: PathBuf, batch_index: u32, batch_count: u32) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(SummaryWriter { dir, batch: (batch_index, batch_count), files: HashMap::new() })
+        Ok(SummaryWriter {
+            dir,
+            batch: (batch_index, batch_count),
+            files: HashMap::new(),
+        })
     }
 
     /// Append one record and flush it to the OS.
     pub fn append(&mut self, rec: &SummaryRecord) -> std::io::Result<()> {
         if !self.files.contains_key(&rec.phase) {
-            let path = self.dir.join(summary_file_name(&rec.phase, self.batch.0, self.batch.1));
+            let path = self
+                .dir
+                .join(summary_file_name(&rec.phase, self.batch.0, self.batch.1));
             let f = OpenOptions::new().create(true).append(true).open(path)?;
             self.files.insert(rec.phase.clone(), f);
         }
-        let f = self.files.get_mut(&rec.phase).ok_or_else(|| std::io::Error::other("summary file missing"))?;
+        let f = self
+            .files
+            .get_mut(&rec.phase)
+            .ok_or_else(|| std::io::Error::other("summary file missing"))?;
         let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
         f.write_all(&line)?;
@@ -136,7 +145,9 @@ struct DoneView {
 pub fn load_resume_state(state_root: &Path, scope: &str) -> std::io::Result<ResumeState> {
     let mut st = ResumeState::default();
     let root = state_root.join("run_logs").join(scope);
-    let Ok(runs) = std::fs::read_dir(&root) else { return Ok(st) };
+    let Ok(runs) = std::fs::read_dir(&root) else {
+        return Ok(st);
+    };
     let mut files = Vec::new();
     for run in runs.flatten() {
         if !run.path().is_dir() {
@@ -144,7 +155,10 @@ pub fn load_resume_state(state_root: &Path, scope: &str) -> std::io::Result<Resu
         }
         for f in std::fs::read_dir(run.path())?.flatten() {
             let p = f.path();
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if name.starts_with("summary_") && name.ends_with(".jsonl") {
                 files.push(p);
             }
@@ -232,10 +246,16 @@ mod tests {
         std::fs::write(&out, b"x").unwrap();
         let run = run_dir(dir.path(), "s", "r1");
         let mut w = SummaryWriter::new(run.clone(), 0, 1).unwrap();
-        w.append(&rec("a", "OK", Some(out.display().to_string()))).unwrap();
+        w.append(&rec("a", "OK", Some(out.display().to_string())))
+            .unwrap();
         w.append(&rec("b", "EMPTY", None)).unwrap();
         w.append(&rec("c", "TIMEOUT", None)).unwrap();
-        w.append(&rec("d", "OK", Some(dir.path().join("gone.parquet").display().to_string()))).unwrap();
+        w.append(&rec(
+            "d",
+            "OK",
+            Some(dir.path().join("gone.parquet").display().to_string()),
+        ))
+        .unwrap();
         drop(w);
         let f = run.join(summary_file_name("hours", 0, 1));
         let mut bytes = std::fs::read(&f).unwrap();

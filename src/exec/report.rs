@@ -1,0 +1,201 @@
+//! Run statistics and reporters: the runner emits events, a reporter shows them. A terminal gets
+//! a one-line progress bar redrawn in place; anything else gets a plain log line every few
+//! seconds; both end with the same final table.
+
+use super::governor::GovernorStats;
+use crate::ib::OutcomeClass;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Counts of a run so far.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunStats {
+    /// Tasks in this run (after resume filtering).
+    pub total: u64,
+    /// Tasks skipped because an earlier run finished them.
+    pub resumed: u64,
+    /// Tasks finished in this run, by final status.
+    pub by_status: BTreeMap<String, u64>,
+    /// Requests sent (including retries).
+    pub requests: u64,
+    /// Retries sent.
+    pub retries: u64,
+    /// Bars received.
+    pub bars: u64,
+    /// Reconnects made.
+    pub reconnects: u64,
+    /// Seconds since the run started.
+    pub elapsed_secs: f64,
+    /// Governor state at the end (or now).
+    pub governor: GovernorStats,
+}
+
+impl RunStats {
+    /// Tasks finished in this run.
+    pub fn done(&self) -> u64 {
+        self.by_status.values().sum()
+    }
+
+    /// Count one final status.
+    pub fn count(&mut self, class: OutcomeClass) {
+        *self
+            .by_status
+            .entry(class.as_str().to_string())
+            .or_default() += 1;
+    }
+
+    fn get(&self, s: &str) -> u64 {
+        self.by_status.get(s).copied().unwrap_or(0)
+    }
+
+    /// Finished tasks that ended in an error class.
+    pub fn errors(&self) -> u64 {
+        self.done() - self.get("OK") - self.get("EMPTY") - self.get("UP_TO_DATE")
+    }
+
+    /// Requests per second so far.
+    pub fn rate(&self) -> f64 {
+        if self.elapsed_secs > 0.0 {
+            self.requests as f64 / self.elapsed_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// One progress line.
+    pub fn progress_line(&self) -> String {
+        let done = self.done();
+        let rate = self.rate();
+        let eta = if rate > 0.0 && self.total > done {
+            let secs =
+                (self.total - done) as f64 / (done as f64 / self.elapsed_secs.max(1e-9)).max(1e-9);
+            format_secs(secs)
+        } else {
+            "-".into()
+        };
+        let g = &self.governor;
+        format!(
+            "{done}/{total} ({pct:.1}%) ok {ok} empty {empty} up-to-date {utd} err {err} | {rate:.1} req/s | in flight {inf}/{lim} lat {lat:.0} ms{paused} | ETA {eta}",
+            total = self.total,
+            pct = if self.total > 0 { 100.0 * done as f64 / self.total as f64 } else { 100.0 },
+            ok = self.get("OK"),
+            empty = self.get("EMPTY"),
+            utd = self.get("UP_TO_DATE"),
+            err = self.errors(),
+            inf = g.in_flight,
+            lim = g.limit,
+            lat = g.latency_ms,
+            paused = if g.paused { " PAUSED" } else { "" },
+        )
+    }
+
+    /// The final table.
+    pub fn final_table(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!("{:<18} {:>10}\n", "status", "tasks"));
+        for (k, v) in &self.by_status {
+            s.push_str(&format!("{k:<18} {v:>10}\n"));
+        }
+        s.push_str(&format!(
+            "{:<18} {:>10}\n",
+            "resumed (skipped)", self.resumed
+        ));
+        s.push_str(&format!(
+            "requests {} (retries {}), bars {}, {:.1} req/s over {}, reconnects {}\n",
+            self.requests,
+            self.retries,
+            self.bars,
+            self.rate(),
+            format_secs(self.elapsed_secs),
+            self.reconnects
+        ));
+        let g = &self.governor;
+        s.push_str(&format!(
+            "governor: limit {} (peak in flight {}), latency {:.0} ms (floor {:.0} ms), {} decreases, {} pacing pauses, paused {:.1} s\n",
+            g.limit, g.peak_in_flight, g.latency_ms, g.base_latency_ms, g.decreases, g.pacing_pauses, g.paused_secs
+        ));
+        s
+    }
+}
+
+fn format_secs(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", secs.max(0.0))
+    }
+}
+
+/// Receives progress from the runner.
+pub trait Reporter: Send {
+    /// Called about once a second and after every finished task (cheap to call often).
+    fn progress(&mut self, stats: &RunStats);
+    /// Called once at the end.
+    fn finish(&mut self, stats: &RunStats);
+}
+
+/// Progress bar on a terminal, periodic log lines otherwise; final table on stderr.
+pub struct ConsoleReporter {
+    tty: bool,
+    last: Option<Instant>,
+    every: Duration,
+}
+
+impl ConsoleReporter {
+    /// Detects whether stderr is a terminal.
+    pub fn new() -> Self {
+        let tty = std::io::stderr().is_terminal();
+        ConsoleReporter {
+            tty,
+            last: None,
+            every: if tty {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(10)
+            },
+        }
+    }
+}
+
+impl Default for ConsoleReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for ConsoleReporter {
+    fn progress(&mut self, stats: &RunStats) {
+        if self.last.is_some_and(|l| l.elapsed() < self.every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{}", stats.progress_line());
+        } else {
+            let _ = writeln!(err, "progress: {}", stats.progress_line());
+        }
+        let _ = err.flush();
+    }
+
+    fn finish(&mut self, stats: &RunStats) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = writeln!(err);
+        }
+        let _ = write!(err, "{}", stats.final_table());
+    }
+}
+
+/// Discards progress (tests, benchmarks).
+pub struct QuietReporter;
+
+impl Reporter for QuietReporter {
+    fn progress(&mut self, _: &RunStats) {}
+    fn finish(&mut self, _: &RunStats) {}
+}

@@ -1,0 +1,677 @@
+//! The scheduler: runs fetch tasks through the governor and the gateway, one file at a time per
+//! series, with retries, reconnects, incremental merges and a summary line per finished task.
+//!
+//! A *series* is one output file (contract x what x bar size); its windows run in order, never
+//! two at once, so merges into one file never race. Phases run per symbol in `depends-on` order:
+//! a symbol's series of a phase start once that symbol's series of every phase it depends on are
+//! finished.
+
+use super::governor::{GovernorConfig, PacingGovernor};
+use super::report::{Reporter, RunStats};
+use super::small_bars::SmallBarKey;
+use crate::bars::{Duration as IbDuration, DurationUnit};
+use crate::compile::task::FetchTask;
+use crate::ib::{FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec, OutcomeClass};
+use crate::store::parquet::{self, SeriesKey};
+use crate::store::summary::{self, SummaryRecord, SummaryWriter};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// Everything the executor needs besides the tasks.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// Scope (output directory suffix and run-log directory).
+    pub scope: String,
+    /// Output root (`data_test`).
+    pub output_root: PathBuf,
+    /// State root (`state`).
+    pub state_root: PathBuf,
+    /// Run id (directory of this run's summaries).
+    pub run_id: String,
+    /// Batch index, for the summary file name and the lock.
+    pub batch_index: u32,
+    /// Batch count.
+    pub batch_count: u32,
+    /// Skip tasks recorded done in earlier summaries.
+    pub resume: bool,
+    /// Merge into existing files and request only missing spans.
+    pub incremental: bool,
+    /// Gateway.
+    pub gateway: GatewayConfig,
+    /// Governor.
+    pub governor: GovernorConfig,
+    /// Requests per task at most (first try + retries) for retryable classes.
+    pub max_attempts: u32,
+    /// First retry backoff; doubles per attempt, capped at 60 s.
+    pub retry_backoff: Duration,
+    /// How long to keep trying to reconnect after a disconnect before giving up the run.
+    pub reconnect_for: Duration,
+    /// Phase -> phases it depends on.
+    pub phase_deps: BTreeMap<String, Vec<String>>,
+    /// Series worked on at once (each waits on the governor for a request slot).
+    pub active_series: usize,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Final counts.
+    pub stats: RunStats,
+    /// Directory of this run's summaries.
+    pub run_dir: PathBuf,
+    /// True when Ctrl-C (or the cancel signal) stopped it early.
+    pub interrupted: bool,
+    /// Set when the gateway stayed unreachable past `reconnect_for`.
+    pub gateway_lost: Option<String>,
+}
+
+/// Errors that stop a run before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Another executor holds the lock.
+    #[error("another executor is running scope `{scope}` batch {batch} (lock file {path}); wait for it or stop it")]
+    Locked {
+        /// Scope.
+        scope: String,
+        /// Batch label.
+        batch: String,
+        /// Lock file.
+        path: PathBuf,
+    },
+    /// Gateway connection failed.
+    #[error(transparent)]
+    Connect(#[from] crate::ib::ConnectError),
+    /// State directory problems.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Holds the per-scope-and-batch lock for the life of the run (released by the OS even on
+/// SIGKILL, since it is an advisory file lock, not a file's existence).
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Take the lock for a scope and batch.
+pub fn lock_scope(cfg: &ExecConfig) -> Result<RunLock, ExecError> {
+    let dir = cfg.state_root.join("run_logs").join(&cfg.scope);
+    std::fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let path = dir.join(format!(".lock-{}of{}", cfg.batch_index, cfg.batch_count));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| ExecError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(RunLock { _file: file }),
+        Err(_) => Err(ExecError::Locked {
+            scope: cfg.scope.clone(),
+            batch: format!("{}/{}", cfg.batch_index, cfg.batch_count),
+            path,
+        }),
+    }
+}
+
+/// Drop tasks an earlier run finished (summary says OK/EMPTY/UP_TO_DATE and the file is there).
+pub fn filter_resumed(
+    cfg: &ExecConfig,
+    tasks: Vec<FetchTask>,
+) -> Result<(Vec<FetchTask>, u64), ExecError> {
+    if !cfg.resume {
+        return Ok((tasks, 0));
+    }
+    let state = summary::load_resume_state(&cfg.state_root, &cfg.scope).map_err(|source| {
+        ExecError::Io {
+            path: cfg.state_root.clone(),
+            source,
+        }
+    })?;
+    let mut checked = HashSet::new();
+    let before = tasks.len();
+    let left: Vec<FetchTask> = tasks
+        .into_iter()
+        .filter(|t| !state.is_done(&t.id, &mut checked))
+        .collect();
+    let skipped = (before - left.len()) as u64;
+    Ok((left, skipped))
+}
+
+struct Series {
+    phase: String,
+    symbol: String,
+    tasks: Vec<FetchTask>,
+}
+
+enum Event {
+    Request { retry: bool },
+    Finished { class: OutcomeClass, bars: u64 },
+    SeriesDone { phase: String, symbol: String },
+    Reconnected,
+    GatewayLost(String),
+}
+
+struct Shared {
+    cfg: ExecConfig,
+    gateway: Gateway,
+    governor: Arc<PacingGovernor>,
+    summary: Arc<Mutex<SummaryWriter>>,
+    events: mpsc::UnboundedSender<Event>,
+    stop: watch::Receiver<bool>,
+    lost: watch::Sender<Option<String>>,
+    reconnecting: tokio::sync::Mutex<()>,
+    today: chrono::NaiveDate,
+}
+
+/// Run `tasks` (already resume-filtered) against the gateway. `stop` turns true on Ctrl-C:
+/// dispatch stops, in-flight requests finish or time out, the summary is flushed.
+pub async fn execute(
+    tasks: Vec<FetchTask>,
+    resumed: u64,
+    cfg: ExecConfig,
+    reporter: &mut dyn Reporter,
+    stop: watch::Receiver<bool>,
+) -> Result<RunReport, ExecError> {
+    let run_dir = summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id);
+    let writer = SummaryWriter::new(run_dir.clone(), cfg.batch_index, cfg.batch_count).map_err(
+        |source| ExecError::Io {
+            path: run_dir.clone(),
+            source,
+        },
+    )?;
+    let gateway = Gateway::connect(cfg.gateway.clone()).await?;
+    let governor = PacingGovernor::new(cfg.governor.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (lost_tx, _) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        gateway,
+        governor: governor.clone(),
+        summary: Arc::new(Mutex::new(writer)),
+        events: tx,
+        stop: stop.clone(),
+        lost: lost_tx,
+        reconnecting: tokio::sync::Mutex::new(()),
+        today: crate::calendar::to_ny(Utc::now()).date_naive(),
+    });
+
+    // Group into series, keeping the manifest's order.
+    let mut order: Vec<(String, i64, String, crate::bars::BarSize)> = Vec::new();
+    let mut groups: HashMap<(String, i64, String, crate::bars::BarSize), Series> = HashMap::new();
+    for t in tasks {
+        let key = (t.phase.clone(), t.con_id, t.what.clone(), t.bar_size);
+        let s = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            Series {
+                phase: t.phase.clone(),
+                symbol: t.symbol.clone(),
+                tasks: Vec::new(),
+            }
+        });
+        s.tasks.push(t);
+    }
+    let mut remaining: HashMap<(String, String), usize> = HashMap::new();
+    let mut stats = RunStats {
+        resumed,
+        ..Default::default()
+    };
+    let mut queue: VecDeque<Series> = VecDeque::new();
+    for key in order {
+        if let Some(mut s) = groups.remove(&key) {
+            s.tasks.sort_by_key(|t| t.window);
+            stats.total += s.tasks.len() as u64;
+            *remaining
+                .entry((s.phase.clone(), s.symbol.clone()))
+                .or_default() += 1;
+            queue.push_back(s);
+        }
+    }
+    let deps = cfg.phase_deps.clone();
+    let blocked = |phase: &str, symbol: &str, remaining: &HashMap<(String, String), usize>| {
+        deps.get(phase).is_some_and(|ds| {
+            ds.iter().any(|d| {
+                remaining
+                    .get(&(d.clone(), symbol.to_string()))
+                    .copied()
+                    .unwrap_or(0)
+                    > 0
+            })
+        })
+    };
+
+    let started = Instant::now();
+    let mut active = 0usize;
+    let max_active = cfg.active_series.max(1);
+    let mut joins = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut interrupted = false;
+    let mut gateway_lost = None;
+    let mut stop_rx = stop.clone();
+    loop {
+        let stopping = interrupted || gateway_lost.is_some();
+        if !stopping {
+            // Start ready series, in manifest order, skipping those still blocked by depends-on.
+            let mut i = 0;
+            while active < max_active && i < queue.len() {
+                let ready = !blocked(&queue[i].phase, &queue[i].symbol, &remaining);
+                if ready {
+                    if let Some(s) = queue.remove(i) {
+                        active += 1;
+                        let sh = shared.clone();
+                        joins.spawn(run_series(sh, s));
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if active == 0 && (queue.is_empty() || stopping) {
+            break;
+        }
+        tokio::select! {
+            Some(ev) = rx.recv() => match ev {
+                Event::Request { retry } => { stats.requests += 1; if retry { stats.retries += 1; } }
+                Event::Finished { class, bars } => { stats.count(class); stats.bars += bars; }
+                Event::SeriesDone { phase, symbol } => {
+                    active -= 1;
+                    if let Some(n) = remaining.get_mut(&(phase, symbol)) { *n = n.saturating_sub(1); }
+                }
+                Event::Reconnected => stats.reconnects += 1,
+                Event::GatewayLost(why) => gateway_lost = Some(why),
+            },
+            Some(res) = joins.join_next(), if !joins.is_empty() => {
+                if let Err(e) = res { tracing::error!("series task failed: {e}"); }
+            }
+            _ = stop_rx.changed() => { if *stop_rx.borrow() { interrupted = true; } }
+            _ = tick.tick() => {}
+        }
+        stats.elapsed_secs = started.elapsed().as_secs_f64();
+        stats.governor = governor.stats();
+        reporter.progress(&stats);
+    }
+    while joins.join_next().await.is_some() {}
+    while let Ok(ev) = rx.try_recv() {
+        match ev {
+            Event::Request { retry } => {
+                stats.requests += 1;
+                if retry {
+                    stats.retries += 1;
+                }
+            }
+            Event::Finished { class, bars } => {
+                stats.count(class);
+                stats.bars += bars;
+            }
+            Event::Reconnected => stats.reconnects += 1,
+            Event::GatewayLost(why) => gateway_lost = Some(why),
+            Event::SeriesDone { .. } => {}
+        }
+    }
+    stats.elapsed_secs = started.elapsed().as_secs_f64();
+    stats.governor = governor.stats();
+    reporter.finish(&stats);
+    let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
+    if let Ok(json) = serde_json::to_vec_pretty(&stats) {
+        let tmp = run_file.with_extension("json.tmp");
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, &run_file);
+        }
+    }
+    Ok(RunReport {
+        stats,
+        run_dir,
+        interrupted,
+        gateway_lost,
+    })
+}
+
+async fn run_series(sh: Arc<Shared>, s: Series) {
+    for t in &s.tasks {
+        if *sh.stop.borrow() || sh.lost.borrow().is_some() {
+            break;
+        }
+        run_task(&sh, t).await;
+    }
+    let _ = sh.events.send(Event::SeriesDone {
+        phase: s.phase,
+        symbol: s.symbol,
+    });
+}
+
+/// What to send for a task given what its file already holds.
+enum Plan {
+    UpToDate(String),
+    Fetch(IbDuration),
+}
+
+fn plan_request(t: &FetchTask, path: &std::path::Path, cfg: &ExecConfig) -> Plan {
+    let exists = path.exists();
+    if !cfg.incremental {
+        return if exists && cfg.resume {
+            Plan::UpToDate("file exists (--no-incremental --resume)".into())
+        } else {
+            Plan::Fetch(t.duration)
+        };
+    }
+    let Ok(Some(cov)) = parquet::coverage(path) else {
+        return Plan::Fetch(t.duration);
+    };
+    let bar = chrono::Duration::seconds(t.bar_size.seconds());
+    if cov.last + bar >= t.end {
+        return Plan::UpToDate(format!("file already holds bars up to {}", cov.last));
+    }
+    let start = t.duration.window_start(t.end);
+    if cov.last < start {
+        return Plan::Fetch(t.duration);
+    }
+    // Request the sessions from the one holding the last stored bar (if not finished) to the end.
+    let last_day = crate::calendar::to_ny(cov.last).date_naive();
+    let end_day = crate::calendar::to_ny(t.end).date_naive();
+    let Ok(sessions) = crate::calendar::sessions_between(last_day, end_day) else {
+        return Plan::Fetch(t.duration);
+    };
+    let mut n = sessions.iter().filter(|s| s.open < t.end).count() as u32;
+    if let Some(first) = sessions.first() {
+        if first.date == last_day && cov.last + bar >= first.close {
+            n = n.saturating_sub(1);
+        }
+    }
+    if n == 0 {
+        return Plan::UpToDate(format!("file already holds bars up to {}", cov.last));
+    }
+    let shorter = IbDuration {
+        n,
+        unit: DurationUnit::Days,
+    };
+    if shorter.window_start(t.end) <= start {
+        Plan::Fetch(t.duration)
+    } else {
+        Plan::Fetch(shorter)
+    }
+}
+
+fn hist_request(t: &FetchTask, duration: IbDuration) -> HistRequest {
+    HistRequest {
+        option: Some(OptionSpec {
+            symbol: t.symbol.clone(),
+            con_id: t.con_id,
+            local_symbol: t.local_symbol.clone(),
+            trading_class: t.trading_class.clone(),
+            expiry: t.expiry,
+            strike: t.strike,
+            right: t.right,
+            multiplier: t.multiplier,
+            exchange: t.exchange.clone(),
+            currency: t.currency.clone(),
+        }),
+        stock_symbol: t.symbol.clone(),
+        what: t.what.clone(),
+        bar_size: t.bar_size,
+        duration,
+        end: Some(t.end),
+        use_rth: t.use_rth,
+    }
+}
+
+async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
+    let cfg = &sh.cfg;
+    let key = SeriesKey {
+        symbol: t.symbol.clone(),
+        con_id: t.con_id,
+        expiry: t.expiry,
+        strike: t.strike,
+        right: t.right,
+        bar_size: t.bar_size,
+        what: t.what.clone(),
+    };
+    let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
+    let started_at = Utc::now();
+    let plan = {
+        let (t2, p2, c2) = (t.clone(), path.clone(), cfg.clone());
+        tokio::task::spawn_blocking(move || plan_request(&t2, &p2, &c2))
+            .await
+            .unwrap_or(Plan::Fetch(t.duration))
+    };
+    let duration = match plan {
+        Plan::UpToDate(why) => {
+            let out = path.exists().then(|| path.display().to_string());
+            let rec = record(
+                sh,
+                t,
+                t.duration,
+                started_at,
+                OutcomeClass::UpToDate,
+                &[],
+                0,
+                None,
+                Some(why),
+                out,
+                None,
+                0,
+                None,
+            );
+            write_record(sh, rec, OutcomeClass::UpToDate, 0).await;
+            return;
+        }
+        Plan::Fetch(d) => d,
+    };
+    let req = hist_request(t, duration);
+    let expired = t.expiry < sh.today;
+    let small = t.bar_size.is_small().then(|| SmallBarKey {
+        contract: format!("{}|{}|{}", t.con_id, t.exchange, t.what),
+        request: format!(
+            "{}|{}|{}|{}|{}",
+            t.con_id, t.what, t.bar_size, t.end, duration
+        ),
+        weight: if t.what == "BID_ASK" { 2 } else { 1 },
+    });
+    let mut attempts = 0u32;
+    let mut disconnects = 0u32;
+    loop {
+        if *sh.stop.borrow() || sh.lost.borrow().is_some() {
+            return; // not recorded: the next run does it
+        }
+        let generation = sh.gateway.generation();
+        let permit = sh.governor.acquire(small.as_ref()).await;
+        attempts += 1;
+        let _ = sh.events.send(Event::Request {
+            retry: attempts > 1,
+        });
+        let result = sh.gateway.historical(&req, expired).await;
+        let class = match &result {
+            Ok(_) => OutcomeClass::Ok,
+            Err(f) => f.class,
+        };
+        let latency = permit.finish(class);
+        let latency_ms = Some(latency.as_millis() as u64);
+        match result {
+            Ok(bars) => {
+                let (p2, k2, b2, inc) = (path.clone(), key.clone(), bars.clone(), cfg.incremental);
+                let merged = tokio::task::spawn_blocking(move || {
+                    parquet::merge_bars(&p2, &k2, &b2, Utc::now(), inc)
+                })
+                .await;
+                let (class, written, quarantined, err) = match merged {
+                    Ok(Ok(m)) => (
+                        OutcomeClass::Ok,
+                        m.appended as u64,
+                        m.quarantined.map(|q| q.display().to_string()),
+                        None,
+                    ),
+                    Ok(Err(e)) => (OutcomeClass::Other, 0, None, Some(e.to_string())),
+                    Err(e) => (OutcomeClass::Other, 0, None, Some(e.to_string())),
+                };
+                let out = (class == OutcomeClass::Ok && path.exists())
+                    .then(|| path.display().to_string());
+                let rec = record(
+                    sh,
+                    t,
+                    duration,
+                    started_at,
+                    class,
+                    &bars,
+                    written,
+                    None,
+                    err,
+                    out,
+                    quarantined,
+                    attempts,
+                    latency_ms,
+                );
+                write_record(sh, rec, class, bars.len() as u64).await;
+                return;
+            }
+            Err(f) if f.class == OutcomeClass::Disconnected => {
+                disconnects += 1;
+                if disconnects > 1000 || !reconnect(sh, generation).await {
+                    return;
+                }
+                attempts -= 1; // not the task's fault
+            }
+            Err(f) if f.class.is_retryable() && attempts < cfg.max_attempts => {
+                let backoff = cfg
+                    .retry_backoff
+                    .saturating_mul(1 << (attempts - 1).min(6))
+                    .min(Duration::from_secs(60));
+                tokio::time::sleep(backoff).await;
+            }
+            Err(f) => {
+                let out = path.exists().then(|| path.display().to_string());
+                let rec = record(
+                    sh,
+                    t,
+                    duration,
+                    started_at,
+                    f.class,
+                    &[],
+                    0,
+                    f.code,
+                    Some(f.message.clone()),
+                    out,
+                    None,
+                    attempts,
+                    latency_ms,
+                );
+                write_record(sh, rec, f.class, 0).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Reconnect after a drop seen on connection `generation`. Returns false when the run must stop.
+async fn reconnect(sh: &Arc<Shared>, generation: u64) -> bool {
+    sh.governor.hold();
+    let _guard = sh.reconnecting.lock().await;
+    if sh.gateway.generation() != generation {
+        return sh.lost.borrow().is_none();
+    }
+    if sh.lost.borrow().is_some() {
+        return false;
+    }
+    let deadline = Instant::now() + sh.cfg.reconnect_for;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *sh.stop.borrow() {
+            return false;
+        }
+        match sh.gateway.reconnect(generation).await {
+            Ok(()) => {
+                tracing::info!("reconnected to {}", sh.cfg.gateway.address());
+                let _ = sh.events.send(Event::Reconnected);
+                sh.governor.resume();
+                return true;
+            }
+            Err(e) => {
+                if Instant::now() + backoff > deadline {
+                    let why = format!("gateway unreachable for {:?}: {e}", sh.cfg.reconnect_for);
+                    let _ = sh.lost.send(Some(why.clone()));
+                    let _ = sh.events.send(Event::GatewayLost(why));
+                    sh.governor.resume();
+                    return false;
+                }
+                tracing::warn!("reconnect failed, retrying in {backoff:?}: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    sh: &Shared,
+    t: &FetchTask,
+    duration: IbDuration,
+    started_at: DateTime<Utc>,
+    class: OutcomeClass,
+    bars: &[FetchedBar],
+    written: u64,
+    code: Option<i32>,
+    message: Option<String>,
+    output_path: Option<String>,
+    quarantined: Option<String>,
+    attempts: u32,
+    latency_ms: Option<u64>,
+) -> SummaryRecord {
+    SummaryRecord {
+        run_id: sh.cfg.run_id.clone(),
+        task_id: t.id.clone(),
+        phase: t.phase.clone(),
+        symbol: t.symbol.clone(),
+        con_id: t.con_id,
+        expiry: Some(t.expiry),
+        strike: Some(t.strike),
+        right: Some(t.right.as_str().to_string()),
+        bar_size: t.bar_size.as_str().to_string(),
+        what: t.what.clone(),
+        duration: duration.to_string(),
+        end: t.end,
+        status: class.as_str().to_string(),
+        bars: bars.len() as u64,
+        bars_written: written,
+        first: bars.iter().map(|b| b.ts).min(),
+        last: bars.iter().map(|b| b.ts).max(),
+        error_code: code,
+        error_message: message,
+        output_path,
+        quarantined,
+        attempts,
+        latency_ms,
+        inflight_limit: Some(sh.governor.stats().limit),
+        started_at,
+        finished_at: Utc::now(),
+    }
+}
+
+async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass, bars: u64) {
+    let w = sh.summary.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        w.lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .append(&rec)
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("cannot append to the summary: {e}"),
+        Err(e) => tracing::error!("summary writer task failed: {e}"),
+    }
+    let _ = sh.events.send(Event::Finished { class, bars });
+}
