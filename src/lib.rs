@@ -6,6 +6,7 @@ pub mod cache;
 pub mod calendar;
 pub mod cli;
 pub mod compile;
+pub mod discover;
 pub mod exec;
 pub mod ib;
 pub mod plan;

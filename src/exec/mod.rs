@@ -1,6 +1,7 @@
 //! The executor: scheduler, pacing governor, retries and resume.
 
 pub mod governor;
+pub mod reconnect;
 pub mod report;
 pub mod run;
 pub mod small_bars;

@@ -577,39 +577,30 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
 
 /// Reconnect after a drop seen on connection `generation`. Returns false when the run must stop.
 async fn reconnect(sh: &Arc<Shared>, generation: u64) -> bool {
-    sh.governor.hold();
     let _guard = sh.reconnecting.lock().await;
-    if sh.gateway.generation() != generation {
-        return sh.lost.borrow().is_none();
-    }
     if sh.lost.borrow().is_some() {
         return false;
     }
-    let deadline = Instant::now() + sh.cfg.reconnect_for;
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        if *sh.stop.borrow() {
-            return false;
+    match super::reconnect::reconnect_with_backoff(
+        &sh.gateway,
+        &sh.governor,
+        generation,
+        sh.cfg.reconnect_for,
+        &sh.stop,
+    )
+    .await
+    {
+        Ok(true) => {
+            let _ = sh.events.send(Event::Reconnected);
+            true
         }
-        match sh.gateway.reconnect(generation).await {
-            Ok(()) => {
-                tracing::info!("reconnected to {}", sh.cfg.gateway.address());
-                let _ = sh.events.send(Event::Reconnected);
-                sh.governor.resume();
-                return true;
+        Ok(false) => true,
+        Err(why) => {
+            if !*sh.stop.borrow() {
+                let _ = sh.lost.send(Some(why.clone()));
+                let _ = sh.events.send(Event::GatewayLost(why));
             }
-            Err(e) => {
-                if Instant::now() + backoff > deadline {
-                    let why = format!("gateway unreachable for {:?}: {e}", sh.cfg.reconnect_for);
-                    let _ = sh.lost.send(Some(why.clone()));
-                    let _ = sh.events.send(Event::GatewayLost(why));
-                    sh.governor.resume();
-                    return false;
-                }
-                tracing::warn!("reconnect failed, retrying in {backoff:?}: {e}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
+            false
         }
     }
 }

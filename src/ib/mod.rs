@@ -3,5 +3,8 @@
 pub mod gateway;
 pub mod outcome;
 
-pub use gateway::{ConnectError, FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec};
+pub use gateway::{
+    ChainParams, ConnectError, FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec,
+    QualifiedStock,
+};
 pub use outcome::{classify_error, classify_notice, Failure, OutcomeClass};
