@@ -20,13 +20,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulated IB Gateway as a standalone TCP server.
     Sim(sim::SimArgs),
+    /// Build per-symbol contracts caches from the gateway.
+    Discover(discover::DiscoverArgs),
 }
 
+pub mod common;
+pub mod discover;
 pub mod sim;
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Discover(args) => discover::run(args),
     }
 }

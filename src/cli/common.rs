@@ -1,0 +1,138 @@
+//! Pieces shared by the subcommands that talk to a gateway.
+
+use crate::ib::GatewayConfig;
+use std::time::Duration;
+
+/// Parse `HOST:PORT`.
+pub fn parse_gateway(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("--gateway `{s}`: expected HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("--gateway `{s}`: port `{port}` is not a number"))?;
+    if host.is_empty() {
+        return Err(format!("--gateway `{s}`: empty host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Parse a duration like `30s`, `5m`, `12h`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(|| format!("`{s}`: missing unit (ms, s, m, h)"))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}`: not a number"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => return Err(format!("`{s}`: unknown unit `{u}` (ms, s, m, h, d)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("`{s}`: out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A gateway configuration with the defaults of a local IB Gateway (paper port 4002).
+pub fn default_gateway(host: String, port: u16, client_id: i32) -> GatewayConfig {
+    GatewayConfig {
+        host,
+        port,
+        client_id,
+        connect_timeout: Duration::from_secs(20),
+        request_timeout: Duration::from_secs(60),
+        messages_per_second: 45,
+    }
+}
+
+/// A watch channel that turns true on the first Ctrl-C; a second Ctrl-C exits at once with 130.
+pub fn ctrl_c_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: finishing in-flight requests (Ctrl-C again to exit at once)");
+            let _ = tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(crate::exit::INTERRUPTED);
+            }
+        }
+    });
+    rx
+}
+
+/// Read symbols from a CSV: a header with a `symbol` column, or one symbol per line.
+pub fn read_symbols_csv(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let mut out = Vec::new();
+    let Some((_, first)) = lines.next() else {
+        return Ok(out);
+    };
+    let header: Vec<String> = first
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let col = header.iter().position(|h| h == "symbol");
+    let mut push = |lineno: usize, line: &str, col: usize| -> Result<(), String> {
+        let sym = line.split(',').nth(col).map(str::trim).unwrap_or("");
+        crate::cache::check_symbol(sym)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), lineno + 1))?;
+        out.push(sym.to_string());
+        Ok(())
+    };
+    match col {
+        Some(c) => {
+            for (i, l) in lines {
+                push(i, l, c)?;
+            }
+        }
+        None => {
+            push(0, first, 0)?;
+            for (i, l) in lines {
+                push(i, l, 0)?;
+            }
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_gateways() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43200));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+        assert_eq!(
+            parse_gateway("127.0.0.1:4002").unwrap(),
+            ("127.0.0.1".into(), 4002)
+        );
+        assert!(parse_gateway("localhost").is_err());
+        assert!(parse_gateway("h:99999").is_err());
+    }
+
+    #[test]
+    fn symbols_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("u.csv");
+        std::fs::write(&p, "symbol,name\nAAPL,Apple\nSPY,ETF\n").unwrap();
+        assert_eq!(read_symbols_csv(&p).unwrap(), vec!["AAPL", "SPY"]);
+        std::fs::write(&p, "AAPL\n../x\n").unwrap();
+        let e = read_symbols_csv(&p).unwrap_err();
+        assert!(e.contains("u.csv:2"), "{e}");
+    }
+}
