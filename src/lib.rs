@@ -10,6 +10,7 @@ pub mod discover;
 pub mod exec;
 pub mod ib;
 pub mod plan;
+pub mod report;
 pub mod sim;
 pub mod store;
 

@@ -22,10 +22,15 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Build per-symbol contracts caches from the gateway.
     Discover(discover::DiscoverArgs),
+    /// Per phase and bar size: OK, EMPTY, errors by class, bars, rates, error codes.
+    Report(report::ReportArgs),
+    /// Write the universe of failed tasks as CSV, to feed back with `execute --rerun`.
+    Rerun(report::RerunArgs),
 }
 
 pub mod common;
 pub mod discover;
+pub mod report;
 pub mod sim;
 
 /// Run the parsed command line; returns the process exit code.
@@ -33,5 +38,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Discover(args) => discover::run(args),
+        Command::Report(args) => report::run_report(args),
+        Command::Rerun(args) => report::run_rerun(args),
     }
 }

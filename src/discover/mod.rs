@@ -91,29 +91,6 @@ pub fn cache_path(dir: &Path, symbol: &str, date: NaiveDate) -> PathBuf {
     dir.join(format!("{symbol}_{}.json", date.format("%Y-%m-%d")))
 }
 
-/// Write JSON atomically (temporary file in the same directory, then rename).
-pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
-}
-
 /// Candidate contracts of the SMART chain after the filters, deterministic order.
 pub fn candidates(
     symbol: &str,
@@ -391,7 +368,8 @@ async fn discover_symbol(
             .collect(),
     };
     cache.sort();
-    write_json_atomic(path, &cache).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::store::atomic::write_json(path, &cache)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     rep.path = Some(path.display().to_string());
     Ok(())
 }

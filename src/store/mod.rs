@@ -1,4 +1,5 @@
 //! Parquet bar files and summary JSONL.
 
+pub mod atomic;
 pub mod parquet;
 pub mod summary;

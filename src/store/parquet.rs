@@ -352,36 +352,20 @@ fn build_frame(key: &SeriesKey, rows: &[StoredBar]) -> PolarsResult<DataFrame> {
 
 /// Write rows to `path` via a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, key: &SeriesKey, rows: &[StoredBar]) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
     let mut df = build_frame(key, rows).map_err(|source| StoreError::Write {
         path: path.to_path_buf(),
         source,
     })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(io)?;
-        ParquetWriter::new(&mut f)
+    crate::store::atomic::write_with(path, |f| {
+        ParquetWriter::new(f)
             .finish(&mut df)
-            .map_err(|source| StoreError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,371 @@
+//! Reading summaries back: the run report and the rerun universe.
+//!
+//! Summaries are read line by line with serde rather than with polars' JSON-lines reader: a run
+//! killed mid-write leaves a torn last line, and one bad line must not hide a whole run.
+
+use crate::store::summary::SummaryRecord;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+/// Records read from summaries, the latest per task.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The latest record of every task (by `finished_at`), in (phase, symbol, conId, task) order.
+    pub records: Vec<SummaryRecord>,
+    /// Lines that did not parse (torn last lines of killed runs).
+    pub bad_lines: usize,
+    /// Files read.
+    pub files: Vec<PathBuf>,
+}
+
+fn collect_files(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)?.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for e in entries {
+            collect_files(&e, out)?;
+        }
+    } else if p.extension().is_some_and(|e| e == "jsonl")
+        && p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("summary_"))
+    {
+        out.push(p.to_path_buf());
+    } else if !p.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{}: no such file or directory", p.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Load summaries from files or directories (searched recursively for `summary_*.jsonl`).
+pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_file() {
+            files.push(p.clone());
+        } else {
+            collect_files(p, &mut files)?;
+        }
+    }
+    let mut latest: HashMap<String, SummaryRecord> = HashMap::new();
+    let mut bad = 0;
+    for f in &files {
+        let reader = std::io::BufReader::new(std::fs::File::open(f)?);
+        for line in reader.lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<SummaryRecord>(&line) {
+                Ok(r) => {
+                    let key = format!("{}|{}", r.phase, r.task_id);
+                    match latest.get(&key) {
+                        Some(old) if old.finished_at > r.finished_at => {}
+                        _ => {
+                            latest.insert(key, r);
+                        }
+                    }
+                }
+                Err(_) => bad += 1,
+            }
+        }
+    }
+    let mut records: Vec<SummaryRecord> = latest.into_values().collect();
+    records.sort_by(|a, b| {
+        (&a.phase, &a.symbol, a.con_id, &a.task_id)
+            .cmp(&(&b.phase, &b.symbol, b.con_id, &b.task_id))
+    });
+    Ok(Loaded {
+        records,
+        bad_lines: bad,
+        files,
+    })
+}
+
+/// Statuses that are not errors.
+pub fn is_success(status: &str) -> bool {
+    matches!(status, "OK" | "EMPTY" | "UP_TO_DATE")
+}
+
+/// The rerun universe as CSV: symbols (`symbol,tasks,statuses`) or, with `contracts`, one row
+/// per task (`symbol,conId,phase,bar_size,status,error_code,last_error`).
+pub fn rerun_csv(
+    records: &[SummaryRecord],
+    statuses: &BTreeSet<String>,
+    phase: Option<&str>,
+    contracts: bool,
+) -> String {
+    let selected: Vec<&SummaryRecord> = records
+        .iter()
+        .filter(|r| statuses.contains(&r.status) && phase.is_none_or(|p| r.phase == p))
+        .collect();
+    let mut out = String::new();
+    if contracts {
+        out.push_str("symbol,conId,phase,bar_size,status,error_code,last_error\n");
+        let mut seen = BTreeSet::new();
+        for r in selected {
+            if seen.insert((
+                r.symbol.clone(),
+                r.con_id,
+                r.phase.clone(),
+                r.bar_size.clone(),
+            )) {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    csv_field(&r.symbol),
+                    r.con_id,
+                    csv_field(&r.phase),
+                    csv_field(&r.bar_size),
+                    r.status,
+                    r.error_code.map(|c| c.to_string()).unwrap_or_default(),
+                    csv_field(r.error_message.as_deref().unwrap_or(""))
+                ));
+            }
+        }
+    } else {
+        out.push_str("symbol,tasks,statuses\n");
+        let mut by: BTreeMap<&str, (usize, BTreeSet<&str>)> = BTreeMap::new();
+        for r in selected {
+            let e = by.entry(&r.symbol).or_default();
+            e.0 += 1;
+            e.1.insert(&r.status);
+        }
+        for (sym, (n, st)) in by {
+            out.push_str(&format!(
+                "{},{},{}\n",
+                csv_field(sym),
+                n,
+                st.into_iter().collect::<Vec<_>>().join(";")
+            ));
+        }
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\"").replace('\n', " "))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A rerun universe read back: symbols, and the (conId, phase, bar size) rows when present.
+#[derive(Debug, Default, Clone)]
+pub struct RerunUniverse {
+    /// Symbols.
+    pub symbols: BTreeSet<String>,
+    /// (conId, phase, bar size) of a `--contracts` file; empty for a symbols file.
+    pub tasks: BTreeSet<(i64, String, String)>,
+}
+
+impl RerunUniverse {
+    /// True when the task with these keys belongs to the universe.
+    pub fn contains(&self, symbol: &str, con_id: i64, phase: &str, bar_size: &str) -> bool {
+        if self.tasks.is_empty() {
+            self.symbols.contains(symbol)
+        } else {
+            self.tasks
+                .contains(&(con_id, phase.to_string(), bar_size.to_string()))
+        }
+    }
+}
+
+/// Read a rerun CSV written by [`rerun_csv`] (either shape); errors name the file and line.
+pub fn read_rerun_csv(path: &Path) -> Result<RerunUniverse, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines().enumerate();
+    let Some((_, header)) = lines.next() else {
+        return Err(format!("{}: empty file", path.display()));
+    };
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    let idx = |name: &str| cols.iter().position(|c| *c == name);
+    let sym = idx("symbol").ok_or_else(|| format!("{}:1: no `symbol` column", path.display()))?;
+    let (con, ph, bar) = (idx("conId"), idx("phase"), idx("bar_size"));
+    let mut u = RerunUniverse::default();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').collect();
+        let get = |c: usize| f.get(c).map(|s| s.trim()).unwrap_or("");
+        let s = get(sym);
+        crate::cache::check_symbol(s).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+        u.symbols.insert(s.to_string());
+        if let (Some(c), Some(p), Some(b)) = (con, ph, bar) {
+            let id: i64 = get(c).parse().map_err(|_| {
+                format!(
+                    "{}:{}: conId `{}` is not a number",
+                    path.display(),
+                    i + 1,
+                    get(c)
+                )
+            })?;
+            u.tasks.insert((id, get(p).to_string(), get(b).to_string()));
+        }
+    }
+    Ok(u)
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct ReportRow {
+    /// Phase.
+    pub phase: String,
+    /// Bar size.
+    pub bar_size: String,
+    /// Symbol (only in the per-symbol table).
+    pub symbol: Option<String>,
+    /// Tasks.
+    pub tasks: u64,
+    /// Counts by status.
+    pub by_status: BTreeMap<String, u64>,
+    /// Bars received.
+    pub bars: u64,
+    /// Earliest bar.
+    pub first: Option<DateTime<Utc>>,
+    /// Latest bar.
+    pub last: Option<DateTime<Utc>>,
+    /// Requests sent (attempts).
+    pub requests: u64,
+    /// Requests per second over the span of the records.
+    pub requests_per_sec: f64,
+    /// IB error codes seen, with counts.
+    pub error_codes: BTreeMap<i32, u64>,
+    /// EMPTY / (OK + EMPTY).
+    pub empty_rate: f64,
+}
+
+type RowKey = (String, String, Option<String>);
+/// A row with the span of its records (first request, last finish).
+type RowAcc = (ReportRow, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Build the report rows, per phase and bar size (and symbol with `by_symbol`).
+pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow> {
+    let mut rows: BTreeMap<RowKey, RowAcc> = BTreeMap::new();
+    for r in records {
+        let key = (
+            r.phase.clone(),
+            r.bar_size.clone(),
+            by_symbol.then(|| r.symbol.clone()),
+        );
+        let e = rows.entry(key.clone()).or_insert_with(|| {
+            (
+                ReportRow {
+                    phase: key.0.clone(),
+                    bar_size: key.1.clone(),
+                    symbol: key.2.clone(),
+                    ..Default::default()
+                },
+                None,
+                None,
+            )
+        });
+        let row = &mut e.0;
+        row.tasks += 1;
+        *row.by_status.entry(r.status.clone()).or_default() += 1;
+        row.bars += r.bars;
+        row.first = match (row.first, r.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        row.last = match (row.last, r.last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        row.requests += u64::from(r.attempts);
+        if let Some(c) = r.error_code {
+            *row.error_codes.entry(c).or_default() += 1;
+        }
+        if r.attempts > 0 {
+            e.1 = Some(e.1.map_or(r.started_at, |s| s.min(r.started_at)));
+            e.2 = Some(e.2.map_or(r.finished_at, |f| f.max(r.finished_at)));
+        }
+    }
+    rows.into_values()
+        .map(|(mut row, start, end)| {
+            let ok = row.by_status.get("OK").copied().unwrap_or(0);
+            let empty = row.by_status.get("EMPTY").copied().unwrap_or(0);
+            row.empty_rate = if ok + empty > 0 {
+                empty as f64 / (ok + empty) as f64
+            } else {
+                0.0
+            };
+            if let (Some(s), Some(e)) = (start, end) {
+                let secs = (e - s).num_milliseconds() as f64 / 1000.0;
+                row.requests_per_sec = if secs > 0.0 {
+                    row.requests as f64 / secs
+                } else {
+                    0.0
+                };
+            }
+            row
+        })
+        .collect()
+}
+
+/// The report as a text table.
+pub fn format_report(rows: &[ReportRow]) -> String {
+    let mut s = String::new();
+    let by_symbol = rows.iter().any(|r| r.symbol.is_some());
+    if by_symbol {
+        s.push_str(&format!("{:<10} ", "symbol"));
+    }
+    s.push_str(&format!(
+        "{:<10} {:<9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7} {:>9} {:>7} {:>6}  {:<20} {:<20} codes\n",
+        "phase",
+        "bar",
+        "tasks",
+        "OK",
+        "EMPTY",
+        "UPTD",
+        "SKIP",
+        "ERR",
+        "bars",
+        "req/s",
+        "empty%",
+        "first",
+        "last"
+    ));
+    for r in rows {
+        let g = |k: &str| r.by_status.get(k).copied().unwrap_or(0);
+        let err = r.tasks - g("OK") - g("EMPTY") - g("UP_TO_DATE") - g("SKIPPED");
+        let errs: Vec<String> = r
+            .by_status
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "OK" | "EMPTY" | "UP_TO_DATE" | "SKIPPED"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if let Some(sym) = &r.symbol {
+            s.push_str(&format!("{sym:<10} "));
+        }
+        let ts = |t: Option<DateTime<Utc>>| {
+            t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        s.push_str(&format!(
+            "{:<10} {:<9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7} {:>9} {:>7.1} {:>5.1}%  {:<20} {:<20} {}{}\n",
+            r.phase,
+            r.bar_size,
+            r.tasks,
+            g("OK"),
+            g("EMPTY"),
+            g("UP_TO_DATE"),
+            g("SKIPPED"),
+            err,
+            r.bars,
+            r.requests_per_sec,
+            100.0 * r.empty_rate,
+            ts(r.first),
+            ts(r.last),
+            r.error_codes.iter().map(|(c, n)| format!("{c}x{n}")).collect::<Vec<_>>().join(" "),
+            if errs.is_empty() { String::new() } else { format!(" [{}]", errs.join(" ")) }
+        ));
+    }
+    s
+}
