@@ -666,3 +666,138 @@ async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass,
     }
     let _ = sh.events.send(Event::Finished { class, bars });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bars::BarSize;
+    use crate::cache::Right;
+    use crate::calendar::{ny_to_utc, session};
+    use chrono::{NaiveDate, NaiveTime};
+
+    fn d(m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, day).unwrap()
+    }
+
+    fn task(bar: BarSize, duration: &str) -> FetchTask {
+        let end = session(d(11, 27)).unwrap().unwrap().close;
+        let duration = duration.parse().unwrap();
+        FetchTask {
+            id: crate::compile::task::task_id(7, "TRADES", bar, end, duration, true),
+            phase: "p".into(),
+            symbol: "AAPL".into(),
+            con_id: 7,
+            local_symbol: "X".into(),
+            trading_class: "AAPL".into(),
+            expiry: d(12, 18),
+            strike: 100.0,
+            right: Right::C,
+            multiplier: 100.0,
+            exchange: "SMART".into(),
+            currency: "USD".into(),
+            what: "TRADES".into(),
+            bar_size: bar,
+            duration,
+            end,
+            use_rth: true,
+            window: 0,
+        }
+    }
+
+    fn cfg(dir: &std::path::Path, incremental: bool, resume: bool) -> ExecConfig {
+        ExecConfig {
+            scope: "s".into(),
+            output_root: dir.to_path_buf(),
+            state_root: dir.to_path_buf(),
+            run_id: "r".into(),
+            batch_index: 0,
+            batch_count: 1,
+            resume,
+            incremental,
+            gateway: crate::cli::common::default_gateway("127.0.0.1".into(), 1, 1),
+            governor: GovernorConfig::default(),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(10),
+            reconnect_for: Duration::from_secs(1),
+            phase_deps: BTreeMap::new(),
+            active_series: 8,
+        }
+    }
+
+    fn write_bars(t: &FetchTask, path: &std::path::Path, stamps: &[DateTime<Utc>]) {
+        let key = SeriesKey {
+            symbol: t.symbol.clone(),
+            con_id: t.con_id,
+            expiry: t.expiry,
+            strike: t.strike,
+            right: t.right,
+            bar_size: t.bar_size,
+            what: t.what.clone(),
+        };
+        let bars: Vec<FetchedBar> = stamps
+            .iter()
+            .map(|ts| FetchedBar {
+                ts: *ts,
+                open: 1.0,
+                high: 1.0,
+                low: 1.0,
+                close: 1.0,
+                volume: 1.0,
+                wap: 1.0,
+                count: 1,
+            })
+            .collect();
+        parquet::merge_bars(path, &key, &bars, Utc::now(), true).unwrap();
+    }
+
+    fn at(m: u32, day: u32, h: u32, min: u32) -> DateTime<Utc> {
+        ny_to_utc(d(m, day), NaiveTime::from_hms_opt(h, min, 0).unwrap())
+    }
+
+    #[test]
+    fn incremental_requests_only_the_missing_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), true, true);
+        let t = task(BarSize::Hours8, "6 M");
+        let path = dir.path().join("f.parquet");
+        assert!(
+            matches!(plan_request(&t, &path, &c), Plan::Fetch(d) if d == t.duration),
+            "no file: full window"
+        );
+        write_bars(&t, &path, &[at(11, 19, 9, 30), at(11, 20, 9, 30)]);
+        // Missing: Mon 23, Tue 24, Wed 25, Fri 27 (Thanksgiving closed).
+        assert!(matches!(plan_request(&t, &path, &c), Plan::Fetch(d) if d.to_string() == "4 D"));
+        write_bars(&t, &path, &[at(11, 27, 9, 30)]);
+        assert!(matches!(plan_request(&t, &path, &c), Plan::UpToDate(_)));
+    }
+
+    #[test]
+    fn partial_session_is_requested_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(dir.path(), true, true);
+        let t = task(BarSize::Mins30, "1 M");
+        let path = dir.path().join("f.parquet");
+        write_bars(&t, &path, &[at(11, 25, 12, 0)]);
+        assert!(matches!(plan_request(&t, &path, &c), Plan::Fetch(d) if d.to_string() == "2 D"));
+        // A file older than the window start gets the whole window.
+        let p2 = dir.path().join("g.parquet");
+        write_bars(&t, &p2, &[at(9, 1, 10, 0)]);
+        assert!(matches!(plan_request(&t, &p2, &c), Plan::Fetch(d) if d == t.duration));
+    }
+
+    #[test]
+    fn plain_mode_skips_or_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = task(BarSize::Hours8, "6 M");
+        let path = dir.path().join("f.parquet");
+        write_bars(&t, &path, &[at(11, 20, 9, 30)]);
+        assert!(matches!(
+            plan_request(&t, &path, &cfg(dir.path(), false, true)),
+            Plan::UpToDate(_)
+        ));
+        assert!(matches!(
+            plan_request(&t, &path, &cfg(dir.path(), false, false)),
+            Plan::Fetch(_)
+        ));
+    }
+}

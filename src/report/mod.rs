@@ -369,3 +369,97 @@ pub fn format_report(rows: &[ReportRow]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(task: &str, sym: &str, con: i64, status: &str, finished: i64) -> SummaryRecord {
+        let t = DateTime::from_timestamp(finished, 0).unwrap();
+        SummaryRecord {
+            run_id: "r".into(),
+            task_id: task.into(),
+            phase: "hours".into(),
+            symbol: sym.into(),
+            con_id: con,
+            expiry: None,
+            strike: None,
+            right: None,
+            bar_size: "8 hours".into(),
+            what: "TRADES".into(),
+            duration: "6 M".into(),
+            end: t,
+            status: status.into(),
+            bars: 3,
+            bars_written: 3,
+            first: None,
+            last: None,
+            error_code: (status == "TIMEOUT").then_some(162),
+            error_message: (status == "TIMEOUT").then(|| "no answer, retried".to_string()),
+            output_path: None,
+            quarantined: None,
+            attempts: 1,
+            latency_ms: None,
+            inflight_limit: None,
+            started_at: t,
+            finished_at: t,
+        }
+    }
+
+    #[test]
+    fn latest_record_wins_and_rerun_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let run1 = dir.path().join("r1");
+        let run2 = dir.path().join("r2");
+        std::fs::create_dir_all(&run1).unwrap();
+        std::fs::create_dir_all(&run2).unwrap();
+        let line = |r: &SummaryRecord| serde_json::to_string(r).unwrap() + "\n";
+        std::fs::write(
+            run1.join("summary_hours_0of1.jsonl"),
+            line(&rec("a", "AAPL", 1, "TIMEOUT", 10))
+                + &line(&rec("b", "SPY", 2, "TIMEOUT", 10))
+                + "{torn",
+        )
+        .unwrap();
+        std::fs::write(
+            run2.join("summary_hours_0of1.jsonl"),
+            line(&rec("a", "AAPL", 1, "OK", 20)),
+        )
+        .unwrap();
+        let loaded = load(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(loaded.bad_lines, 1);
+        assert_eq!(loaded.records.len(), 2);
+        let statuses: BTreeSet<String> = ["TIMEOUT".to_string()].into();
+        let csv = rerun_csv(&loaded.records, &statuses, None, true);
+        assert_eq!(csv.lines().count(), 2, "only SPY's task failed last: {csv}");
+        let p = dir.path().join("rerun.csv");
+        std::fs::write(&p, &csv).unwrap();
+        let u = read_rerun_csv(&p).unwrap();
+        assert!(u.contains("SPY", 2, "hours", "8 hours"));
+        assert!(!u.contains("AAPL", 1, "hours", "8 hours"));
+        let sym_csv = rerun_csv(&loaded.records, &statuses, None, false);
+        std::fs::write(&p, &sym_csv).unwrap();
+        let u = read_rerun_csv(&p).unwrap();
+        assert!(
+            u.contains("SPY", 99, "minutes", "30 mins"),
+            "symbol files select by symbol"
+        );
+        let rows = report_rows(&loaded.records, false);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].by_status.get("OK"), Some(&1));
+        assert_eq!(rows[0].error_codes.get(&162), Some(&1));
+    }
+
+    #[test]
+    fn bad_rerun_csv_names_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(
+            &p,
+            "symbol,conId,phase,bar_size\nAAPL,notanumber,hours,8 hours\n",
+        )
+        .unwrap();
+        let e = read_rerun_csv(&p).unwrap_err();
+        assert!(e.contains("x.csv:2") && e.contains("conId"), "{e}");
+    }
+}
