@@ -60,10 +60,17 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
         format!("{:?}", old.gateway),
         format!("{:?}", new.gateway),
     );
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
     setting(
         "missing caches",
-        old.missing_cache.join(", "),
-        new.missing_cache.join(", "),
+        list(&old.missing_cache),
+        list(&new.missing_cache),
     );
 
     let old_ids: HashSet<&str> = old.tasks.iter().map(|t| t.id.as_str()).collect();

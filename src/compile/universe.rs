@@ -97,7 +97,8 @@ pub fn load_cache(
         line: u32::try_from(e.line()).unwrap_or(u32::MAX).max(1),
         col: u32::try_from(e.column()).unwrap_or(u32::MAX).max(1),
         message: format!(
-            "not a valid contracts cache: {e} (see schemas/contracts_cache.schema.json)"
+            "not a valid contracts cache: {} (see schemas/contracts_cache.schema.json)",
+            strip_position(&e.to_string())
         ),
     })?;
     check_cache(&cache, symbol, date).map_err(|m| {
@@ -107,6 +108,14 @@ pub fn load_cache(
         )
     })?;
     Ok(cache)
+}
+
+/// serde_json appends ` at line L column C`; the location is already in front of the message.
+fn strip_position(msg: &str) -> &str {
+    match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    }
 }
 
 /// Checks the schema cannot express: version, file name agreement, positive ids and prices,

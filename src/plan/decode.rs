@@ -807,9 +807,11 @@ fn phases(ctx: &mut Ctx<'_>, node: &Node, has_snapshot: bool) -> Option<Vec<Phas
     // (name, loc of each depends-on entry) for the cross-phase checks.
     let mut deps_locs: Vec<Vec<(String, Loc)>> = Vec::new();
     let mut name_locs: Vec<Option<Loc>> = Vec::new();
+    let mut raw_names: Vec<Option<String>> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = index("phase", i);
-        let (p, deps, name_loc) = phase(ctx, item, &path, has_snapshot);
+        let (p, deps, name_loc, raw_name) = phase(ctx, item, &path, has_snapshot);
+        raw_names.push(raw_name);
         deps_locs.push(deps);
         name_locs.push(name_loc);
         out.push(p);
@@ -817,21 +819,23 @@ fn phases(ctx: &mut Ctx<'_>, node: &Node, has_snapshot: bool) -> Option<Vec<Phas
 
     // Unique names.
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (i, p) in out.iter().enumerate() {
-        if let (Some(p), Some(loc)) = (p, name_locs[i]) {
-            if let Some(first) = seen.insert(p.name.clone(), i) {
+    for (i, name) in raw_names.iter().enumerate() {
+        if let (Some(name), Some(loc)) = (name, name_locs[i]) {
+            if let Some(first) = seen.insert(name.clone(), i) {
                 ctx.err(
                     loc,
                     &child(&index("phase", i), "name"),
-                    format!("duplicate phase name `{}` (also phase[{first}])", p.name),
+                    format!("duplicate phase name `{name}` (also phase[{first}])"),
                 );
             }
         }
     }
-    let names: Vec<String> = out.iter().flatten().map(|p| p.name.clone()).collect();
+    // Names and dependencies as written, even for phases with other errors, so that every
+    // depends-on and cycle problem is reported in the same pass.
+    let names: Vec<String> = raw_names.iter().flatten().cloned().collect();
     // depends-on targets exist.
     for (i, deps) in deps_locs.iter().enumerate() {
-        let own = out[i].as_ref().map(|p| p.name.as_str());
+        let own = raw_names[i].as_deref();
         let mut dup = HashSet::new();
         for (j, (d, loc)) in deps.iter().enumerate() {
             let path = index(&child(&index("phase", i), "depends-on"), j);
@@ -853,16 +857,25 @@ fn phases(ctx: &mut Ctx<'_>, node: &Node, has_snapshot: bool) -> Option<Vec<Phas
             }
         }
     }
-    if ctx.errors.len() != before {
-        return None;
-    }
-    let out: Vec<Phase> = out.into_iter().flatten().collect();
-    // Cycles (self-dependencies were reported above).
-    for cycle in super::find_cycles(&out) {
+    // Cycles of two or more phases (self-dependencies were reported above).
+    let graph: Vec<(String, Vec<String>)> = raw_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                n.clone().unwrap_or_else(|| format!("phase[{i}]")),
+                deps_locs[i].iter().map(|(d, _)| d.clone()).collect(),
+            )
+        })
+        .collect();
+    for cycle in super::find_cycles(&graph) {
+        if cycle.len() < 2 {
+            continue;
+        }
         // Report at the first member's depends-on entry naming the next member.
         let first = &cycle[0];
-        let next = &cycle[1 % cycle.len()];
-        let i = out.iter().position(|p| &p.name == first).unwrap_or(0);
+        let next = &cycle[1];
+        let i = graph.iter().position(|(n, _)| n == first).unwrap_or(0);
         let j = deps_locs[i]
             .iter()
             .position(|(d, _)| d == next)
@@ -877,6 +890,10 @@ fn phases(ctx: &mut Ctx<'_>, node: &Node, has_snapshot: bool) -> Option<Vec<Phas
             "remove one of these depends-on entries",
         );
     }
+    if ctx.errors.len() != before {
+        return None;
+    }
+    let out: Vec<Phase> = out.into_iter().flatten().collect();
     (ctx.errors.len() == before).then_some(out)
 }
 
@@ -886,9 +903,14 @@ fn phase(
     node: &Node,
     path: &str,
     has_snapshot: bool,
-) -> (Option<Phase>, Vec<(String, Loc)>, Option<Loc>) {
+) -> (
+    Option<Phase>,
+    Vec<(String, Loc)>,
+    Option<Loc>,
+    Option<String>,
+) {
     let Some(mut t) = Table::new(ctx, node, path, PHASE_KEYS) else {
-        return (None, Vec::new(), None);
+        return (None, Vec::new(), None, None);
     };
     let before = ctx.errors.len();
     let name_node = t.required(ctx, "name");
@@ -937,8 +959,9 @@ fn phase(
     }
     t.finish(ctx);
     let name_loc = name_node.map(|n| n.loc);
+    let raw_name = name.clone();
     if ctx.errors.len() != before {
-        return (None, deps, name_loc);
+        return (None, deps, name_loc, raw_name);
     }
     let phase = (|| {
         Some(Phase {
@@ -950,7 +973,7 @@ fn phase(
             depends_on: deps.iter().map(|(d, _)| d.clone()).collect(),
         })
     })();
-    (phase, deps, name_loc)
+    (phase, deps, name_loc, raw_name)
 }
 
 fn bar_cells(ctx: &mut Ctx<'_>, node: &Node, path: &str, use_rth: bool) -> Option<Vec<BarCell>> {

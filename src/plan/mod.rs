@@ -8,6 +8,7 @@ pub mod decode;
 pub mod error;
 pub mod file;
 pub mod node;
+pub mod schema;
 pub mod types;
 
 pub use error::{PlanError, PlanErrors};
@@ -106,15 +107,17 @@ pub fn load_str(text: &str, path: &Path, format: Format) -> Result<ValidatedPlan
     }
 }
 
-/// Every dependency cycle among `phases`, each as its member names in dependency order, starting
-/// from the member declared first. Self-loops are included. Deterministic.
-pub fn find_cycles(phases: &[Phase]) -> Vec<Vec<String>> {
+/// Every dependency cycle among phases given as (name, depends-on) pairs, each cycle as its
+/// member names in dependency order, starting from the member declared first. Self-loops are
+/// included. Deterministic.
+pub fn find_cycles(phases: &[(String, Vec<String>)]) -> Vec<Vec<String>> {
     use petgraph::graph::DiGraph;
+    let pos = |name: &str| phases.iter().position(|(n, _)| n == name);
     let mut g = DiGraph::<usize, ()>::new();
     let nodes: Vec<_> = (0..phases.len()).map(|i| g.add_node(i)).collect();
-    for (i, p) in phases.iter().enumerate() {
-        for d in &p.depends_on {
-            if let Some(j) = phases.iter().position(|q| &q.name == d) {
+    for (i, (_, deps)) in phases.iter().enumerate() {
+        for d in deps {
+            if let Some(j) = pos(d) {
                 g.add_edge(nodes[i], nodes[j], ());
             }
         }
@@ -128,34 +131,60 @@ pub fn find_cycles(phases: &[Phase]) -> Vec<Vec<String>> {
         }
         members.sort_unstable();
         // Walk from the first-declared member along depends-on edges inside the component.
-        let set: std::collections::HashSet<usize> = members.iter().copied().collect();
         let mut order = vec![members[0]];
         let mut cur = members[0];
         while order.len() < members.len() {
             let next = phases[cur]
-                .depends_on
+                .1
                 .iter()
-                .filter_map(|d| phases.iter().position(|q| &q.name == d))
-                .find(|j| set.contains(j) && !order.contains(j));
+                .filter_map(|d| pos(d))
+                .find(|j| members.contains(j) && !order.contains(j));
             match next {
                 Some(j) => {
                     order.push(j);
                     cur = j;
                 }
                 None => {
-                    // Not a simple cycle from here: list the remaining members in plan order.
-                    order.extend(
-                        members
-                            .iter()
-                            .filter(|m| !order.contains(m))
-                            .copied()
-                            .collect::<Vec<_>>(),
-                    );
+                    // Not a simple cycle from here: the other members in plan order.
+                    let rest: Vec<usize> = members
+                        .iter()
+                        .filter(|m| !order.contains(m))
+                        .copied()
+                        .collect();
+                    order.extend(rest);
                 }
             }
         }
-        cycles.push(order.into_iter().map(|i| phases[i].name.clone()).collect());
+        cycles.push(order.into_iter().map(|i| phases[i].0.clone()).collect());
     }
     cycles.sort();
     cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: &str, deps: &[&str]) -> (String, Vec<String>) {
+        (name.into(), deps.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn cycles_are_named_in_order() {
+        let phases = vec![
+            p("a", &["b"]),
+            p("b", &["c"]),
+            p("c", &["a"]),
+            p("d", &["d"]),
+            p("e", &["a"]),
+        ];
+        assert_eq!(
+            find_cycles(&phases),
+            vec![
+                vec!["a".to_string(), "b".into(), "c".into()],
+                vec!["d".to_string()]
+            ]
+        );
+        assert!(find_cycles(&[p("x", &[]), p("y", &["x"])]).is_empty());
+    }
 }
