@@ -20,6 +20,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulated IB Gateway as a standalone TCP server.
     Sim(sim::SimArgs),
+    /// Validate and compile a plan: print the requests it will send, compare with an earlier
+    /// manifest, write the manifest.
+    Plan(plan::PlanArgs),
     /// Build per-symbol contracts caches from the gateway.
     Discover(discover::DiscoverArgs),
     /// Per phase and bar size: OK, EMPTY, errors by class, bars, rates, error codes.
@@ -30,6 +33,7 @@ pub enum Command {
 
 pub mod common;
 pub mod discover;
+pub mod plan;
 pub mod report;
 pub mod sim;
 
@@ -37,6 +41,7 @@ pub mod sim;
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Report(args) => report::run_report(args),
         Command::Rerun(args) => report::run_rerun(args),

@@ -1,3 +1,439 @@
 //! Plan + contracts caches -> validated task graph -> manifest, dry-run table and diff.
+//!
+//! [`compile`] is pure apart from reading the caches (and the clock, only for
+//! `end = "last-session"` without [`CompileOptions::now`]): the same plan, caches and options
+//! give a byte-identical [`Manifest`].
 
+pub mod diff;
+pub mod dryrun;
+pub mod graph;
+pub mod manifest;
+pub mod near_atm;
+pub mod shard;
 pub mod task;
+pub mod universe;
+pub mod windows;
+
+pub use graph::{GraphNode, TaskGraph};
+pub use manifest::Manifest;
+pub use universe::InputError;
+
+use crate::calendar::{self, OutOfRange};
+use crate::plan::{Batching, EndSpec, Select, ValidatedPlan};
+use chrono::{DateTime, Utc};
+use manifest::*;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+
+/// Options that are not part of the plan file.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// The current time, to resolve `end = "last-session"` (default: the clock). Tests and
+    /// reproducible runs pass it (the CLI's `--now`).
+    pub now: Option<DateTime<Utc>>,
+    /// Overrides the plan's `[batching]` (the CLI's `--batch-count/--batch-index`).
+    pub batching: Option<Batching>,
+    /// Directory that relative runtime paths (`contracts-cache`) are resolved against (default:
+    /// the process's working directory).
+    pub work_dir: Option<PathBuf>,
+}
+
+/// The compiled plan.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The manifest (what is written to disk).
+    pub manifest: Manifest,
+    /// The task graph over the manifest.
+    pub graph: TaskGraph,
+}
+
+/// Why a validated plan could not be compiled. All of these are bad input (exit code 2).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompileError {
+    /// Contracts caches or directories that are missing, corrupt or violate the cache format.
+    Inputs(Vec<InputError>),
+    /// A date the trading calendar does not cover.
+    Calendar {
+        /// What was being computed.
+        what: String,
+        /// The date.
+        source: OutOfRange,
+    },
+    /// `--batch-index` not below `--batch-count`, or a count of 0.
+    BadBatch(Batching),
+    /// A cycle in the task graph (the plan validation catches phase cycles first).
+    Cycle(Vec<String>),
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompileError::Inputs(errs) => {
+                for (i, e) in errs.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
+            CompileError::Calendar { what, source } => write!(f, "{what}: {source}"),
+            CompileError::BadBatch(b) => write!(
+                f,
+                "batch index {} is out of range for batch count {} (allowed: 0..={})",
+                b.index,
+                b.count,
+                b.count.saturating_sub(1)
+            ),
+            CompileError::Cycle(names) => {
+                write!(
+                    f,
+                    "dependency cycle in the task graph: {}",
+                    names.join(" -> ")
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Compile a validated plan: resolve the end, shard the universe, read the caches, split the
+/// windows, plan the `all` tasks and the near-ATM selections, build and check the graph.
+pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    let batch = opts.batching.unwrap_or(plan.batching);
+    if batch.count == 0 || batch.index >= batch.count {
+        return Err(CompileError::BadBatch(batch));
+    }
+
+    // End session.
+    let (spec, end) = match plan.end {
+        EndSpec::Date(d) => (
+            d.format("%Y-%m-%d").to_string(),
+            calendar::session_on_or_before(d).map_err(|source| CompileError::Calendar {
+                what: "resolving `end`".into(),
+                source,
+            })?,
+        ),
+        EndSpec::LastSession => (
+            "last-session".to_string(),
+            calendar::last_complete_session(opts.now.unwrap_or_else(Utc::now)).map_err(
+                |source| CompileError::Calendar {
+                    what: "resolving `end = \"last-session\"`".into(),
+                    source,
+                },
+            )?,
+        ),
+    };
+
+    // Phases and their windows.
+    let mut phases = Vec::with_capacity(plan.phases.len());
+    for p in &plan.phases {
+        let mut cells = Vec::with_capacity(p.bars.len());
+        let mut sorted = p.bars.clone();
+        sorted.sort();
+        for cell in sorted {
+            let limit = plan.limit(cell.size);
+            let ws =
+                windows::split(cell, limit, &end).map_err(|source| CompileError::Calendar {
+                    what: format!(
+                        "phase `{}`: windows of `{} x {}` ending {}",
+                        p.name, cell.size, cell.duration, end.date
+                    ),
+                    source,
+                })?;
+            cells.push(CellInfo {
+                size: cell.size,
+                duration: cell.duration,
+                limit,
+                windows: ws,
+            });
+        }
+        phases.push(PhaseInfo {
+            name: p.name.clone(),
+            what: p.what.clone(),
+            use_rth: p.use_rth,
+            select: p.select.clone(),
+            depends_on: p.depends_on.clone(),
+            cells,
+        });
+    }
+
+    // Universe shard and caches.
+    let mut shard: Vec<&str> = plan
+        .universe
+        .symbols
+        .iter()
+        .map(String::as_str)
+        .filter(|s| shard::in_shard(s, batch))
+        .collect();
+    shard.sort_unstable();
+    let cache_dir = match &opts.work_dir {
+        Some(w) if plan.universe.contracts_cache.is_relative() => {
+            w.join(&plan.universe.contracts_cache)
+        }
+        _ => plan.universe.contracts_cache.clone(),
+    };
+    let available =
+        universe::scan_cache_dir(&cache_dir).map_err(|e| CompileError::Inputs(vec![e]))?;
+    let mut missing = Vec::new();
+    let mut to_load = Vec::new();
+    for s in &shard {
+        match available.get(*s) {
+            Some((date, path)) => to_load.push((*s, *date, path.clone())),
+            None => missing.push(s.to_string()),
+        }
+    }
+    if plan.universe.on_missing_cache == crate::plan::OnMissingCache::Fail && !missing.is_empty() {
+        return Err(CompileError::Inputs(
+            missing
+                .iter()
+                .map(|s| InputError {
+                    file: cache_dir.clone(),
+                    line: 1,
+                    col: 1,
+                    message: format!(
+                        "no contracts cache `{s}_YYYY-MM-DD.json` for symbol `{s}` (universe.on-missing-cache = \"fail\")"
+                    ),
+                })
+                .collect(),
+        ));
+    }
+    let caches = load_caches(&to_load)?;
+
+    // Tasks and selections.
+    let end_date = end.date;
+    let mut tasks = Vec::new();
+    let mut selections = Vec::new();
+    let mut expired = Vec::new();
+    let mut symbols = Vec::with_capacity(caches.len());
+    let mut seen_ids: HashSet<String> = HashSet::new();
+    let mut duplicates = 0u64;
+    let mut per_phase: BTreeMap<String, u64> = BTreeMap::new();
+
+    for (file_name, cache) in &caches {
+        let n_expired = cache
+            .contracts
+            .iter()
+            .filter(|c| c.expiry <= end_date)
+            .count();
+        symbols.push(SymbolInfo {
+            symbol: cache.underlying.symbol.clone(),
+            underlying_con_id: cache.underlying.con_id,
+            cache_file: file_name.clone(),
+            cache_as_of: cache.as_of,
+            contracts: u32::try_from(cache.contracts.len()).unwrap_or(u32::MAX),
+            expired: u32::try_from(n_expired).unwrap_or(u32::MAX),
+            cache_close: cache.underlying.reference_close,
+        });
+    }
+
+    for (pi, p) in phases.iter().enumerate() {
+        let plan_phase = &plan.phases[pi];
+        let windows_per_contract: u64 = p.cells.iter().map(|c| c.windows.len() as u64).sum();
+        let mut phase_requests = 0u64;
+        for (_, cache) in &caches {
+            let symbol = cache.underlying.symbol.as_str();
+            let mut live: Vec<&crate::cache::OptionContract> =
+                Vec::with_capacity(cache.contracts.len());
+            let mut n_expired = 0u32;
+            for c in &cache.contracts {
+                if c.expiry <= end_date {
+                    n_expired += 1;
+                } else {
+                    live.push(c);
+                }
+            }
+            if n_expired > 0 {
+                expired.push(ExpiredCount {
+                    phase: p.name.clone(),
+                    symbol: symbol.to_string(),
+                    contracts: n_expired,
+                });
+            }
+            match &plan_phase.select {
+                Select::All => {
+                    live.sort_by_key(|c| c.con_id);
+                    let start = tasks.len();
+                    for c in live {
+                        near_atm::contract_tasks(
+                            &p.name, symbol, &p.what, p.use_rth, c, &p.cells, &mut tasks,
+                        );
+                    }
+                    // Identical requests already planned by an earlier phase are dropped
+                    // (order kept).
+                    let fresh: Vec<_> = tasks.drain(start..).collect();
+                    for t in fresh {
+                        if seen_ids.insert(t.id.clone()) {
+                            tasks.push(t);
+                        } else {
+                            duplicates += 1;
+                        }
+                    }
+                    phase_requests += (tasks.len() - start) as u64;
+                }
+                Select::NearAtm(rule) => {
+                    let live: Vec<crate::cache::OptionContract> =
+                        live.into_iter().cloned().collect();
+                    let exps = near_atm::nearest_expiries(&live, end_date, rule.expiries as usize);
+                    let candidates: Vec<crate::cache::OptionContract> = live
+                        .into_iter()
+                        .filter(|c| exps.contains(&c.expiry))
+                        .collect();
+                    let n = near_atm::selected_count(
+                        &candidates,
+                        end_date,
+                        rule.strikes as usize,
+                        rule.expiries as usize,
+                    );
+                    let requests = n as u64 * windows_per_contract;
+                    phase_requests += requests;
+                    selections.push(Selection {
+                        phase: p.name.clone(),
+                        symbol: symbol.to_string(),
+                        underlying_con_id: cache.underlying.con_id,
+                        rule: rule.clone(),
+                        window_end: end_date,
+                        what: p.what.clone(),
+                        use_rth: p.use_rth,
+                        cells: p.cells.clone(),
+                        expiries: exps,
+                        candidates,
+                        contracts: u32::try_from(n).unwrap_or(u32::MAX),
+                        requests,
+                        cache_close: cache.underlying.reference_close,
+                    });
+                }
+            }
+        }
+        per_phase.insert(p.name.clone(), phase_requests);
+    }
+
+    let selection_requests: u64 = selections.iter().map(|s| s.requests).sum();
+    let reference_closes = selections
+        .iter()
+        .map(|s| s.symbol.as_str())
+        .collect::<HashSet<_>>()
+        .len() as u64;
+    let totals = Totals {
+        universe_symbols: u32::try_from(plan.universe.symbols.len()).unwrap_or(u32::MAX),
+        shard_symbols: u32::try_from(shard.len()).unwrap_or(u32::MAX),
+        missing_cache: u32::try_from(missing.len()).unwrap_or(u32::MAX),
+        tasks: tasks.len() as u64,
+        selection_requests,
+        reference_closes,
+        requests: tasks.len() as u64 + selection_requests,
+        expired: expired.iter().map(|e| u64::from(e.contracts)).sum(),
+        duplicates,
+        per_phase,
+    };
+
+    let manifest = Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        plan: PlanInfo {
+            name: plan.name.clone(),
+            scope: plan.scope.clone(),
+            output_root: plan.output_root.display().to_string(),
+            state_root: plan.state_root.display().to_string(),
+            contracts_cache: plan.universe.contracts_cache.display().to_string(),
+        },
+        end: EndInfo {
+            spec,
+            session: end.date,
+            close: end.close,
+            half_day: end.half_day,
+        },
+        time_zone: plan.time_zone.name().to_string(),
+        batch,
+        gateway: plan.gateway.clone(),
+        limits: plan
+            .limits
+            .iter()
+            .map(|(b, d)| (b.to_string(), d.to_string()))
+            .collect(),
+        phases,
+        symbols,
+        missing_cache: missing,
+        expired,
+        tasks,
+        selections,
+        totals,
+    };
+    let graph = TaskGraph::build(&manifest).map_err(|e| CompileError::Cycle(e.0))?;
+    Ok(Compiled { manifest, graph })
+}
+
+/// Read the caches, in parallel on two threads (parsing dominates compile time), in symbol order.
+/// Every bad cache is reported, not only the first.
+fn load_caches(
+    to_load: &[(&str, chrono::NaiveDate, PathBuf)],
+) -> Result<Vec<(String, crate::cache::ContractsCache)>, CompileError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = to_load.len().div_ceil(threads).max(1);
+    let results: Vec<Result<(String, crate::cache::ContractsCache), InputError>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = to_load
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(s, d, path)| {
+                                let name = path
+                                    .file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default();
+                                universe::load_cache(path, s, *d).map(|c| (name, c))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(InputError {
+                            file: PathBuf::from("<cache reader>"),
+                            line: 1,
+                            col: 1,
+                            message: "a cache reader thread panicked".into(),
+                        })]
+                    })
+                })
+                .collect()
+        });
+    let mut ok = Vec::with_capacity(results.len());
+    let mut errs = Vec::new();
+    for r in results {
+        match r {
+            Ok(x) => ok.push(x),
+            Err(e) => errs.push(e),
+        }
+    }
+    if errs.is_empty() {
+        Ok(ok)
+    } else {
+        Err(CompileError::Inputs(errs))
+    }
+}
+
+/// Default manifest path: `<state-root>/manifests/<scope>/<name>.manifest.json`, with
+/// `.b<index>of<count>` before `.manifest.json` when the universe is sharded.
+pub fn default_manifest_path(m: &Manifest) -> PathBuf {
+    let file = if m.batch.count > 1 {
+        format!(
+            "{}.b{}of{}.manifest.json",
+            m.plan.name, m.batch.index, m.batch.count
+        )
+    } else {
+        format!("{}.manifest.json", m.plan.name)
+    };
+    PathBuf::from(&m.plan.state_root)
+        .join("manifests")
+        .join(&m.plan.scope)
+        .join(file)
+}

@@ -1,0 +1,130 @@
+//! `opt-backfill plan FILE`: validate and compile a plan, print what it will send, optionally
+//! compare with an earlier manifest, and write the manifest (unless `--dry-run`).
+
+use crate::compile::{self, dryrun, CompileOptions, Manifest};
+use crate::exit;
+use crate::plan::Batching;
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+
+/// Environment variable standing in for `--now` (tests, reproducible CI runs).
+pub const NOW_ENV: &str = "OPT_BACKFILL_NOW";
+
+/// Arguments of `opt-backfill plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The plan file (`.toml`, `.yaml` or `.yml`).
+    pub file: PathBuf,
+    /// Print the report only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where to write the manifest (default
+    /// `<state-root>/manifests/<scope>/<name>.manifest.json`).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Compare with an earlier manifest and print what is added, removed and changed.
+    #[arg(long, value_name = "OLD_MANIFEST")]
+    pub diff: Option<PathBuf>,
+    /// Also print requests per symbol.
+    #[arg(long)]
+    pub by_symbol: bool,
+    /// Number of shards (overrides the plan's `[batching]`).
+    #[arg(long, value_name = "N")]
+    pub batch_count: Option<u32>,
+    /// This run's shard, `0..N` (overrides the plan's `[batching]`).
+    #[arg(long, value_name = "I")]
+    pub batch_index: Option<u32>,
+    /// The current time (RFC 3339) used to resolve `end = "last-session"`; also read from
+    /// `OPT_BACKFILL_NOW`. Default: the clock.
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// Request rate used for the run-time estimate, requests per second.
+    #[arg(long, value_name = "REQ_PER_S", default_value_t = dryrun::DEFAULT_RATE)]
+    pub rate: f64,
+}
+
+/// Run `plan`; returns the exit code.
+pub fn run(args: PlanArgs) -> i32 {
+    let plan = match crate::plan::load(&args.file) {
+        Ok(p) => p,
+        Err(errs) => {
+            eprintln!("{errs}");
+            eprintln!(
+                "error: the plan has {} error{}; nothing was compiled",
+                errs.len(),
+                if errs.len() == 1 { "" } else { "s" }
+            );
+            return exit::BAD_INPUT;
+        }
+    };
+
+    let now = match args.now.clone().or_else(|| std::env::var(NOW_ENV).ok()) {
+        None => None,
+        Some(s) => match DateTime::parse_from_rfc3339(s.trim()) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(e) => {
+                eprintln!("error: --now / {NOW_ENV} `{s}` is not an RFC 3339 time: {e}");
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        eprintln!("error: --rate must be a positive number of requests per second");
+        return exit::BAD_INPUT;
+    }
+    let batching = match (args.batch_count, args.batch_index) {
+        (None, None) => None,
+        (c, i) => Some(Batching {
+            count: c.unwrap_or(plan.batching.count),
+            index: i.unwrap_or(plan.batching.index),
+        }),
+    };
+    let opts = CompileOptions {
+        now,
+        batching,
+        work_dir: None,
+    };
+    let compiled = match compile::compile(&plan, &opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("error: the plan could not be compiled; nothing was written");
+            return exit::BAD_INPUT;
+        }
+    };
+    let m = &compiled.manifest;
+    print!("{}", dryrun::render(m, args.by_symbol, args.rate));
+
+    if let Some(old_path) = &args.diff {
+        match Manifest::read(old_path) {
+            Ok(old) => {
+                println!();
+                println!("changes since {}:", old_path.display());
+                print!("{}", compile::diff::render(&compile::diff::diff(&old, m)));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+
+    if args.dry_run {
+        println!("\ndry run: nothing written");
+        return exit::OK;
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| compile::default_manifest_path(m));
+    match m.write_atomic(&out) {
+        Ok(()) => {
+            println!("\nmanifest written: {}", out.display());
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the manifest: {e}");
+            exit::TASK_ERRORS
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Request windows: a bar x duration cell longer than what IB accepts in one request is split
+//! into consecutive windows, each its own task.
+//!
+//! Rules (shared with the simulated gateway, which counts `N D` as N trading sessions back from
+//! the end, `W` as 7 calendar days, `M`/`Y` as calendar months/years):
+//! - a cell within its limit is one window: the cell's duration, ending at the end session's
+//!   close;
+//! - a limit in days (`1 min` -> `1 D`, `2 mins` -> `2 D`): one `1 D` window per session of the
+//!   requested span, ending at that session's close (13:00 New York on half days);
+//! - a limit in seconds (bars under a minute): each session of the span cut into consecutive
+//!   chunks of at most the limit, from the open (regular hours only, enforced by validation);
+//! - a limit in weeks, months or years: consecutive windows of the limit's length going back
+//!   from the end; each ends at the close of the last session inside it, so windows neither
+//!   overlap nor leave a session out, and the oldest one may reach a little before the span.
+
+use crate::bars::{Duration, DurationUnit};
+use crate::calendar::{self, OutOfRange, Session};
+use crate::plan::BarCell;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One request window: `duration` back from `end`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// End instant (UTC), a session close or a chunk end inside a session.
+    pub end: DateTime<Utc>,
+    /// Duration of the request.
+    #[schemars(with = "String")]
+    pub duration: Duration,
+}
+
+/// The windows of `cell` ending at `end`, oldest first, given the longest duration `limit` one
+/// request may cover. Errors when the span reaches outside the trading calendar.
+pub fn split(cell: BarCell, limit: Duration, end: &Session) -> Result<Vec<Window>, OutOfRange> {
+    if cell.duration.approx_seconds() <= limit.approx_seconds() {
+        return Ok(vec![Window {
+            end: end.close,
+            duration: cell.duration,
+        }]);
+    }
+    let first = first_session_of_span(cell.duration, end)?;
+    match limit.unit {
+        DurationUnit::Days => Ok(calendar::sessions_between(first, end.date)?
+            .into_iter()
+            .map(|s| Window {
+                end: s.close,
+                duration: Duration {
+                    n: 1,
+                    unit: DurationUnit::Days,
+                },
+            })
+            .collect()),
+        DurationUnit::Seconds => {
+            let step = i64::from(limit.n.max(1));
+            let mut out = Vec::new();
+            for s in calendar::sessions_between(first, end.date)? {
+                let mut t = s.open;
+                while t < s.close {
+                    let e = (t + chrono::Duration::seconds(step)).min(s.close);
+                    let secs = u32::try_from((e - t).num_seconds()).unwrap_or(u32::MAX);
+                    out.push(Window {
+                        end: e,
+                        duration: Duration {
+                            n: secs,
+                            unit: DurationUnit::Seconds,
+                        },
+                    });
+                    t = e;
+                }
+            }
+            Ok(out)
+        }
+        DurationUnit::Weeks | DurationUnit::Months | DurationUnit::Years => {
+            let mut out = Vec::new();
+            let mut e = *end;
+            loop {
+                out.push(Window {
+                    end: e.close,
+                    duration: limit,
+                });
+                let start = back(limit, e.date)?;
+                if start < first {
+                    break;
+                }
+                e = calendar::session_on_or_before(start)?;
+                if e.date < first {
+                    break;
+                }
+            }
+            out.reverse();
+            Ok(out)
+        }
+    }
+}
+
+/// `d` before `date` in calendar terms (weeks, months, years), checked against the calendar.
+fn back(d: Duration, date: NaiveDate) -> Result<NaiveDate, OutOfRange> {
+    let start = d.start_before(date);
+    if start == date || start.year() < calendar::MIN_YEAR {
+        return Err(OutOfRange(start));
+    }
+    Ok(start)
+}
+
+/// The date of the oldest session the requested span covers.
+fn first_session_of_span(d: Duration, end: &Session) -> Result<NaiveDate, OutOfRange> {
+    match d.unit {
+        DurationUnit::Days => {
+            let mut s = *end;
+            for _ in 1..d.n {
+                let prev = s.date.pred_opt().ok_or(OutOfRange(s.date))?;
+                s = calendar::session_on_or_before(prev)?;
+            }
+            Ok(s.date)
+        }
+        DurationUnit::Seconds => {
+            let start = end.close - chrono::Duration::seconds(i64::from(d.n));
+            let mut s = *end;
+            loop {
+                let prev = s.date.pred_opt().ok_or(OutOfRange(s.date))?;
+                let p = calendar::session_on_or_before(prev)?;
+                if p.close <= start {
+                    return Ok(s.date);
+                }
+                s = p;
+            }
+        }
+        DurationUnit::Weeks | DurationUnit::Months | DurationUnit::Years => {
+            let start = back(d, end.date)?;
+            Ok(calendar::session_after(start)?.date.min(end.date))
+        }
+    }
+}
+
+/// How a cell is split, for the dry-run: `30 mins x 1 M` when it is one request, or
+/// `1 min x 1 M -> 21 x 1 D` when split.
+pub fn describe(cell: BarCell, windows: &[Window]) -> String {
+    let base = format!("{} x {}", cell.size, cell.duration);
+    if windows.len() == 1 && windows[0].duration == cell.duration {
+        return base;
+    }
+    let mut groups: Vec<(Duration, usize)> = Vec::new();
+    for w in windows {
+        match groups.iter_mut().find(|(d, _)| *d == w.duration) {
+            Some(g) => g.1 += 1,
+            None => groups.push((w.duration, 1)),
+        }
+    }
+    // Most common duration first, then the others.
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let parts: Vec<String> = groups
+        .iter()
+        .take(2)
+        .map(|(d, n)| format!("{n} x {d}"))
+        .collect();
+    let more = if groups.len() > 2 { " + ..." } else { "" };
+    format!("{base} -> {}{more}", parts.join(" + "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bars::BarSize;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+    fn cell(size: BarSize, dur: &str) -> BarCell {
+        BarCell {
+            size,
+            duration: dur.parse().unwrap(),
+        }
+    }
+    fn sess(date: NaiveDate) -> Session {
+        calendar::session(date).unwrap().unwrap()
+    }
+
+    #[test]
+    fn within_limit_is_one_window() {
+        let end = sess(d(2026, 11, 27));
+        let w = split(cell(BarSize::Mins30, "1 M"), "1 M".parse().unwrap(), &end).unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].end, end.close);
+        assert_eq!(w[0].duration.to_string(), "1 M");
+        assert_eq!(describe(cell(BarSize::Mins30, "1 M"), &w), "30 mins x 1 M");
+    }
+
+    #[test]
+    fn half_day_close_is_the_end() {
+        let end = sess(d(2026, 11, 27));
+        let w = split(cell(BarSize::Hours8, "6 M"), "6 M".parse().unwrap(), &end).unwrap();
+        assert_eq!(w[0].end.to_rfc3339(), "2026-11-27T18:00:00+00:00");
+    }
+
+    #[test]
+    fn day_limit_gives_one_window_per_session() {
+        // 1 M back from 2026-11-27: sessions 2026-10-28 ..= 2026-11-27, without Thanksgiving (22 sessions).
+        let end = sess(d(2026, 11, 27));
+        let w = split(cell(BarSize::Min1, "1 M"), "1 D".parse().unwrap(), &end).unwrap();
+        let expected = calendar::sessions_between(d(2026, 10, 28), d(2026, 11, 27)).unwrap();
+        assert_eq!(w.len(), expected.len());
+        assert_eq!(w.len(), 22);
+        assert!(w.iter().all(|x| x.duration.to_string() == "1 D"));
+        assert_eq!(w.first().unwrap().end, expected[0].close);
+        assert_eq!(w.last().unwrap().end, end.close);
+        assert!(w.windows(2).all(|p| p[0].end < p[1].end), "oldest first");
+        assert_eq!(
+            describe(cell(BarSize::Min1, "1 M"), &w),
+            "1 min x 1 M -> 22 x 1 D"
+        );
+    }
+
+    #[test]
+    fn n_days_counts_sessions() {
+        let end = sess(d(2026, 11, 30)); // Monday after Thanksgiving
+        let w = split(cell(BarSize::Min1, "3 D"), "1 D".parse().unwrap(), &end).unwrap();
+        let dates: Vec<_> = w
+            .iter()
+            .map(|x| calendar::to_ny(x.end).date_naive())
+            .collect();
+        assert_eq!(
+            dates,
+            vec![d(2026, 11, 25), d(2026, 11, 27), d(2026, 11, 30)]
+        );
+    }
+
+    #[test]
+    fn month_limit_windows_tile_the_span() {
+        // The strict table: 8 hours allows 1 M, so 6 M becomes 6 monthly windows.
+        let end = sess(d(2026, 11, 27));
+        let w = split(
+            cell(BarSize::Hours8, "6 M"),
+            BarSize::Hours8.max_duration(),
+            &end,
+        )
+        .unwrap();
+        assert_eq!(w.len(), 6);
+        assert_eq!(w.last().unwrap().end, end.close);
+        // Each window ends at a session close, and each starts where the previous one ends.
+        for pair in w.windows(2) {
+            let older = calendar::to_ny(pair[0].end).date_naive();
+            let newer = calendar::to_ny(pair[1].end).date_naive();
+            let newer_start = pair[1].duration.start_before(newer);
+            assert_eq!(
+                calendar::session_on_or_before(newer_start).unwrap().date,
+                older
+            );
+        }
+        assert_eq!(
+            describe(cell(BarSize::Hours8, "6 M"), &w),
+            "8 hours x 6 M -> 6 x 1 M"
+        );
+    }
+
+    #[test]
+    fn week_limit_over_days_span() {
+        let end = sess(d(2026, 11, 27));
+        let w = split(cell(BarSize::Mins5, "10 D"), "1 W".parse().unwrap(), &end).unwrap();
+        assert_eq!(w.len(), 3, "11-13 ..= 11-27 needs three weeks: {w:?}");
+    }
+
+    #[test]
+    fn seconds_limit_chunks_sessions() {
+        let end = sess(d(2026, 11, 25));
+        let w = split(cell(BarSize::Secs1, "1 D"), "1800 S".parse().unwrap(), &end).unwrap();
+        assert_eq!(w.len(), 13); // 6.5 h / 30 min
+        assert_eq!(w.last().unwrap().end, end.close);
+        let half = sess(d(2026, 11, 27));
+        let w = split(
+            cell(BarSize::Secs1, "1 D"),
+            "1800 S".parse().unwrap(),
+            &half,
+        )
+        .unwrap();
+        assert_eq!(w.len(), 7); // 3.5 h
+    }
+
+    #[test]
+    fn outside_calendar_is_an_error() {
+        let end = sess(d(2020, 3, 2));
+        assert!(split(cell(BarSize::Min1, "1 Y"), "1 D".parse().unwrap(), &end).is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! The compiler over the fixture universe: pinned manifest, determinism, TOML = YAML, sharding,
+//! near-ATM counts and ids, graph shape, manifest round trip and diff.
+
+use super::{load, opts};
+use opt_backfill::cache::ContractsCache;
+use opt_backfill::compile::{self, near_atm, CompileOptions, GraphNode, Manifest};
+use opt_backfill::plan::{Batching, EndSpec};
+use std::collections::BTreeSet;
+
+fn small() -> compile::Compiled {
+    compile::compile(&load("examples/fixtures/small.toml"), &opts()).unwrap()
+}
+
+#[test]
+fn manifest_is_pinned() {
+    let m = small().manifest;
+    insta::assert_snapshot!("small_manifest", String::from_utf8(m.to_bytes()).unwrap());
+}
+
+#[test]
+fn compiling_twice_is_byte_identical_and_toml_equals_yaml() {
+    let a = small().manifest.to_bytes();
+    let b = small().manifest.to_bytes();
+    assert_eq!(a, b);
+    let y = compile::compile(&load("examples/fixtures/small.yaml"), &opts())
+        .unwrap()
+        .manifest
+        .to_bytes();
+    assert_eq!(a, y, "the YAML twin compiles to the same manifest");
+}
+
+#[test]
+fn shipped_weekend_plans_agree() {
+    let mut t = load("plans/weekend.toml");
+    let y = load("plans/weekend.yaml");
+    t.path = y.path.clone();
+    assert_eq!(t, y);
+    assert_eq!(t.end, EndSpec::LastSession);
+    // The hours phase is one request per contract thanks to the limit override.
+    let hours = t.phase("hours").unwrap();
+    assert_eq!(t.limit(hours.bars[0].size), hours.bars[0].duration);
+}
+
+#[test]
+fn totals_and_expired() {
+    let m = small().manifest;
+    assert_eq!(m.missing_cache, vec!["ZZZ".to_string()]);
+    assert_eq!(m.end.session.to_string(), "2026-11-27");
+    assert!(m.end.half_day);
+    assert_eq!(m.end.close.to_rfc3339(), "2026-11-27T18:00:00+00:00");
+    // AAPL: newest cache (2026-11-27) is used, not 2026-11-20.
+    let aapl = m.symbols.iter().find(|s| s.symbol == "AAPL").unwrap();
+    assert_eq!(aapl.cache_as_of.to_string(), "2026-11-27");
+    // No task for an expired contract, and expired ones are counted per phase and symbol.
+    assert!(m.tasks.iter().all(|t| t.expiry > m.end.session));
+    assert!(m
+        .expired
+        .iter()
+        .any(|e| e.phase == "hours" && e.symbol == "AAPL" && e.contracts == 20));
+    assert_eq!(
+        m.totals.requests,
+        m.totals.tasks + m.totals.selection_requests
+    );
+    assert_eq!(m.totals.tasks, m.tasks.len() as u64);
+    // Sorted: phase (plan order), symbol, conId, cell, window.
+    let phase_pos = |p: &str| m.phases.iter().position(|x| x.name == p).unwrap();
+    let keys: Vec<_> = m
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                phase_pos(&t.phase),
+                t.symbol.clone(),
+                t.con_id,
+                t.bar_size,
+                t.duration,
+                t.window,
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    let ids: BTreeSet<_> = m.tasks.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids.len(), m.tasks.len(), "task ids are unique");
+}
+
+#[test]
+fn near_atm_count_is_exact_and_ids_match_the_all_path() {
+    let m = small().manifest;
+    for sel in &m.selections {
+        let cache: ContractsCache = serde_json::from_slice(
+            &std::fs::read(format!(
+                "examples/fixtures/contracts_cache/{}_2026-11-27.json",
+                sel.symbol
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let close = cache.underlying.reference_close.unwrap();
+        let windows: u64 = sel.cells.iter().map(|c| c.windows.len() as u64).sum();
+        for probe in [close, close * 0.5, close * 2.0, 0.01] {
+            // Selecting from the full cache or from the recorded candidates gives the same.
+            let full = near_atm::select(
+                &cache.contracts,
+                probe,
+                sel.window_end,
+                sel.rule.strikes as usize,
+                sel.rule.expiries as usize,
+            );
+            let cand = near_atm::select(
+                &sel.candidates,
+                probe,
+                sel.window_end,
+                sel.rule.strikes as usize,
+                sel.rule.expiries as usize,
+            );
+            assert_eq!(full, cand);
+            let tasks = near_atm::expand_selection(sel, &cand);
+            assert_eq!(
+                tasks.len() as u64,
+                sel.requests,
+                "{} at {probe}",
+                sel.symbol
+            );
+            assert_eq!(cand.len() as u64 * windows, sel.requests);
+        }
+    }
+
+    // The same contracts under an `all` phase get the same ids.
+    let mut plan = load("examples/fixtures/small.toml");
+    for p in &mut plan.phases {
+        p.select = opt_backfill::plan::Select::All;
+        p.depends_on.clear();
+    }
+    let all = compile::compile(&plan, &opts()).unwrap().manifest;
+    let all_ids: BTreeSet<_> = all.tasks.iter().map(|t| t.id.clone()).collect();
+    for sel in &m.selections {
+        let chosen = near_atm::select(&sel.candidates, 100.0, sel.window_end, 2, 2);
+        for t in near_atm::expand_selection(sel, &chosen) {
+            assert!(all_ids.contains(&t.id), "{t:?}");
+        }
+    }
+}
+
+#[test]
+fn graph_has_barriers_and_reference_closes() {
+    let c = small();
+    let g = &c.graph;
+    let m = &c.manifest;
+    assert_eq!(g.task_nodes.len(), m.tasks.len());
+    assert_eq!(g.selection_nodes.len(), m.selections.len());
+    let count = |f: &dyn Fn(&GraphNode) -> bool| g.graph.node_weights().filter(|n| f(n)).count();
+    assert_eq!(count(&|n| matches!(n, GraphNode::ReferenceClose(_))), 3);
+    // minutes and quotes depend on hours: one barrier per (dependency, symbol) and dependent.
+    assert_eq!(count(&|n| matches!(n, GraphNode::Barrier { .. })), 2 * 3);
+    // Linear edge count: every hours task feeds two barriers, every quotes task and selection
+    // hangs off one barrier, every selection off its reference close.
+    let hours = m.tasks.iter().filter(|t| t.phase == "hours").count();
+    let quotes = m.tasks.iter().filter(|t| t.phase == "quotes").count();
+    assert_eq!(
+        g.graph.edge_count(),
+        2 * hours + quotes + 2 * m.selections.len()
+    );
+    // Selections wait for their reference close and the hours barrier.
+    for n in &g.selection_nodes {
+        assert_eq!(g.in_degree(*n), 2);
+    }
+    assert!(petgraph::algo::toposort(&g.graph, None).is_ok());
+}
+
+#[test]
+fn shards_partition_the_universe() {
+    let plan = load("examples/fixtures/small.toml");
+    let full = compile::compile(&plan, &opts()).unwrap().manifest;
+    for count in 1..=4u32 {
+        let mut symbols = Vec::new();
+        let mut tasks = 0;
+        for index in 0..count {
+            let o = CompileOptions {
+                batching: Some(Batching { count, index }),
+                ..opts()
+            };
+            let m = compile::compile(&plan, &o).unwrap().manifest;
+            symbols.extend(m.symbols.iter().map(|s| s.symbol.clone()));
+            symbols.extend(m.missing_cache.iter().cloned());
+            tasks += m.tasks.len();
+        }
+        symbols.sort();
+        assert_eq!(symbols, vec!["AAPL", "MSFT", "SPY", "ZZZ"], "count {count}");
+        assert_eq!(tasks, full.tasks.len());
+    }
+}
+
+#[test]
+fn last_session_resolves_from_now() {
+    let mut plan = load("examples/fixtures/small.toml");
+    plan.end = EndSpec::LastSession;
+    let at = |s: &str| CompileOptions {
+        now: Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()),
+        ..opts()
+    };
+    // Saturday after Thanksgiving: the Friday half day.
+    let m = compile::compile(&plan, &at("2026-11-28T15:00:00Z"))
+        .unwrap()
+        .manifest;
+    assert_eq!(m.end.session.to_string(), "2026-11-27");
+    assert_eq!(m.end.spec, "last-session");
+    // Friday 12:00 New York: the half day is not complete yet, so Wednesday.
+    let m = compile::compile(&plan, &at("2026-11-27T17:00:00Z"))
+        .unwrap()
+        .manifest;
+    assert_eq!(m.end.session.to_string(), "2026-11-25");
+}
+
+#[test]
+fn manifest_round_trip_and_atomic_write() {
+    let m = small().manifest;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/small.manifest.json");
+    m.write_atomic(&path).unwrap();
+    let back = Manifest::read(&path).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(std::fs::read(&path).unwrap(), m.to_bytes());
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"format_version\": 99}").unwrap();
+    let e = Manifest::read(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.json") && e.contains("format_version 99"),
+        "{e}"
+    );
+    let e = Manifest::read(&dir.path().join("none.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none.json"), "{e}");
+}
+
+#[test]
+fn diff_reports_changes_per_phase_bar_and_symbol() {
+    let plan = load("examples/fixtures/small.toml");
+    let full = compile::compile(&plan, &opts()).unwrap().manifest;
+    assert!(compile::diff::diff(&full, &full).is_empty());
+    let mut later = plan.clone();
+    later.end = EndSpec::Date(chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap());
+    let new = compile::compile(&later, &opts()).unwrap().manifest;
+    let d = compile::diff::diff(&full, &new);
+    let text = compile::diff::render(&d);
+    assert!(text.contains("~ end: 2026-11-27 -> 2026-12-04"), "{text}");
+    assert!(text.contains("hours / 8 hours / AAPL"), "{text}");
+    assert!(text.contains("Plan: "), "{text}");
+}
