@@ -23,6 +23,8 @@ pub enum Command {
     /// Validate and compile a plan: print the requests it will send, compare with an earlier
     /// manifest, write the manifest.
     Plan(plan::PlanArgs),
+    /// Run a plan or manifest against the gateway: resumable, paced, incremental.
+    Execute(execute::ExecuteArgs),
     /// Build per-symbol contracts caches from the gateway.
     Discover(discover::DiscoverArgs),
     /// Per phase and bar size: OK, EMPTY, errors by class, bars, rates, error codes.
@@ -33,6 +35,7 @@ pub enum Command {
 
 pub mod common;
 pub mod discover;
+pub mod execute;
 pub mod plan;
 pub mod report;
 pub mod sim;
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Execute(args) => execute::run(args),
         Command::Discover(args) => discover::run(args),
         Command::Report(args) => report::run_report(args),
         Command::Rerun(args) => report::run_rerun(args),

@@ -1,5 +1,6 @@
 //! The executor: scheduler, pacing governor, retries and resume.
 
+pub mod closes;
 pub mod governor;
 pub mod reconnect;
 pub mod report;

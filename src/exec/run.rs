@@ -184,17 +184,21 @@ struct Shared {
 pub async fn execute(
     tasks: Vec<FetchTask>,
     resumed: u64,
+    skipped: Vec<SummaryRecord>,
     cfg: ExecConfig,
     reporter: &mut dyn Reporter,
     stop: watch::Receiver<bool>,
 ) -> Result<RunReport, ExecError> {
     let run_dir = summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id);
-    let writer = SummaryWriter::new(run_dir.clone(), cfg.batch_index, cfg.batch_count).map_err(
-        |source| ExecError::Io {
-            path: run_dir.clone(),
-            source,
-        },
-    )?;
+    let io_err = |source| ExecError::Io {
+        path: run_dir.clone(),
+        source,
+    };
+    let mut writer =
+        SummaryWriter::new(run_dir.clone(), cfg.batch_index, cfg.batch_count).map_err(io_err)?;
+    for rec in &skipped {
+        writer.append(rec).map_err(io_err)?;
+    }
     let gateway = Gateway::connect(cfg.gateway.clone()).await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -231,6 +235,10 @@ pub async fn execute(
         resumed,
         ..Default::default()
     };
+    for rec in &skipped {
+        *stats.by_status.entry(rec.status.clone()).or_default() += 1;
+        stats.total += 1;
+    }
     let mut queue: VecDeque<Series> = VecDeque::new();
     for key in order {
         if let Some(mut s) = groups.remove(&key) {

@@ -1,0 +1,380 @@
+//! `opt-backfill execute`: run a plan (compiled first) or a manifest against the gateway.
+
+use super::common::{ctrl_c_signal, parse_duration, parse_gateway};
+use crate::compile::manifest::Manifest;
+use crate::compile::task::FetchTask;
+use crate::compile::{compile, CompileOptions};
+use crate::exec::closes::{read_snapshot, resolve, Resolved, Snapshot};
+use crate::exec::{
+    execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
+};
+use crate::ib::{Gateway, GatewayConfig};
+use crate::store::summary::SummaryRecord;
+use chrono::Utc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `opt-backfill execute`.
+#[derive(Debug, clap::Args)]
+pub struct ExecuteArgs {
+    /// A plan file (TOML/YAML, compiled first) or a manifest (`.json`, from `plan --out`).
+    pub input: PathBuf,
+    /// Run only these phases (repeatable).
+    #[arg(long)]
+    pub phase: Vec<String>,
+    /// Number of shards (overrides the plan; plans only).
+    #[arg(long, requires = "batch_index")]
+    pub batch_count: Option<u32>,
+    /// This shard, 0-based (overrides the plan; plans only).
+    #[arg(long, requires = "batch_count")]
+    pub batch_index: Option<u32>,
+    /// Skip tasks finished by earlier runs (the default).
+    #[arg(long, overrides_with = "no_resume")]
+    pub resume: bool,
+    /// Ignore earlier summaries and fetch every task.
+    #[arg(long)]
+    pub no_resume: bool,
+    /// Merge into existing files and request only missing spans (the default).
+    #[arg(long, overrides_with = "no_incremental")]
+    pub incremental: bool,
+    /// Skip (with --resume) or overwrite (with --no-resume) existing files instead of merging.
+    #[arg(long)]
+    pub no_incremental: bool,
+    /// Gateway HOST:PORT (overrides the plan).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// API client id (overrides the plan).
+    #[arg(long)]
+    pub client_id: Option<i32>,
+    /// Per-request timeout, e.g. `60s` (overrides the plan).
+    #[arg(long)]
+    pub request_timeout: Option<String>,
+    /// Restrict the run to a rerun universe CSV (from `opt-backfill rerun`).
+    #[arg(long)]
+    pub rerun: Option<PathBuf>,
+    /// Close snapshot CSV (`symbol,date,close`) for near-ATM phases (default: the plan's).
+    #[arg(long)]
+    pub closes: Option<PathBuf>,
+    /// Fetch the underlying's close from the gateway when no local close is known.
+    #[arg(long, overrides_with = "skip_underlying_close")]
+    pub no_skip_underlying_close: bool,
+    /// Do not ask the gateway for underlying closes: symbols without a local close are SKIPPED
+    /// with reason NO_REFERENCE (the default).
+    #[arg(long)]
+    pub skip_underlying_close: bool,
+    /// Run id (default: the UTC start time).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Compile as if it were this instant (RFC 3339), for `end = "last-session"`.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Initial in-flight limit of the pacing governor.
+    #[arg(long, default_value_t = 4)]
+    pub initial_in_flight: u32,
+    /// Keep the in-flight limit fixed at --initial-in-flight (no adaptation).
+    #[arg(long)]
+    pub fixed_in_flight: bool,
+}
+
+fn bad(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {msg}");
+    crate::exit::BAD_INPUT
+}
+
+/// Load the manifest: read it, or load and compile the plan. Returns it with the plan's snapshot.
+fn load_manifest(args: &ExecuteArgs) -> Result<(Manifest, Option<PathBuf>), i32> {
+    if args.input.extension().is_some_and(|e| e == "json") {
+        if args.batch_count.is_some() {
+            return Err(bad(
+                "--batch-count/--batch-index apply to plans; a manifest is already sharded",
+            ));
+        }
+        return Manifest::read(&args.input).map(|m| (m, None)).map_err(bad);
+    }
+    let plan = crate::plan::load(&args.input).map_err(|e| {
+        eprintln!("{e}");
+        crate::exit::BAD_INPUT
+    })?;
+    let now = match args
+        .now
+        .clone()
+        .or_else(|| std::env::var(super::plan::NOW_ENV).ok())
+    {
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map_err(|e| bad(format!("--now `{s}`: {e}")))?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
+    let batching = match (args.batch_count, args.batch_index) {
+        (Some(count), Some(index)) => Some(crate::plan::Batching { count, index }),
+        _ => None,
+    };
+    let opts = CompileOptions {
+        now,
+        batching,
+        work_dir: None,
+    };
+    let compiled = compile(&plan, &opts).map_err(bad)?;
+    Ok((compiled.manifest, plan.reference_snapshot.clone()))
+}
+
+/// Run `execute`.
+pub fn run(args: ExecuteArgs) -> i32 {
+    let (manifest, plan_snapshot) = match load_manifest(&args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let known: BTreeSet<&str> = manifest.phases.iter().map(|p| p.name.as_str()).collect();
+    for p in &args.phase {
+        if !known.contains(p.as_str()) {
+            return bad(format!(
+                "--phase {p}: no such phase (phases: {})",
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let phase_ok = |p: &str| args.phase.is_empty() || args.phase.iter().any(|x| x == p);
+    let rerun = match &args.rerun {
+        Some(p) => match crate::report::read_rerun_csv(p) {
+            Ok(u) => Some(u),
+            Err(e) => return bad(e),
+        },
+        None => None,
+    };
+    let in_rerun = |t: &FetchTask| {
+        rerun
+            .as_ref()
+            .is_none_or(|u| u.contains(&t.symbol, t.con_id, &t.phase, t.bar_size.as_str()))
+    };
+
+    let g = &manifest.gateway;
+    let (mut host, mut port) = (g.host.clone(), g.port);
+    if let Some(gw) = &args.gateway {
+        match parse_gateway(gw) {
+            Ok((h, p)) => (host, port) = (h, p),
+            Err(e) => return bad(e),
+        }
+    }
+    let request_timeout = match &args.request_timeout {
+        Some(s) => match parse_duration(s) {
+            Ok(d) => d,
+            Err(e) => return bad(format!("--request-timeout {e}")),
+        },
+        None => Duration::from_millis(g.request_timeout_ms),
+    };
+    let gateway = GatewayConfig {
+        host,
+        port,
+        client_id: args.client_id.unwrap_or(g.client_id),
+        connect_timeout: Duration::from_millis(g.connect_timeout_ms),
+        request_timeout,
+        messages_per_second: 45,
+    };
+    let phase_deps: BTreeMap<String, Vec<String>> = manifest
+        .phases
+        .iter()
+        .map(|p| (p.name.clone(), p.depends_on.clone()))
+        .collect();
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let state_root = PathBuf::from(&manifest.plan.state_root);
+    let cfg = ExecConfig {
+        scope: manifest.plan.scope.clone(),
+        output_root: PathBuf::from(&manifest.plan.output_root),
+        state_root: state_root.clone(),
+        run_id,
+        batch_index: manifest.batch.index,
+        batch_count: manifest.batch.count,
+        resume: !args.no_resume,
+        incremental: !args.no_incremental,
+        gateway,
+        governor: GovernorConfig {
+            max_in_flight: g.max_in_flight,
+            initial_limit: args.initial_in_flight,
+            adaptive: !args.fixed_in_flight,
+            ..Default::default()
+        },
+        max_attempts: g.max_attempts.max(1),
+        retry_backoff: Duration::from_secs(2),
+        reconnect_for: Duration::from_millis(g.reconnect_for_ms),
+        phase_deps,
+        active_series: 64,
+    };
+    let snapshot_path = args.closes.clone().or(plan_snapshot);
+    let snapshot: Snapshot = match &snapshot_path {
+        Some(p) => match read_snapshot(p, manifest.end.session) {
+            Ok(s) => s,
+            Err(e) => return bad(e),
+        },
+        None => Snapshot::new(),
+    };
+    let fetch_closes = args.no_skip_underlying_close;
+    let lock = match lock_scope(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::exit::LOCKED;
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return crate::exit::TASK_ERRORS;
+        }
+    };
+    let code = rt.block_on(async {
+        let stop = ctrl_c_signal();
+        let mut tasks: Vec<FetchTask> = manifest.tasks.iter().filter(|t| phase_ok(&t.phase) && in_rerun(t)).cloned().collect();
+        let mut skipped = Vec::new();
+        let selections: Vec<_> = manifest
+            .selections
+            .iter()
+            .filter(|s| phase_ok(&s.phase) && rerun.as_ref().is_none_or(|u| u.symbols.contains(&s.symbol)))
+            .collect();
+        let gateway_closes = if fetch_closes && !selections.is_empty() {
+            match fetch_gateway_closes(&cfg.gateway, &selections, manifest.end.close).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return crate::exit::GATEWAY;
+                }
+            }
+        } else {
+            BTreeMap::new()
+        };
+        for sel in selections {
+            match resolve(sel, &cfg.state_root, &cfg.scope, &snapshot, gateway_closes.get(&sel.symbol).copied()) {
+                Ok(Resolved::Tasks(ts, rec)) => {
+                    eprintln!(
+                        "{} {}: close {} ({:?}) -> {} contracts, {} requests",
+                        sel.phase,
+                        sel.symbol,
+                        rec.close,
+                        rec.source,
+                        rec.con_ids.len(),
+                        ts.len()
+                    );
+                    tasks.extend(ts.into_iter().filter(|t| in_rerun(t)));
+                }
+                Ok(Resolved::NoReference) => skipped.push(no_reference_record(&cfg.run_id, sel, manifest.end.close)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return crate::exit::BAD_INPUT;
+                }
+            }
+        }
+        let (tasks, resumed) = match filter_resumed(&cfg, tasks) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return crate::exit::BAD_INPUT;
+            }
+        };
+        eprintln!(
+            "run {}: {} tasks to fetch, {} finished earlier, {} symbols skipped (no reference close); gateway {}",
+            cfg.run_id,
+            tasks.len(),
+            resumed,
+            skipped.len(),
+            cfg.gateway.address()
+        );
+        let mut reporter = ConsoleReporter::new();
+        match execute(tasks, resumed, skipped, cfg, &mut reporter, stop).await {
+            Err(e @ crate::exec::ExecError::Connect(_)) => {
+                eprintln!("error: {e}");
+                crate::exit::GATEWAY
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                crate::exit::TASK_ERRORS
+            }
+            Ok(rep) => {
+                eprintln!("summaries: {}", rep.run_dir.display());
+                if rep.interrupted {
+                    crate::exit::INTERRUPTED
+                } else if let Some(why) = rep.gateway_lost {
+                    eprintln!("error: {why}; re-run to resume");
+                    crate::exit::GATEWAY
+                } else if rep.stats.errors() > 0 {
+                    crate::exit::TASK_ERRORS
+                } else {
+                    crate::exit::OK
+                }
+            }
+        }
+    });
+    drop(lock);
+    code
+}
+
+/// Underlying closes from the gateway (a separate short connection with client id + 1000, so
+/// the executor's own connection is not disturbed).
+async fn fetch_gateway_closes(
+    gw: &GatewayConfig,
+    selections: &[&crate::compile::manifest::Selection],
+    end: chrono::DateTime<Utc>,
+) -> Result<BTreeMap<String, f64>, crate::ib::ConnectError> {
+    let mut cfg = gw.clone();
+    cfg.client_id = cfg.client_id.saturating_add(1000);
+    let gateway = Gateway::connect(cfg).await?;
+    let symbols: BTreeSet<&str> = selections.iter().map(|s| s.symbol.as_str()).collect();
+    let mut out = BTreeMap::new();
+    for sym in symbols {
+        match gateway.stock_close(sym, end).await {
+            Ok(Some((_, c))) => {
+                out.insert(sym.to_string(), c);
+            }
+            Ok(None) => eprintln!("{sym}: the gateway has no daily bar before {end}"),
+            Err(f) => eprintln!("{sym}: underlying close request failed: {f}"),
+        }
+    }
+    Ok(out)
+}
+
+fn no_reference_record(
+    run_id: &str,
+    sel: &crate::compile::manifest::Selection,
+    end: chrono::DateTime<Utc>,
+) -> SummaryRecord {
+    let now = Utc::now();
+    let cell = sel.cells.first();
+    SummaryRecord {
+        run_id: run_id.to_string(),
+        task_id: format!("select:{}:{}", sel.phase, sel.symbol),
+        phase: sel.phase.clone(),
+        symbol: sel.symbol.clone(),
+        con_id: 0,
+        expiry: None,
+        strike: None,
+        right: None,
+        bar_size: cell
+            .map(|c| c.size.as_str().to_string())
+            .unwrap_or_default(),
+        what: sel.what.clone(),
+        duration: cell.map(|c| c.duration.to_string()).unwrap_or_default(),
+        end,
+        status: "SKIPPED".into(),
+        bars: 0,
+        bars_written: 0,
+        first: None,
+        last: None,
+        error_code: None,
+        error_message: Some(format!(
+            "NO_REFERENCE: no close for {} from {:?}; pass --no-skip-underlying-close to fetch it",
+            sel.symbol, sel.rule.reference
+        )),
+        output_path: None,
+        quarantined: None,
+        attempts: 0,
+        latency_ms: None,
+        inflight_limit: None,
+        started_at: now,
+        finished_at: now,
+    }
+}

@@ -1,0 +1,171 @@
+//! Reference closes for near-ATM phases and the selections made from them.
+//!
+//! Sources are tried in the order a phase's rule gives: a local close snapshot (CSV of
+//! `symbol,date,close`), the close recorded in the contracts cache, and the gateway (underlying
+//! STK `1 day` TRADES bars, only when allowed). The selection made for a (phase, symbol, window
+//! end) is written once under the state root and reused by every later run, so a resumed run
+//! fetches the same contracts even if a newer close has appeared since.
+
+use crate::cache::CloseSource;
+use crate::compile::manifest::Selection;
+use crate::compile::near_atm;
+use crate::compile::task::FetchTask;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Closes from a snapshot file: symbol -> (date, close), the latest date on or before the end.
+pub type Snapshot = HashMap<String, (NaiveDate, f64)>;
+
+/// Read a close snapshot CSV (`symbol,date,close`, header required); errors name file and line.
+pub fn read_snapshot(path: &Path, on_or_before: NaiveDate) -> Result<Snapshot, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines().enumerate();
+    let header = lines.next().map(|(_, h)| h).unwrap_or("");
+    let cols: Vec<String> = header
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    let idx = |n: &str| {
+        cols.iter()
+            .position(|c| c == n)
+            .ok_or_else(|| format!("{}:1: no `{n}` column", path.display()))
+    };
+    let (s, d, c) = (idx("symbol")?, idx("date")?, idx("close")?);
+    let mut out: Snapshot = HashMap::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let at = |k: usize| f.get(k).copied().unwrap_or("");
+        let date = NaiveDate::parse_from_str(at(d), "%Y-%m-%d").map_err(|_| {
+            format!(
+                "{}:{}: date `{}` is not YYYY-MM-DD",
+                path.display(),
+                i + 1,
+                at(d)
+            )
+        })?;
+        let close: f64 = at(c)
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v > 0.0)
+            .ok_or_else(|| {
+                format!(
+                    "{}:{}: close `{}` is not a positive number",
+                    path.display(),
+                    i + 1,
+                    at(c)
+                )
+            })?;
+        if date > on_or_before {
+            continue;
+        }
+        let e = out.entry(at(s).to_string()).or_insert((date, close));
+        if date >= e.0 {
+            *e = (date, close);
+        }
+    }
+    Ok(out)
+}
+
+/// The selection made for one (phase, symbol), as recorded on disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordedSelection {
+    /// Phase.
+    pub phase: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Window end date the selection is for.
+    pub window_end: NaiveDate,
+    /// Close used.
+    pub close: f64,
+    /// Where it came from.
+    pub source: CloseSource,
+    /// conIds chosen, canonical order.
+    pub con_ids: Vec<i64>,
+}
+
+/// Where the selection for a (phase, symbol, window end) is recorded.
+pub fn selection_path(state_root: &Path, scope: &str, sel: &Selection) -> PathBuf {
+    state_root
+        .join("run_logs")
+        .join(scope)
+        .join("selections")
+        .join(format!(
+            "{}_{}_{}.json",
+            sel.phase, sel.symbol, sel.window_end
+        ))
+}
+
+/// Outcome of resolving one selection.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// Tasks to run, with the close and its source.
+    Tasks(Vec<FetchTask>, RecordedSelection),
+    /// No close from any allowed source.
+    NoReference,
+}
+
+/// Choose the contracts of a selection given a close (or reuse the recorded choice).
+pub fn resolve(
+    sel: &Selection,
+    state_root: &Path,
+    scope: &str,
+    snapshot: &Snapshot,
+    gateway_close: Option<f64>,
+) -> Result<Resolved, String> {
+    let path = selection_path(state_root, scope, sel);
+    if let Ok(bytes) = std::fs::read(&path) {
+        let rec: RecordedSelection =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let chosen: Vec<_> = sel
+            .candidates
+            .iter()
+            .filter(|c| rec.con_ids.contains(&c.con_id))
+            .cloned()
+            .collect();
+        return Ok(Resolved::Tasks(
+            near_atm::expand_selection(sel, &chosen),
+            rec,
+        ));
+    }
+    let mut found = None;
+    for src in &sel.rule.reference {
+        let close = match src {
+            CloseSource::Snapshot => snapshot.get(&sel.symbol).map(|(_, c)| *c),
+            CloseSource::Cache => sel.cache_close,
+            CloseSource::Gateway => gateway_close,
+        };
+        if let Some(c) = close {
+            found = Some((c, *src));
+            break;
+        }
+    }
+    let Some((close, source)) = found else {
+        return Ok(Resolved::NoReference);
+    };
+    let chosen = near_atm::select(
+        &sel.candidates,
+        close,
+        sel.window_end,
+        sel.rule.strikes as usize,
+        sel.rule.expiries as usize,
+    );
+    let rec = RecordedSelection {
+        phase: sel.phase.clone(),
+        symbol: sel.symbol.clone(),
+        window_end: sel.window_end,
+        close,
+        source,
+        con_ids: chosen.iter().map(|c| c.con_id).collect(),
+    };
+    crate::store::atomic::write_json(&path, &rec)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Resolved::Tasks(
+        near_atm::expand_selection(sel, &chosen),
+        rec,
+    ))
+}
