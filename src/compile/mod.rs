@@ -226,6 +226,9 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
             contracts: u32::try_from(cache.contracts.len()).unwrap_or(u32::MAX),
             expired: u32::try_from(n_expired).unwrap_or(u32::MAX),
             cache_close: cache.underlying.reference_close,
+            snapshot_close: plan
+                .snapshot_close(&cache.underlying.symbol, end_date)
+                .map(|(date, close)| DatedClose { date, close }),
         });
     }
 
@@ -237,10 +240,11 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
             let symbol = cache.underlying.symbol.as_str();
             let mut live: Vec<&crate::cache::OptionContract> =
                 Vec::with_capacity(cache.contracts.len());
-            let mut n_expired = 0u32;
+            let (mut n_expired, mut on_end) = (0u32, 0u32);
             for c in &cache.contracts {
                 if c.expiry <= end_date {
                     n_expired += 1;
+                    on_end += u32::from(c.expiry == end_date);
                 } else {
                     live.push(c);
                 }
@@ -250,6 +254,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                     phase: p.name.clone(),
                     symbol: symbol.to_string(),
                     contracts: n_expired,
+                    on_end,
                 });
             }
             match &plan_phase.select {
@@ -303,6 +308,9 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                         contracts: u32::try_from(n).unwrap_or(u32::MAX),
                         requests,
                         cache_close: cache.underlying.reference_close,
+                        snapshot_close: plan
+                            .snapshot_close(symbol, end_date)
+                            .map(|(date, close)| DatedClose { date, close }),
                     });
                 }
             }
