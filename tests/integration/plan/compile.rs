@@ -252,3 +252,26 @@ fn diff_reports_changes_per_phase_bar_and_symbol() {
     assert!(text.contains("hours / 8 hours / AAPL"), "{text}");
     assert!(text.contains("Plan: "), "{text}");
 }
+
+#[test]
+fn missing_cache_can_be_fatal() {
+    let mut plan = load("examples/fixtures/small.toml");
+    plan.universe.on_missing_cache = opt_backfill::plan::OnMissingCache::Fail;
+    let e = compile::compile(&plan, &opts()).unwrap_err();
+    assert!(matches!(e, compile::CompileError::Inputs(_)));
+    let text = e.to_string();
+    assert!(
+        text.contains(
+            "examples/fixtures/contracts_cache:1:1: no contracts cache `ZZZ_YYYY-MM-DD.json`"
+        ),
+        "{text}"
+    );
+
+    let mut plan = load("examples/fixtures/small.toml");
+    plan.universe.contracts_cache = "examples/fixtures/nowhere".into();
+    let text = compile::compile(&plan, &opts()).unwrap_err().to_string();
+    assert!(
+        text.contains("nowhere:1:1: cannot read the contracts cache directory"),
+        "{text}"
+    );
+}

@@ -28,6 +28,11 @@ const FIXTURES: &[(&str, &[&str])] = &[
         "bad_snapshot.toml",
         &["bad_snapshot/closes.csv:3:1: reference-snapshot: symbol `A/B` is not allowed", "closes.csv:4:6: reference-snapshot: bad date `2026-13-01`", "closes.csv:5:16: reference-snapshot: bad close `-3`", "closes.csv:6:1: reference-snapshot: duplicate row", "closes.csv:7:1: reference-snapshot: expected 3 fields"],
     ),
+    ("duplicate_key.yaml", &["duplicate_key.yaml:3:1: YAML syntax error: duplicate mapping key: name"]),
+    (
+        "missing_symbols_file.toml",
+        &["missing_symbols_file.toml:7:16: universe.symbols-file: cannot read `examples/fixtures/invalid/no_such_universe.csv`"],
+    ),
     ("mismatch_cache.toml", &["bad_caches/mismatch/AAPL_2026-11-27.json:1:1: not a valid contracts cache: underlying.symbol `MSFT`"]),
 ];
 
