@@ -64,7 +64,18 @@ pub enum CompileError {
     BadBatch(Batching),
     /// A cycle in the task graph (the plan validation catches phase cycles first).
     Cycle(Vec<String>),
+    /// More tasks than [`MAX_TASKS`]: far beyond a weekend, and beyond the memory budget.
+    TooLarge {
+        /// The phase that crossed the limit.
+        phase: String,
+        /// Tasks planned up to and including that phase.
+        tasks: u64,
+    },
 }
+
+/// Most fetch tasks one manifest may hold: about 2 GB of memory while compiling, and weeks of
+/// requests at IB's pace. Larger universes are split with `--batch-count`.
+pub const MAX_TASKS: u64 = 5_000_000;
 
 impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,6 +104,10 @@ impl fmt::Display for CompileError {
                     names.join(" -> ")
                 )
             }
+            CompileError::TooLarge { phase, tasks } => write!(
+                f,
+                "phase `{phase}` brings the plan to {tasks} tasks, more than {MAX_TASKS}: split the universe with --batch-count, or use longer windows (`[limits]`) or fewer bar cells"
+            ),
         }
     }
 }
@@ -230,6 +245,25 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                 .snapshot_close(&cache.underlying.symbol, end_date)
                 .map(|(date, close)| DatedClose { date, close }),
         });
+    }
+
+    // Refuse before allocating when the `all` phases would exceed the task budget.
+    let live: u64 = caches
+        .iter()
+        .map(|(_, c)| c.contracts.iter().filter(|k| k.expiry > end_date).count() as u64)
+        .sum();
+    let mut planned = 0u64;
+    for (pi, p) in phases.iter().enumerate() {
+        if matches!(plan.phases[pi].select, Select::All) {
+            let windows: u64 = p.cells.iter().map(|c| c.windows.len() as u64).sum();
+            planned = planned.saturating_add(live.saturating_mul(windows));
+            if planned > MAX_TASKS {
+                return Err(CompileError::TooLarge {
+                    phase: p.name.clone(),
+                    tasks: planned,
+                });
+            }
+        }
     }
 
     for (pi, p) in phases.iter().enumerate() {

@@ -311,6 +311,20 @@ fn bar_size(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BarSize> {
 fn duration(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Duration> {
     let s = as_str(ctx, node, path)?;
     match s.parse::<Duration>() {
+        Ok(d) if d.approx_seconds() > MAX_DURATION_SECS => {
+            ctx.err_hint(
+                node.loc,
+                path,
+                format!("duration `{s}` reaches further back than the trading calendar"),
+                format!(
+                    "the calendar covers {}-{}: at most {} Y",
+                    crate::calendar::MIN_YEAR,
+                    crate::calendar::MAX_YEAR,
+                    crate::calendar::MAX_YEAR - crate::calendar::MIN_YEAR + 1
+                ),
+            );
+            None
+        }
         Ok(d) => Some(d),
         Err(_) => {
             let mut hint = "grammar `N S|D|W|M|Y` with N a positive integer and one space, e.g. `6 M`, `1 D`, `3600 S`".to_string();
@@ -384,6 +398,10 @@ const NEAR_ATM_KEYS: &[&str] = &["strikes", "expiries", "reference"];
 pub const MAX_STRIKES: i64 = 50;
 /// Largest E (expiries) a near-ATM phase may ask for.
 pub const MAX_EXPIRIES: i64 = 12;
+/// Longest duration a plan may name: the span of the trading calendar. Longer ones could only
+/// fail later, and would overflow date arithmetic.
+pub const MAX_DURATION_SECS: i64 =
+    (crate::calendar::MAX_YEAR - crate::calendar::MIN_YEAR + 1) as i64 * 366 * 86_400;
 /// Largest batch count.
 pub const MAX_BATCH_COUNT: i64 = 10_000;
 

@@ -275,3 +275,20 @@ fn missing_cache_can_be_fatal() {
         "{text}"
     );
 }
+
+#[test]
+fn oversized_plans_are_refused_before_allocating() {
+    let mut plan = load("examples/fixtures/small.toml");
+    // 1-second bars over six years: about 20,000 windows per contract, three times over.
+    let cell = opt_backfill::plan::BarCell {
+        size: opt_backfill::bars::BarSize::Secs1,
+        duration: "6 Y".parse().unwrap(),
+    };
+    for p in &mut plan.phases {
+        p.bars = vec![cell];
+        p.select = opt_backfill::plan::Select::All;
+    }
+    let e = compile::compile(&plan, &opts()).unwrap_err();
+    assert!(matches!(e, compile::CompileError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("--batch-count"));
+}
