@@ -904,6 +904,15 @@ fn limits(ctx: &mut Ctx<'_>, node: &Node) -> Option<BTreeMap<BarSize, Duration>>
         let b = bar_size(ctx, &key_node, &path);
         let d = duration(ctx, v, &path);
         if let (Some(b), Some(d)) = (b, d) {
+            if d.approx_seconds() < 60 {
+                ctx.err_hint(
+                    v.loc,
+                    &path,
+                    format!("limit `{d}` is too short"),
+                    "at least `60 S`; IB's own table starts at `1800 S` for 1-second bars",
+                );
+                continue;
+            }
             if out.insert(b, d).is_some() {
                 ctx.err(k.loc, &path, "duplicate limit for this bar size");
             }
