@@ -298,6 +298,20 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: f64) -> String {
         m.end.session,
         parts.join(", ")
     );
+    // Every phase shares the end, so count contracts once (the largest per-phase sum).
+    let mut on_end_per_phase: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &m.expired {
+        *on_end_per_phase.entry(e.phase.as_str()).or_default() += u64::from(e.on_end);
+    }
+    let on_end = on_end_per_phase.values().copied().max().unwrap_or(0);
+    if on_end > 0 {
+        let _ = writeln!(
+            o,
+            "  of which {} contracts expire on the end session {} itself: IB drops expired definitions within about a day, so they are lost to any run after it",
+            thousands(on_end),
+            m.end.session
+        );
+    }
     if t.duplicates > 0 {
         let _ = writeln!(
             o,

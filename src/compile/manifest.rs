@@ -144,6 +144,18 @@ pub struct SymbolInfo {
     pub expired: u32,
     /// Reference close recorded in the cache, if any.
     pub cache_close: Option<f64>,
+    /// Reference close from the plan's snapshot: the latest on or before the end session.
+    pub snapshot_close: Option<DatedClose>,
+}
+
+/// A close and its session date.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatedClose {
+    /// Session date.
+    pub date: NaiveDate,
+    /// Close.
+    pub close: f64,
 }
 
 /// Expired contracts of one phase and symbol.
@@ -156,6 +168,9 @@ pub struct ExpiredCount {
     pub symbol: String,
     /// Contracts with expiry on or before the end.
     pub contracts: u32,
+    /// Of which expire on the end session itself: still listed when the caches were built, but
+    /// IB drops their definitions within about a day, so a run after the end loses them.
+    pub on_end: u32,
 }
 
 /// The near-ATM selection of one phase and symbol: everything needed to pick the contracts once
@@ -189,6 +204,8 @@ pub struct Selection {
     pub requests: u64,
     /// Reference close recorded in the cache, if any.
     pub cache_close: Option<f64>,
+    /// Reference close from the plan's snapshot, if any (latest on or before `window_end`).
+    pub snapshot_close: Option<DatedClose>,
 }
 
 /// Totals of a manifest.

@@ -64,7 +64,18 @@ pub enum CompileError {
     BadBatch(Batching),
     /// A cycle in the task graph (the plan validation catches phase cycles first).
     Cycle(Vec<String>),
+    /// More tasks than [`MAX_TASKS`]: far beyond a weekend, and beyond the memory budget.
+    TooLarge {
+        /// The phase that crossed the limit.
+        phase: String,
+        /// Tasks planned up to and including that phase.
+        tasks: u64,
+    },
 }
+
+/// Most fetch tasks one manifest may hold: about 2 GB of memory while compiling, and weeks of
+/// requests at IB's pace. Larger universes are split with `--batch-count`.
+pub const MAX_TASKS: u64 = 5_000_000;
 
 impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -93,6 +104,10 @@ impl fmt::Display for CompileError {
                     names.join(" -> ")
                 )
             }
+            CompileError::TooLarge { phase, tasks } => write!(
+                f,
+                "phase `{phase}` brings the plan to {tasks} tasks, more than {MAX_TASKS}: split the universe with --batch-count, or use longer windows (`[limits]`) or fewer bar cells"
+            ),
         }
     }
 }
@@ -226,7 +241,29 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
             contracts: u32::try_from(cache.contracts.len()).unwrap_or(u32::MAX),
             expired: u32::try_from(n_expired).unwrap_or(u32::MAX),
             cache_close: cache.underlying.reference_close,
+            snapshot_close: plan
+                .snapshot_close(&cache.underlying.symbol, end_date)
+                .map(|(date, close)| DatedClose { date, close }),
         });
+    }
+
+    // Refuse before allocating when the `all` phases would exceed the task budget.
+    let live: u64 = caches
+        .iter()
+        .map(|(_, c)| c.contracts.iter().filter(|k| k.expiry > end_date).count() as u64)
+        .sum();
+    let mut planned = 0u64;
+    for (pi, p) in phases.iter().enumerate() {
+        if matches!(plan.phases[pi].select, Select::All) {
+            let windows: u64 = p.cells.iter().map(|c| c.windows.len() as u64).sum();
+            planned = planned.saturating_add(live.saturating_mul(windows));
+            if planned > MAX_TASKS {
+                return Err(CompileError::TooLarge {
+                    phase: p.name.clone(),
+                    tasks: planned,
+                });
+            }
+        }
     }
 
     for (pi, p) in phases.iter().enumerate() {
@@ -237,10 +274,11 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
             let symbol = cache.underlying.symbol.as_str();
             let mut live: Vec<&crate::cache::OptionContract> =
                 Vec::with_capacity(cache.contracts.len());
-            let mut n_expired = 0u32;
+            let (mut n_expired, mut on_end) = (0u32, 0u32);
             for c in &cache.contracts {
                 if c.expiry <= end_date {
                     n_expired += 1;
+                    on_end += u32::from(c.expiry == end_date);
                 } else {
                     live.push(c);
                 }
@@ -250,6 +288,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                     phase: p.name.clone(),
                     symbol: symbol.to_string(),
                     contracts: n_expired,
+                    on_end,
                 });
             }
             match &plan_phase.select {
@@ -303,6 +342,9 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                         contracts: u32::try_from(n).unwrap_or(u32::MAX),
                         requests,
                         cache_close: cache.underlying.reference_close,
+                        snapshot_close: plan
+                            .snapshot_close(symbol, end_date)
+                            .map(|(date, close)| DatedClose { date, close }),
                     });
                 }
             }

@@ -99,6 +99,12 @@ pub fn split(cell: BarCell, limit: Duration, end: &Session) -> Result<Vec<Window
 
 /// `d` before `date` in calendar terms (weeks, months, years), checked against the calendar.
 fn back(d: Duration, date: NaiveDate) -> Result<NaiveDate, OutOfRange> {
+    // Validation rejects longer durations; guard library callers against date overflow too.
+    if d.approx_seconds() > crate::plan::decode::MAX_DURATION_SECS {
+        return Err(OutOfRange(
+            NaiveDate::from_ymd_opt(calendar::MIN_YEAR - 1, 12, 31).unwrap_or(date),
+        ));
+    }
     let start = d.start_before(date);
     if start == date || start.year() < calendar::MIN_YEAR {
         return Err(OutOfRange(start));
@@ -283,5 +289,23 @@ mod tests {
     fn outside_calendar_is_an_error() {
         let end = sess(d(2020, 3, 2));
         assert!(split(cell(BarSize::Min1, "1 Y"), "1 D".parse().unwrap(), &end).is_err());
+        // Absurd durations are errors, not overflows.
+        let end = sess(d(2026, 11, 27));
+        for dur in [
+            "4000000000 W",
+            "4000000000 Y",
+            "4000000000 M",
+            "4000000000 D",
+            "4000000000 S",
+        ] {
+            assert!(
+                split(cell(BarSize::Hours8, dur), "1 M".parse().unwrap(), &end).is_err(),
+                "{dur}"
+            );
+            assert!(
+                split(cell(BarSize::Hours8, "1 M"), dur.parse().unwrap(), &end).is_ok(),
+                "limit {dur}"
+            );
+        }
     }
 }

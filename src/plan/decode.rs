@@ -311,6 +311,20 @@ fn bar_size(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BarSize> {
 fn duration(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Duration> {
     let s = as_str(ctx, node, path)?;
     match s.parse::<Duration>() {
+        Ok(d) if d.approx_seconds() > MAX_DURATION_SECS => {
+            ctx.err_hint(
+                node.loc,
+                path,
+                format!("duration `{s}` reaches further back than the trading calendar"),
+                format!(
+                    "the calendar covers {}-{}: at most {} Y",
+                    crate::calendar::MIN_YEAR,
+                    crate::calendar::MAX_YEAR,
+                    crate::calendar::MAX_YEAR - crate::calendar::MIN_YEAR + 1
+                ),
+            );
+            None
+        }
         Ok(d) => Some(d),
         Err(_) => {
             let mut hint = "grammar `N S|D|W|M|Y` with N a positive integer and one space, e.g. `6 M`, `1 D`, `3600 S`".to_string();
@@ -384,6 +398,10 @@ const NEAR_ATM_KEYS: &[&str] = &["strikes", "expiries", "reference"];
 pub const MAX_STRIKES: i64 = 50;
 /// Largest E (expiries) a near-ATM phase may ask for.
 pub const MAX_EXPIRIES: i64 = 12;
+/// Longest duration a plan may name: the span of the trading calendar. Longer ones could only
+/// fail later, and would overflow date arithmetic.
+pub const MAX_DURATION_SECS: i64 =
+    (crate::calendar::MAX_YEAR - crate::calendar::MIN_YEAR + 1) as i64 * 366 * 86_400;
 /// Largest batch count.
 pub const MAX_BATCH_COUNT: i64 = 10_000;
 
@@ -438,20 +456,26 @@ pub(crate) fn decode_plan(
 
     let end = top.required(ctx, "end").and_then(|n| end_spec(ctx, n));
 
+    let mut reference_closes = BTreeMap::new();
     let reference_snapshot = match top.get("reference-snapshot") {
         None => Some(None),
         Some(n) => as_str(ctx, n, "reference-snapshot").and_then(|s| {
             let p = resolve(&plan_dir, s);
-            if p.is_file() {
-                Some(Some(p))
-            } else {
-                ctx.err_hint(
-                    n.loc,
-                    "reference-snapshot",
-                    format!("file `{}` does not exist", p.display()),
-                    "the path is relative to the plan file",
-                );
-                None
+            match std::fs::read_to_string(&p) {
+                Ok(text) => {
+                    let closes = read_closes_csv(ctx, &p, &text)?;
+                    reference_closes = closes;
+                    Some(Some(p))
+                }
+                Err(e) => {
+                    ctx.err_hint(
+                        n.loc,
+                        "reference-snapshot",
+                        format!("cannot read `{}`: {e}", p.display()),
+                        "the path is relative to the plan file",
+                    );
+                    None
+                }
             }
         }),
     };
@@ -490,6 +514,7 @@ pub(crate) fn decode_plan(
         time_zone: time_zone?,
         end: end?,
         reference_snapshot: reference_snapshot?,
+        reference_closes,
         universe: universe?,
         batching: batching?,
         gateway: gateway?,
@@ -692,6 +717,102 @@ fn read_symbols_csv(ctx: &mut Ctx<'_>, p: &Path, key_loc: Loc) -> Option<Vec<Str
     ok.then_some(out)
 }
 
+/// The reference close snapshot: a CSV with the header `symbol,date,close`, one row per symbol
+/// and session date. Errors point at the offending field.
+fn read_closes_csv(
+    ctx: &mut Ctx<'_>,
+    p: &Path,
+    text: &str,
+) -> Option<BTreeMap<String, BTreeMap<NaiveDate, f64>>> {
+    let mut sub = Ctx::new(p);
+    let mut out: BTreeMap<String, BTreeMap<NaiveDate, f64>> = BTreeMap::new();
+    let mut header_seen = false;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        // Field start columns (1-based, characters).
+        let mut fields = Vec::new();
+        let mut col = 1u32;
+        for f in line.split(',') {
+            fields.push((f.trim().trim_matches('"'), col));
+            col = col.saturating_add(u32::try_from(f.chars().count() + 1).unwrap_or(u32::MAX));
+        }
+        let at = |c: u32| Loc {
+            line: line_no,
+            col: c,
+        };
+        if !header_seen {
+            header_seen = true;
+            let names: Vec<String> = fields.iter().map(|(f, _)| f.to_ascii_lowercase()).collect();
+            if names != ["symbol", "date", "close"] {
+                sub.err_hint(
+                    at(1),
+                    "reference-snapshot",
+                    "the first line must be the header `symbol,date,close`",
+                    "one row per symbol and session: `AAPL,2026-11-27,231.40`",
+                );
+                break;
+            }
+            continue;
+        }
+        if fields.len() != 3 {
+            sub.err_hint(
+                at(1),
+                "reference-snapshot",
+                format!("expected 3 fields, found {}", fields.len()),
+                "`symbol,date,close`",
+            );
+            continue;
+        }
+        let (sym, sc) = fields[0];
+        let (date, dc) = fields[1];
+        let (close, cc) = fields[2];
+        if let Err(e) = check_symbol(sym) {
+            sub.err(at(sc), "reference-snapshot", e.to_string());
+            continue;
+        }
+        let Ok(date) = NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+            sub.err_hint(
+                at(dc),
+                "reference-snapshot",
+                format!("bad date `{date}`"),
+                "`YYYY-MM-DD`",
+            );
+            continue;
+        };
+        let close = match close.parse::<f64>() {
+            Ok(c) if c.is_finite() && c > 0.0 => c,
+            _ => {
+                sub.err_hint(
+                    at(cc),
+                    "reference-snapshot",
+                    format!("bad close `{close}`"),
+                    "a positive number",
+                );
+                continue;
+            }
+        };
+        if out
+            .entry(sym.to_string())
+            .or_default()
+            .insert(date, close)
+            .is_some()
+        {
+            sub.err(
+                at(sc),
+                "reference-snapshot",
+                format!("duplicate row for {sym} on {date}"),
+            );
+        }
+    }
+    let ok = sub.errors.is_empty();
+    ctx.errors.extend(sub.errors);
+    ok.then_some(out)
+}
+
 fn batching(ctx: &mut Ctx<'_>, node: &Node) -> Option<Batching> {
     let mut t = Table::new(ctx, node, "batching", BATCHING_KEYS)?;
     let count = t
@@ -783,6 +904,15 @@ fn limits(ctx: &mut Ctx<'_>, node: &Node) -> Option<BTreeMap<BarSize, Duration>>
         let b = bar_size(ctx, &key_node, &path);
         let d = duration(ctx, v, &path);
         if let (Some(b), Some(d)) = (b, d) {
+            if d.approx_seconds() < 60 {
+                ctx.err_hint(
+                    v.loc,
+                    &path,
+                    format!("limit `{d}` is too short"),
+                    "at least `60 S`; IB's own table starts at `1800 S` for 1-second bars",
+                );
+                continue;
+            }
             if out.insert(b, d).is_some() {
                 ctx.err(k.loc, &path, "duplicate limit for this bar size");
             }

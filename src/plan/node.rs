@@ -190,16 +190,30 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
                     col: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
                 })
                 .unwrap_or(Loc { line: 1, col: 1 });
-            // The rendered message repeats the location and a snippet: keep its first line.
-            let message = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .trim()
-                .to_string();
+            // The rendered message repeats the location and a snippet: keep the gist.
+            let message = clean_yaml_message(&e.to_string());
             Err(SyntaxError { loc, message })
         }
+    }
+}
+
+/// First line of serde-saphyr's rendered error, without its own `error: line L column C:`
+/// prefix (the location is printed in front already) and its advice about parser options.
+fn clean_yaml_message(rendered: &str) -> String {
+    let mut m = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    m = m.strip_prefix("error:").unwrap_or(m).trim();
+    if let Some(rest) = m.strip_prefix("line ") {
+        if let Some((_, after)) = rest.split_once(": ") {
+            m = after;
+        }
+    }
+    if let Some((head, _)) = m.split_once(", set DuplicateKeyPolicy") {
+        m = head;
+    }
+    if m.is_empty() {
+        "invalid YAML".to_string()
+    } else {
+        m.to_string()
     }
 }
 

@@ -33,6 +33,8 @@ pub struct ValidatedPlan {
     pub end: EndSpec,
     /// Reference close snapshot, resolved against the plan file's directory.
     pub reference_snapshot: Option<PathBuf>,
+    /// Closes from the snapshot: symbol -> session date -> close (empty without a snapshot).
+    pub reference_closes: BTreeMap<String, BTreeMap<NaiveDate, f64>>,
     /// The universe.
     pub universe: Universe,
     /// Shard of the universe this plan covers (the command line may override it).
@@ -53,6 +55,15 @@ impl ValidatedPlan {
             .get(&bar)
             .copied()
             .unwrap_or_else(|| bar.max_duration())
+    }
+
+    /// The snapshot close of `symbol` on the latest date on or before `on`, if any.
+    pub fn snapshot_close(&self, symbol: &str, on: NaiveDate) -> Option<(NaiveDate, f64)> {
+        self.reference_closes
+            .get(symbol)?
+            .range(..=on)
+            .next_back()
+            .map(|(d, c)| (*d, *c))
     }
 
     /// The phase named `name`.

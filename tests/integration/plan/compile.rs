@@ -252,3 +252,43 @@ fn diff_reports_changes_per_phase_bar_and_symbol() {
     assert!(text.contains("hours / 8 hours / AAPL"), "{text}");
     assert!(text.contains("Plan: "), "{text}");
 }
+
+#[test]
+fn missing_cache_can_be_fatal() {
+    let mut plan = load("examples/fixtures/small.toml");
+    plan.universe.on_missing_cache = opt_backfill::plan::OnMissingCache::Fail;
+    let e = compile::compile(&plan, &opts()).unwrap_err();
+    assert!(matches!(e, compile::CompileError::Inputs(_)));
+    let text = e.to_string();
+    assert!(
+        text.contains(
+            "examples/fixtures/contracts_cache:1:1: no contracts cache `ZZZ_YYYY-MM-DD.json`"
+        ),
+        "{text}"
+    );
+
+    let mut plan = load("examples/fixtures/small.toml");
+    plan.universe.contracts_cache = "examples/fixtures/nowhere".into();
+    let text = compile::compile(&plan, &opts()).unwrap_err().to_string();
+    assert!(
+        text.contains("nowhere:1:1: cannot read the contracts cache directory"),
+        "{text}"
+    );
+}
+
+#[test]
+fn oversized_plans_are_refused_before_allocating() {
+    let mut plan = load("examples/fixtures/small.toml");
+    // 1-second bars over six years: about 20,000 windows per contract, three times over.
+    let cell = opt_backfill::plan::BarCell {
+        size: opt_backfill::bars::BarSize::Secs1,
+        duration: "6 Y".parse().unwrap(),
+    };
+    for p in &mut plan.phases {
+        p.bars = vec![cell];
+        p.select = opt_backfill::plan::Select::All;
+    }
+    let e = compile::compile(&plan, &opts()).unwrap_err();
+    assert!(matches!(e, compile::CompileError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("--batch-count"));
+}

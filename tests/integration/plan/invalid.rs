@@ -24,6 +24,15 @@ const FIXTURES: &[(&str, &[&str])] = &[
     ("many_errors.yaml", &["many_errors.yaml:11:17: phase[0].bars[0].size: illegal bar size `8 hour`", "many_errors.yaml:16:19: phase[1].bars[0].duration"]),
     ("corrupt_cache.toml", &["bad_caches/corrupt/AAPL_2026-11-27.json:29:17: not a valid contracts cache"]),
     ("schema_cache.toml", &["bad_caches/schema/AAPL_2026-11-27.json:52:21: not a valid contracts cache: invalid type: string \"230\", expected f64"]),
+    (
+        "bad_snapshot.toml",
+        &["bad_snapshot/closes.csv:3:1: reference-snapshot: symbol `A/B` is not allowed", "closes.csv:4:6: reference-snapshot: bad date `2026-13-01`", "closes.csv:5:16: reference-snapshot: bad close `-3`", "closes.csv:6:1: reference-snapshot: duplicate row", "closes.csv:7:1: reference-snapshot: expected 3 fields"],
+    ),
+    ("duplicate_key.yaml", &["duplicate_key.yaml:3:1: YAML syntax error: duplicate mapping key: name"]),
+    (
+        "missing_symbols_file.toml",
+        &["missing_symbols_file.toml:7:16: universe.symbols-file: cannot read `examples/fixtures/invalid/no_such_universe.csv`"],
+    ),
     ("mismatch_cache.toml", &["bad_caches/mismatch/AAPL_2026-11-27.json:1:1: not a valid contracts cache: underlying.symbol `MSFT`"]),
 ];
 
@@ -148,5 +157,53 @@ fn garbage_never_panics() {
     ];
     for s in yaml {
         assert!(load_str(s, std::path::Path::new("x.yaml"), Format::Yaml).is_err());
+    }
+}
+
+mod fuzz {
+    use opt_backfill::plan::{load_str, Format};
+    use proptest::prelude::*;
+
+    /// Plan-shaped text: real keys and values in random order and nesting.
+    fn plan_like() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            Just("name = \"x\"".to_string()),
+            Just("scope = \"s\"".to_string()),
+            Just("end = \"2026-11-27\"".to_string()),
+            Just("end = \"last-session\"".to_string()),
+            Just("[universe]".to_string()),
+            Just("symbols = [\"AAPL\", \"../x\"]".to_string()),
+            Just("contracts-cache = \"examples/fixtures/contracts_cache\"".to_string()),
+            Just("[[phase]]".to_string()),
+            Just("[limits]".to_string()),
+            Just("\"8 hours\" = \"6 M\"".to_string()),
+            Just("bars = [{ size = \"8 hours\", duration = \"6 M\" }]".to_string()),
+            Just("select = { near-atm = { strikes = 3, expiries = 2 } }".to_string()),
+            Just("depends-on = [\"x\"]".to_string()),
+            Just("[batching]".to_string()),
+            Just("batch-count = 0".to_string()),
+            "[a-z-]{1,12} = [0-9]{1,3}".prop_map(|s| s),
+            "\\PC{0,20}".prop_map(|s| s),
+        ];
+        proptest::collection::vec(line, 0..20).prop_map(|v| v.join("\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,300}") {
+            let _ = load_str(&s, std::path::Path::new("fuzz.toml"), Format::Toml);
+            let _ = load_str(&s, std::path::Path::new("fuzz.yaml"), Format::Yaml);
+        }
+
+        #[test]
+        fn plan_shaped_text_never_panics_and_errors_are_located(s in plan_like()) {
+            if let Err(errs) = load_str(&s, std::path::Path::new("fuzz.toml"), Format::Toml) {
+                prop_assert!(!errs.is_empty());
+                for e in &errs.0 {
+                    prop_assert!(e.line >= 1 && e.col >= 1);
+                }
+            }
+        }
     }
 }
