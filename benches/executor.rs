@@ -13,12 +13,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn tasks(market: &opt_backfill::sim::Market, n: usize) -> Vec<FetchTask> {
     let end_date = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
-    let end = opt_backfill::calendar::session(end_date).unwrap().unwrap().close;
+    let end = opt_backfill::calendar::session(end_date)
+        .unwrap()
+        .unwrap()
+        .close;
     let duration = "6 M".parse().unwrap();
     let mut out = Vec::new();
     for u in market.underlyings() {
@@ -68,9 +74,17 @@ async fn run(label: &str, n: usize, fixed: Option<u32>) -> (f64, u64) {
         batch_count: 1,
         resume: false,
         incremental: true,
-        gateway: opt_backfill::cli::common::default_gateway("127.0.0.1".into(), sim.addr().port(), 1),
+        gateway: opt_backfill::cli::common::default_gateway(
+            "127.0.0.1".into(),
+            sim.addr().port(),
+            1,
+        ),
         governor: match fixed {
-            Some(k) => GovernorConfig { initial_limit: k, adaptive: false, ..Default::default() },
+            Some(k) => GovernorConfig {
+                initial_limit: k,
+                adaptive: false,
+                ..Default::default()
+            },
             None => GovernorConfig::default(),
         },
         max_attempts: 5,
@@ -82,7 +96,9 @@ async fn run(label: &str, n: usize, fixed: Option<u32>) -> (f64, u64) {
     let ts = tasks(&sim.market(), n);
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let t0 = Instant::now();
-    let rep = execute(ts, 0, Vec::new(), cfg, &mut QuietReporter, stop).await.unwrap();
+    let rep = execute(ts, 0, Vec::new(), cfg, &mut QuietReporter, stop)
+        .await
+        .unwrap();
     let secs = t0.elapsed().as_secs_f64();
     let c = sim.stop().await;
     let rate = rep.stats.requests as f64 / secs;
@@ -94,7 +110,11 @@ async fn run(label: &str, n: usize, fixed: Option<u32>) -> (f64, u64) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let n = env_usize("EXEC_BENCH_TASKS", 1200);
     let n_seq = env_usize("EXEC_BENCH_SEQ_TASKS", 60);
     let mut sc = Scenario::preset("realistic").unwrap();
@@ -107,7 +127,13 @@ fn main() {
     println!("| measure | req/s | ratio |");
     println!("|---|---:|---:|");
     println!("| theoretical capacity | {capacity:.2} | 1.00 |");
-    println!("| adaptive executor | {adaptive:.2} | {:.2} of capacity |", adaptive / capacity);
-    println!("| sequential loop | {seq:.2} | executor = {:.1}x sequential |", adaptive / seq);
+    println!(
+        "| adaptive executor | {adaptive:.2} | {:.2} of capacity |",
+        adaptive / capacity
+    );
+    println!(
+        "| sequential loop | {seq:.2} | executor = {:.1}x sequential |",
+        adaptive / seq
+    );
     println!("pacing violations under the adaptive executor: {violations}");
 }

@@ -82,15 +82,15 @@ fn bad(msg: impl std::fmt::Display) -> i32 {
     crate::exit::BAD_INPUT
 }
 
-/// Load the manifest: read it, or load and compile the plan. Returns it with the plan's snapshot.
-fn load_manifest(args: &ExecuteArgs) -> Result<(Manifest, Option<PathBuf>), i32> {
+/// Load the manifest: read it, or load and compile the plan.
+fn load_manifest(args: &ExecuteArgs) -> Result<Manifest, i32> {
     if args.input.extension().is_some_and(|e| e == "json") {
         if args.batch_count.is_some() {
             return Err(bad(
                 "--batch-count/--batch-index apply to plans; a manifest is already sharded",
             ));
         }
-        return Manifest::read(&args.input).map(|m| (m, None)).map_err(bad);
+        return Manifest::read(&args.input).map_err(bad);
     }
     let plan = crate::plan::load(&args.input).map_err(|e| {
         eprintln!("{e}");
@@ -118,12 +118,12 @@ fn load_manifest(args: &ExecuteArgs) -> Result<(Manifest, Option<PathBuf>), i32>
         work_dir: None,
     };
     let compiled = compile(&plan, &opts).map_err(bad)?;
-    Ok((compiled.manifest, plan.reference_snapshot.clone()))
+    Ok(compiled.manifest)
 }
 
 /// Run `execute`.
 pub fn run(args: ExecuteArgs) -> i32 {
-    let (manifest, plan_snapshot) = match load_manifest(&args) {
+    let manifest = match load_manifest(&args) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -205,7 +205,8 @@ pub fn run(args: ExecuteArgs) -> i32 {
         phase_deps,
         active_series: 64,
     };
-    let snapshot_path = args.closes.clone().or(plan_snapshot);
+    // The plan's snapshot is compiled into the manifest's selections; --closes adds a newer one.
+    let snapshot_path = args.closes.clone();
     let snapshot: Snapshot = match &snapshot_path {
         Some(p) => match read_snapshot(p, manifest.end.session) {
             Ok(s) => s,

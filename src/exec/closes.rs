@@ -135,7 +135,11 @@ pub fn resolve(
     let mut found = None;
     for src in &sel.rule.reference {
         let close = match src {
-            CloseSource::Snapshot => snapshot.get(&sel.symbol).map(|(_, c)| *c),
+            // A snapshot given at run time wins over the one the plan compiled in.
+            CloseSource::Snapshot => snapshot
+                .get(&sel.symbol)
+                .map(|(_, c)| *c)
+                .or(sel.snapshot_close.as_ref().map(|d| d.close)),
             CloseSource::Cache => sel.cache_close,
             CloseSource::Gateway => gateway_close,
         };
