@@ -472,4 +472,23 @@ mod tests {
         let e = Scenario::from_toml_str("[faults]\nhang-fraction = 2.0\n", "w.toml").unwrap_err();
         assert!(e.to_string().contains("faults.hang-fraction"), "{e}");
     }
+
+    #[test]
+    fn example_files_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios");
+        for p in PRESETS {
+            let s = Scenario::from_toml_path(&dir.join(format!("{p}.toml"))).unwrap();
+            assert_eq!(
+                s,
+                Scenario::preset(p).unwrap(),
+                "{p}.toml must equal the preset"
+            );
+        }
+        let c = Scenario::from_toml_path(&dir.join("custom.toml")).unwrap();
+        assert_eq!((c.seed, c.market.extra_symbols, c.hmds.slots), (42, 40, 8));
+        assert_eq!(c.max_duration(BarSize::Hours8).to_string(), "1 M");
+        assert_eq!(c.max_duration(BarSize::Mins30).to_string(), "1 Y");
+        let e = Scenario::from_toml_path(&dir.join("missing.toml")).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"));
+    }
 }
