@@ -59,12 +59,15 @@ impl Faults {
     /// Start a gateway-restart outage: 1100 to every connection, close them all, refuse new
     /// connections for `len`; connections made within two minutes after it get 1102.
     pub fn outage(&self, len: Duration) {
-        let until = Instant::now() + len;
+        let now = Instant::now();
+        let until = now
+            .checked_add(len)
+            .unwrap_or(now + Duration::from_secs(86400 * 365));
         if let Ok(mut g) = self.outage_until.lock() {
             *g = Some(until);
         }
         if let Ok(mut g) = self.restored_notice_until.lock() {
-            *g = Some(until + Duration::from_secs(120));
+            *g = until.checked_add(Duration::from_secs(120));
         }
         let _ = self.events.send(Event::Notice(1100, LOST.into()));
         let _ = self.events.send(Event::Drop("outage"));
@@ -145,7 +148,7 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 fn secs(x: f64) -> Duration {
-    Duration::from_secs_f64(x.max(0.0))
+    super::hmds::secs_f64(x)
 }
 
 fn spawn_until(

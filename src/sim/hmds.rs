@@ -72,6 +72,16 @@ pub enum PacingRule {
     Window,
 }
 
+/// Seconds to a `Duration` that never panics (negative or NaN is zero, too large is the
+/// maximum): scenario numbers are user input.
+pub fn secs_f64(x: f64) -> Duration {
+    Duration::try_from_secs_f64(x.max(0.0)).unwrap_or(if x.is_nan() {
+        Duration::ZERO
+    } else {
+        Duration::MAX
+    })
+}
+
 #[derive(Debug, Default)]
 struct PacingState {
     recent: VecDeque<(Instant, PacingKey)>,
@@ -109,7 +119,7 @@ impl Hmds {
         let z = normal(unit(x), unit(hash(x, &[1])));
         let ms = (median_ms * (h.latency_sigma * z).exp())
             .clamp(h.latency_min_ms.min(median_ms), h.latency_max_ms);
-        Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+        secs_f64(ms.max(0.0) / 1000.0)
     }
 
     /// Service time of a historical request returning `bars` bars (drawn, plus per-bar cost,
@@ -117,9 +127,9 @@ impl Hmds {
     pub fn service_time(&self, bars: usize) -> Duration {
         let h = &self.scenario.hmds;
         let base = self.draw(h.latency_median_ms);
-        let per_bar = Duration::from_secs_f64(bars as f64 * h.per_bar_us / 1e6);
+        let per_bar = secs_f64(bars as f64 * h.per_bar_us / 1e6);
         let now = Instant::now();
-        let window = Duration::from_secs_f64(h.throttle_window_secs.max(0.0));
+        let window = secs_f64(h.throttle_window_secs.max(0.0));
         let over = match self.throttle.lock() {
             Ok(mut q) => {
                 while q.front().is_some_and(|t| now.duration_since(*t) > window) {
@@ -130,7 +140,7 @@ impl Hmds {
             }
             Err(_) => 0,
         };
-        let extra = Duration::from_secs_f64(over as f64 * h.throttle_extra_ms.max(0.0) / 1000.0);
+        let extra = secs_f64(over as f64 * h.throttle_extra_ms.max(0.0) / 1000.0);
         base + per_bar + extra
     }
 
@@ -154,7 +164,7 @@ impl Hmds {
         let Ok(mut st) = self.pacing.lock() else {
             return Ok(());
         };
-        let keep = Duration::from_secs_f64(
+        let keep = secs_f64(
             p.window_secs
                 .max(p.identical_window_secs)
                 .max(p.same_contract_window_secs)

@@ -145,7 +145,10 @@ fn find_options(m: &Market, q: &ContractQuery, symbol: &str) -> Vec<SimContract>
     // Fast path: a fully specified contract is one conId.
     if let (Some(date), Some(right), true) = (full_date, right, q.strike > 0.0) {
         let units = q.strike / u.strike_unit;
-        if (units - units.round()).abs() > 1e-6 || units < 1.0 {
+        if (units - units.round()).abs() > 1e-6
+            || units < 1.0
+            || units >= f64::from(chain::MAX_STRIKE_UNITS)
+        {
             return Vec::new();
         }
         let Some(week) = chain::week_of(date) else {

@@ -214,8 +214,12 @@ pub fn window_start(end: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>, Hm
     let n = i64::from(d.n);
     let oor = |_| HmdsError::no_security();
     Ok(match d.unit {
-        DurationUnit::Seconds => end - chrono::Duration::seconds(n),
-        DurationUnit::Weeks => end - chrono::Duration::days(7 * n),
+        DurationUnit::Seconds => chrono::TimeDelta::try_seconds(n)
+            .and_then(|d| end.checked_sub_signed(d))
+            .ok_or_else(HmdsError::too_long)?,
+        DurationUnit::Weeks => chrono::TimeDelta::try_days(7 * n)
+            .and_then(|d| end.checked_sub_signed(d))
+            .ok_or_else(HmdsError::too_long)?,
         DurationUnit::Days => {
             let mut s =
                 calendar::session_on_or_before(calendar::to_ny(end).date_naive()).map_err(oor)?;

@@ -11,7 +11,7 @@ use crate::sim::market::SimBar;
 use crate::sim::pricing::{hash, unit};
 use crate::sim::server::HistRequestRecord;
 use crate::sim::window::{self, HmdsError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 impl Conn {
     pub(super) fn cancel(&self, req_id: i32) {
@@ -36,7 +36,7 @@ impl Conn {
         self.out.sh.counters.pacing_violation();
         let now = Instant::now();
         self.violations.push_back(now);
-        let window = Duration::from_secs_f64(p.disconnect_window_secs.max(0.0));
+        let window = crate::sim::hmds::secs_f64(p.disconnect_window_secs.max(0.0));
         while self
             .violations
             .front()

@@ -5,4 +5,5 @@ mod fuzz;
 mod history;
 mod limits;
 mod protocol;
+mod service;
 mod support;
