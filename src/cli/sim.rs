@@ -1,4 +1,8 @@
-//! `opt-backfill sim`: the simulated gateway as a standalone server.
+//! `opt-backfill sim`: the simulated gateway as a standalone server, so any TWS API client
+//! (`ibapi` 3.x+ or, later, text-protocol clients) can be pointed at it like at IB Gateway.
+
+use crate::sim::{self, Scenario};
+use std::path::PathBuf;
 
 /// Arguments of `opt-backfill sim`.
 #[derive(Debug, clap::Args)]
@@ -6,10 +10,75 @@ pub struct SimArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4002")]
     pub listen: String,
+    /// Scenario TOML file (see examples/scenarios/).
+    #[arg(long, conflicts_with = "preset")]
+    pub scenario: Option<PathBuf>,
+    /// Built-in preset: fast, realistic or hostile.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override the scenario's simulated current date (YYYY-MM-DD).
+    #[arg(long)]
+    pub today: Option<chrono::NaiveDate>,
 }
 
-/// Run the simulator until Ctrl-C.
-pub fn run(_args: SimArgs) -> i32 {
-    eprintln!("not yet implemented");
-    crate::exit::BAD_INPUT
+fn load(args: &SimArgs) -> Result<Scenario, String> {
+    let mut s = match (&args.scenario, &args.preset) {
+        (Some(path), _) => Scenario::from_toml_path(path).map_err(|e| e.to_string())?,
+        (None, Some(p)) => Scenario::preset(p).map_err(|e| e.to_string())?,
+        (None, None) => Scenario::preset("realistic").map_err(|e| e.to_string())?,
+    };
+    if let Some(seed) = args.seed {
+        s.seed = seed;
+    }
+    if let Some(today) = args.today {
+        s.today = today;
+        s.validate()
+            .map_err(|(k, m)| format!("--today: {k}: {m}"))?;
+    }
+    Ok(s)
+}
+
+/// Run the simulator until Ctrl-C; print the listen address first and the counters (JSON) on
+/// stop.
+pub fn run(args: SimArgs) -> i32 {
+    let scenario = match load(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::exit::BAD_INPUT;
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return crate::exit::GATEWAY;
+        }
+    };
+    rt.block_on(async move {
+        let name = scenario.name.clone();
+        let today = scenario.today;
+        let handle = match sim::start(scenario, &args.listen).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                return crate::exit::GATEWAY;
+            }
+        };
+        println!("{}", handle.addr());
+        eprintln!(
+            "simulated IB Gateway (scenario `{name}`, today {today}) listening on {}; Ctrl-C stops it",
+            handle.addr()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        let counters = handle.stop().await;
+        match serde_json::to_string_pretty(&counters) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: counters: {e}"),
+        }
+        crate::exit::OK
+    })
 }

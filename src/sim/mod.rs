@@ -1,2 +1,33 @@
 //! The simulated IB Gateway: a TCP server speaking the TWS API protobuf protocol, with a
 //! deterministic synthetic option market and IB's pacing rules, errors and faults.
+//!
+//! No IB Gateway can be reached from the development and CI machines, so every part of the
+//! project that talks to IB is tested against this server, driven by the real `ibapi` client.
+//! Modules: [`codec`]/[`pbcodec`]/[`proto`] (wire), [`market`] with [`universe`], [`chain`],
+//! [`pricing`] and [`window`] (the synthetic market), [`scenario`] (settings and presets),
+//! [`server`] and [`conn`] (TCP), [`hmds`] (service model, pacing), [`faults`], [`counters`],
+//! [`lookup`] (contract qualification).
+
+pub mod chain;
+pub mod codec;
+pub mod conn;
+pub mod counters;
+pub mod faults;
+pub mod hmds;
+pub mod lookup;
+pub mod market;
+pub mod pbcodec;
+pub mod pricing;
+pub mod proto;
+pub mod scenario;
+pub mod server;
+pub mod universe;
+pub mod window;
+
+pub use chain::{SimChain, SimContract};
+pub use counters::CountersSnapshot;
+pub use market::{Market, SimBar};
+pub use scenario::Scenario;
+pub use server::{start, HistRequestRecord, SimHandle};
+pub use universe::SimUnderlying;
+pub use window::HmdsError;

@@ -1,3 +1,5 @@
 //! The one integration-test binary: drives the real `ibapi` client over TCP against the
 //! in-process simulated gateway, and reads real Parquet back with polars.
+mod exec;
 mod plan;
+mod sim;

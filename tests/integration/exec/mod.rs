@@ -93,7 +93,8 @@ async fn hours_phase_for_ten_symbols_matches_the_simulator() {
     let market = sim.market();
     let syms = symbols(10, &market);
     let ws = Workspace::new();
-    let n = write_caches(&market, &syms, &ws.caches(), 2, 0.15);
+    // A far-reaching sample of strikes: near-ATM contracts trade, far OTM ones often not.
+    let n = write_caches_sampled(&market, &syms, &ws.caches(), 2, 0.8, 30);
     assert!(n > 100, "{n} contracts");
     let plan = ws.plan("hours", &syms, end_date(), sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
@@ -244,6 +245,9 @@ async fn hostile_gateway_loses_nothing() {
         sc.hmds.latency_median_ms = 5.0;
         sc.hmds.latency_min_ms = 1.0;
         sc.hmds.latency_max_ms = 50.0;
+        sc.faults.drop_after_requests = Some(60);
+        // The nightly-restart outage, 30 s long, early enough to hit the run.
+        sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings { at_secs: 3.0, duration_secs: 30.0 });
     })
     .await;
     let market = sim.market();
@@ -260,7 +264,9 @@ async fn hostile_gateway_loses_nothing() {
         let again = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
         assert_eq!(again.status.code(), Some(0), "{stderr}\n{}", String::from_utf8_lossy(&again.stderr));
     }
-    assert!(c.disconnects_total() > 0, "the hostile preset drops connections");
+    let faults: u64 = c.disconnects.iter().filter(|(k, _)| k.starts_with("fault")).map(|(_, v)| v).sum();
+    assert!(faults > 0, "the hostile preset drops connections");
+    assert!(c.refused_connections > 0, "the outage refused connections");
     let (ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
     assert_eq!(ok + empty, n);
 }

@@ -29,6 +29,19 @@ pub async fn sim(preset: &str, f: impl FnOnce(&mut Scenario)) -> SimHandle {
 /// Write caches for `symbols` from the simulator's market: the contracts of the first
 /// `expiries` expiries after the end with strikes within `band` of the close.
 pub fn write_caches(market: &Market, symbols: &[String], dir: &Path, expiries: usize, band: f64) -> usize {
+    write_caches_sampled(market, symbols, dir, expiries, band, usize::MAX)
+}
+
+/// As [`write_caches`], keeping at most `per_symbol` contracts spread evenly over the strikes
+/// (so a wide band still gives a small, far-reaching sample).
+pub fn write_caches_sampled(
+    market: &Market,
+    symbols: &[String],
+    dir: &Path,
+    expiries: usize,
+    band: f64,
+    per_symbol: usize,
+) -> usize {
     std::fs::create_dir_all(dir).unwrap();
     let mut n = 0;
     for sym in symbols {
@@ -39,9 +52,14 @@ pub fn write_caches(market: &Market, symbols: &[String], dir: &Path, expiries: u
         exps.sort();
         exps.dedup();
         exps.truncate(expiries);
-        let contracts: Vec<OptionContract> = all
+        let contracts: Vec<_> = all
             .iter()
             .filter(|c| exps.contains(&c.expiry) && (c.strike - close).abs() <= band * close)
+            .collect();
+        let stride = contracts.len().div_ceil(per_symbol.max(1)).max(1);
+        let contracts: Vec<OptionContract> = contracts
+            .iter()
+            .step_by(stride)
             .map(|c| OptionContract {
                 con_id: c.con_id,
                 local_symbol: c.local_symbol.clone(),

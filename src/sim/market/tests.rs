@@ -1,0 +1,252 @@
+use super::*;
+use crate::calendar::{ny_to_utc, to_ny};
+use chrono::NaiveTime;
+
+fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).unwrap()
+}
+
+fn today() -> NaiveDate {
+    d(2026, 12, 1)
+}
+
+fn dur(s: &str) -> Duration {
+    s.parse().unwrap()
+}
+
+fn close_of(date: NaiveDate) -> DateTime<Utc> {
+    calendar::session(date).unwrap().unwrap().close
+}
+
+fn near_atm(m: &Market, symbol: &str, date: NaiveDate) -> SimContract {
+    let spot = m.close(symbol, date).unwrap();
+    m.existing_contracts(symbol)
+        .into_iter()
+        .filter(|c| c.right == Right::C && c.expiry > date + chrono::Duration::days(14))
+        .min_by(|a, b| {
+            (a.strike - spot)
+                .abs()
+                .total_cmp(&(b.strike - spot).abs())
+                .then(a.expiry.cmp(&b.expiry))
+        })
+        .unwrap()
+}
+
+#[test]
+fn universe_and_chains() {
+    let m = Market::new(7, today());
+    assert_eq!(m.underlyings().len(), 12);
+    let spy = m.chain("SPY").unwrap();
+    assert_eq!(spy.exchanges[0], "SMART");
+    let class = &spy.classes[0];
+    assert!(class.expirations.len() >= 10, "{}", class.expirations.len());
+    let existing = m.existing_contracts("SPY");
+    let combos = class.expirations.len() * class.strikes.len() * 2;
+    assert!(
+        existing.len() < combos,
+        "some listed combinations must not exist"
+    );
+    assert!(existing.len() > 1000, "{}", existing.len());
+    for c in existing.iter().step_by(97) {
+        assert_eq!(m.contract_by_id(c.con_id).as_ref(), Some(c));
+        assert!(c.listing <= today() && c.expiry >= today());
+    }
+    let small = m.existing_contracts("PLUG").len();
+    assert!((50..1500).contains(&small), "{small}");
+    assert!(m.chain("NOPE").is_none());
+}
+
+#[test]
+fn big_chain_knob() {
+    let mut s = Scenario::preset("fast").unwrap();
+    s.market.big_chain = Some("SPY".into());
+    let m = Market::from_scenario(&s);
+    let n = m.existing_contracts("SPY").len();
+    assert!((8_000..14_000).contains(&n), "{n}");
+}
+
+#[test]
+fn deterministic_and_independent_of_today() {
+    let a = Market::new(7, today());
+    let b = Market::new(7, today() + chrono::Duration::days(1));
+    let c = near_atm(&a, "AAPL", today());
+    let end = close_of(d(2026, 11, 30));
+    for what in ["TRADES", "MIDPOINT", "BID_ASK"] {
+        let x = a
+            .bars(c.con_id, what, BarSize::Mins30, end, dur("5 D"), true)
+            .unwrap();
+        let y = b
+            .bars(c.con_id, what, BarSize::Mins30, end, dur("5 D"), true)
+            .unwrap();
+        assert_eq!(x, y, "{what}");
+    }
+    let other_seed = Market::new(8, today());
+    let spy = a.underlying("SPY").unwrap().con_id;
+    let x = a
+        .bars(spy, "TRADES", BarSize::Day1, end, dur("5 D"), true)
+        .unwrap();
+    let y = other_seed
+        .bars(spy, "TRADES", BarSize::Day1, end, dur("5 D"), true)
+        .unwrap();
+    assert_ne!(x, y);
+}
+
+#[test]
+fn eight_hour_and_thirty_minute_alignment() {
+    let m = Market::new(7, today());
+    let c = near_atm(&m, "SPY", today());
+    let bars = m
+        .bars(
+            c.con_id,
+            "MIDPOINT",
+            BarSize::Hours8,
+            m.now(),
+            dur("6 M"),
+            true,
+        )
+        .unwrap();
+    for b in &bars {
+        assert_eq!(
+            to_ny(b.ts).time(),
+            NaiveTime::from_hms_opt(9, 30, 0).unwrap()
+        );
+        assert!(b.ts.date_naive() >= c.listing - chrono::Duration::days(1));
+    }
+    let bars = m
+        .bars(
+            c.con_id,
+            "MIDPOINT",
+            BarSize::Mins30,
+            m.now(),
+            dur("1 M"),
+            true,
+        )
+        .unwrap();
+    let half: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 27)).collect();
+    assert_eq!(half.len(), 7);
+    assert_eq!(
+        half.last().unwrap().ts,
+        ny_to_utc(d(2026, 11, 27), NaiveTime::from_hms_opt(12, 30, 0).unwrap())
+    );
+    let full: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 24)).collect();
+    assert_eq!(full.len(), 13);
+    for b in &bars {
+        assert!(b.low <= b.open && b.open <= b.high && b.low <= b.close && b.close <= b.high);
+    }
+}
+
+#[test]
+fn listing_dates_bound_the_bars() {
+    let m = Market::new(7, today());
+    let c = m
+        .existing_contracts("AAPL")
+        .into_iter()
+        .find(|c| c.listing > today() - chrono::Duration::days(20) && c.listing < today())
+        .expect("a recently listed weekly");
+    let head = m.head_timestamp(c.con_id).unwrap();
+    assert_eq!(to_ny(head).date_naive(), c.listing);
+    let bars = m
+        .bars(
+            c.con_id,
+            "MIDPOINT",
+            BarSize::Hours8,
+            m.now(),
+            dur("1 Y"),
+            true,
+        )
+        .unwrap();
+    assert_eq!(bars[0].ts, head);
+}
+
+#[test]
+fn errors() {
+    let m = Market::new(7, today());
+    let c = near_atm(&m, "SPY", today());
+    let now = m.now();
+    assert_eq!(
+        m.bars(c.con_id, "TRADES", BarSize::Day1, now, dur("5 D"), true)
+            .unwrap_err()
+            .code,
+        162
+    );
+    let e = m
+        .bars(c.con_id, "TRADES", BarSize::Min1, now, dur("1 W"), true)
+        .unwrap_err();
+    assert_eq!(e, HmdsError::too_long());
+    assert_eq!(
+        m.bars(12345, "TRADES", BarSize::Hours8, now, dur("1 D"), true)
+            .unwrap_err()
+            .code,
+        200
+    );
+    // An option that expired before today: 200, while a server on its expiry day serves it.
+    let earlier = Market::new(7, d(2026, 10, 1));
+    let old = earlier
+        .existing_contracts("SPY")
+        .into_iter()
+        .find(|c| c.expiry < today())
+        .unwrap();
+    assert_eq!(
+        m.bars(
+            old.con_id,
+            "MIDPOINT",
+            BarSize::Hours8,
+            now,
+            dur("1 M"),
+            true
+        )
+        .unwrap_err()
+        .code,
+        200
+    );
+    assert!(earlier
+        .bars(
+            old.con_id,
+            "MIDPOINT",
+            BarSize::Hours8,
+            earlier.now(),
+            dur("1 M"),
+            true
+        )
+        .is_ok());
+    let spy = m.underlying("SPY").unwrap();
+    let daily = m
+        .bars(spy.con_id, "TRADES", BarSize::Day1, now, dur("5 D"), true)
+        .unwrap();
+    assert_eq!(daily.len(), 5);
+    assert_eq!(
+        daily.last().unwrap().close,
+        m.close("SPY", today()).unwrap()
+    );
+}
+
+#[test]
+fn empty_rate_far_otm_vs_near_atm() {
+    let m = Market::new(7, today());
+    let end = close_of(d(2026, 11, 30));
+    let spot = m.close("AAPL", d(2026, 11, 30)).unwrap();
+    let all: Vec<_> = m
+        .existing_contracts("AAPL")
+        .into_iter()
+        .filter(|c| c.listing < d(2026, 11, 1))
+        .collect();
+    let rate = |pred: &dyn Fn(&SimContract) -> bool| {
+        let set: Vec<_> = all.iter().filter(|c| pred(c)).take(40).collect();
+        assert!(set.len() >= 10, "{}", set.len());
+        let empty = set
+            .iter()
+            .filter(|c| {
+                m.bars(c.con_id, "TRADES", BarSize::Mins30, end, dur("1 D"), true)
+                    .is_err_and(|e| e.is_no_data())
+            })
+            .count();
+        empty as f64 / set.len() as f64
+    };
+    let near = rate(&|c| (c.strike / spot - 1.0).abs() < 0.03);
+    let far = rate(&|c| {
+        (c.right == Right::C && c.strike / spot > 1.2)
+            || (c.right == Right::P && c.strike / spot < 0.8)
+    });
+    assert!(near < 0.2, "near-ATM EMPTY rate {near}");
+    assert!(far > 0.6, "far-OTM EMPTY rate {far}");
+}

@@ -1,0 +1,238 @@
+//! The TCP server: accepts connections, hands each to [`super::conn`], and exposes the handle
+//! tests, benchmarks and the CLI use to read counters, inject faults and stop it.
+
+use super::counters::{Counters, CountersSnapshot};
+use super::faults::Faults;
+use super::hmds::Hmds;
+use super::market::Market;
+use super::scenario::Scenario;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// One historical request as received, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistRequestRecord {
+    /// Order of arrival (0-based, server-wide).
+    pub seq: u64,
+    /// Client id of the connection.
+    pub client_id: i32,
+    /// Request id.
+    pub req_id: i32,
+    /// conId asked for (0 when the request described the contract by fields).
+    pub con_id: i64,
+    /// Bar size as sent.
+    pub bar_size: String,
+    /// Duration as sent.
+    pub duration: String,
+    /// End date-time as sent (empty = now).
+    pub end: String,
+    /// What to show.
+    pub what: String,
+    /// RTH only.
+    pub use_rth: bool,
+    /// `pending`, `ok`, `empty`, `error:<code>`, `cancelled`, `hung`, `disconnected`.
+    pub outcome: String,
+    /// Bars sent.
+    pub bars: usize,
+    /// Milliseconds after server start when it arrived.
+    pub received_ms: u64,
+    /// Milliseconds after server start when it was answered, if it was.
+    pub answered_ms: Option<u64>,
+}
+
+/// State shared by the accept loop, every connection and the handle.
+#[derive(Debug)]
+pub struct Shared {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The market.
+    pub market: Arc<Market>,
+    /// Counters.
+    pub counters: Counters,
+    /// Service model.
+    pub hmds: Hmds,
+    /// Fault state and events.
+    pub faults: Arc<Faults>,
+    /// Client ids connected now.
+    pub client_ids: Mutex<HashSet<i32>>,
+    /// Historical request log.
+    pub log: Mutex<Vec<HistRequestRecord>>,
+    /// Server start.
+    pub started: Instant,
+    /// Set to true on stop.
+    pub stop: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Milliseconds since start.
+    pub fn ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Append a record; returns its index.
+    pub fn log_push(&self, mut rec: HistRequestRecord) -> usize {
+        match self.log.lock() {
+            Ok(mut g) => {
+                rec.seq = g.len() as u64;
+                g.push(rec);
+                g.len() - 1
+            }
+            Err(_) => usize::MAX,
+        }
+    }
+
+    /// Set the outcome of a record.
+    pub fn log_outcome(&self, idx: usize, outcome: &str, bars: usize) {
+        let ms = self.ms();
+        if let Ok(mut g) = self.log.lock() {
+            if let Some(r) = g.get_mut(idx) {
+                if r.outcome == "pending" {
+                    r.outcome = outcome.to_string();
+                    r.bars = bars;
+                    if outcome != "hung" && outcome != "disconnected" {
+                        r.answered_ms = Some(ms);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The gateway's clock: the wall clock when `today` is the real date, else the close of
+    /// `today` advanced by the time since start (so clients computing "the last session" from
+    /// reqCurrentTime agree with the market).
+    pub fn clock(&self) -> chrono::DateTime<chrono::Utc> {
+        let now = self.market.now();
+        if now > chrono::Utc::now() - chrono::Duration::seconds(1) {
+            chrono::Utc::now()
+        } else {
+            now + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+        }
+    }
+}
+
+/// A running simulated gateway.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+/// Start a simulated gateway on `listen` (`127.0.0.1:0` picks a free port: read it back with
+/// [`SimHandle::addr`]). Returns once the socket is bound.
+pub async fn start(scenario: Scenario, listen: &str) -> std::io::Result<SimHandle> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let market = Arc::new(Market::from_scenario(&scenario));
+    let (stop, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        hmds: Hmds::new(&scenario),
+        market,
+        counters: Counters::default(),
+        faults: Arc::new(Faults::default()),
+        client_ids: Mutex::new(HashSet::new()),
+        log: Mutex::new(Vec::new()),
+        started: Instant::now(),
+        stop,
+        scenario,
+    });
+    shared.faults.schedule(&shared.scenario, stop_rx.clone());
+    tracing::info!(%addr, scenario = %shared.scenario.name, "simulated gateway listening");
+    let sh = shared.clone();
+    let accept = tokio::spawn(async move {
+        let mut stop_rx = stop_rx;
+        loop {
+            let (sock, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = super::faults::stopped(&mut stop_rx) => break,
+            };
+            if sh.faults.in_outage() {
+                sh.counters.refused();
+                drop(sock);
+                continue;
+            }
+            let _ = sock.set_nodelay(true);
+            tokio::spawn(super::conn::serve(sh.clone(), sock, peer));
+        }
+    });
+    Ok(SimHandle {
+        addr,
+        shared,
+        accept,
+    })
+}
+
+impl SimHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Current counters.
+    pub fn counters(&self) -> CountersSnapshot {
+        self.shared.counters.snapshot()
+    }
+
+    /// The market being served.
+    pub fn market(&self) -> Arc<Market> {
+        self.shared.market.clone()
+    }
+
+    /// The scenario being served.
+    pub fn scenario(&self) -> &Scenario {
+        &self.shared.scenario
+    }
+
+    /// Every historical request received so far, in arrival order, with its outcome.
+    pub fn historical_log(&self) -> Vec<HistRequestRecord> {
+        self.shared
+            .log
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// Close every client connection now (the clients see a reset and may reconnect).
+    pub fn drop_connections(&self) {
+        self.shared.faults.drop_all("manual-drop");
+    }
+
+    /// Simulate a gateway restart: 1100 and a close to every connection, new connections
+    /// refused for `len`, then accepted again with a 1102 notice.
+    pub fn set_outage(&self, len: std::time::Duration) {
+        self.shared.faults.outage(len);
+    }
+
+    /// Mark the HMDS farm broken (2105; historical answers wait) or restored (2106).
+    pub fn set_farm_down(&self, down: bool) {
+        self.shared.faults.set_farm(down);
+    }
+
+    /// Stop accepting, close every connection and return the final counters.
+    pub async fn stop(self) -> CountersSnapshot {
+        self.shared.stop.send_replace(true);
+        self.shared.faults.drop_all("server-stop");
+        let _ = self.accept.await;
+        // Let connection tasks observe the drop and count their disconnects.
+        for _ in 0..50 {
+            if self.shared.counters.snapshot().active_connections <= 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.shared.counters.snapshot()
+    }
+}

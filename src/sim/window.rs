@@ -1,0 +1,435 @@
+//! Request windows, bar alignment and IB's HMDS error texts.
+//!
+//! # Window semantics
+//!
+//! A bar belongs to a request when `start_instant <= bar.ts < end`, where `bar.ts` is the bar's
+//! label (its start, clipped to the session open) and:
+//!
+//! * `end` is the request's end date-time; absent or empty means "now", and any end later than
+//!   the simulated now (the close of the scenario's `today`, or the wall clock if earlier) is
+//!   clipped to it: no bar starts after now, and the bar in progress is cut at now.
+//! * `N D` counts trading sessions: `start_instant` is the open of the N-th session counting back
+//!   from the last session that opens before `end` (so `1 D` ending at a session's close is
+//!   exactly that session, half days included).
+//! * `N W` is `end - 7N days`; `N M` / `N Y` go back N calendar months / years in New York
+//!   time; `N S` is seconds.
+//!
+//! # Alignment
+//!
+//! Only regular sessions (09:30-16:00 New York, 13:00 on half days) carry bars; `use_rth = false`
+//! is served the same way (the synthetic options trade in RTH only). Intraday bars are aligned
+//! to multiples of their size from New York midnight and clipped to the session, so `30 mins`
+//! bars start 09:30, 10:00, ... (the last one of a half day at 12:30), `1 hour` bars 09:30 (a
+//! half-hour bar), 10:00, ..., and `8 hours` gives one bar per session labelled 09:30. `1 day`
+//! bars are one per session (dated `YYYYMMDD`), `1W`/`1M` group sessions by ISO week / month.
+
+use crate::bars::{BarSize, Duration, DurationUnit};
+use crate::calendar::{self, Session};
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::America::New_York;
+
+/// The HMDS message prefix (no space after the colon, as IB sends it).
+pub const HMDS_PREFIX: &str = "Historical Market Data Service error message:";
+
+/// An error the gateway answers a request with: IB's code and exact text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} {message}")]
+pub struct HmdsError {
+    /// TWS error code (162, 200, 321, 322, ...).
+    pub code: i32,
+    /// TWS error text.
+    pub message: String,
+}
+
+impl HmdsError {
+    fn hmds(text: impl std::fmt::Display) -> HmdsError {
+        HmdsError {
+            code: 162,
+            message: format!("{HMDS_PREFIX}{text}"),
+        }
+    }
+
+    /// 162 no data: the window has no bars (an EMPTY result, not a failure).
+    pub fn no_data(local_symbol: &str, what: &str) -> HmdsError {
+        Self::hmds(format_args!(
+            "HMDS query returned no data: {local_symbol}@SMART {}",
+            what_word(what)
+        ))
+    }
+
+    /// True for the no-data 162.
+    pub fn is_no_data(&self) -> bool {
+        self.code == 162 && self.message.contains("HMDS query returned no data")
+    }
+
+    /// 200: unknown or expired contract.
+    pub fn no_security() -> HmdsError {
+        HmdsError {
+            code: 200,
+            message: "No security definition has been found for the request".into(),
+        }
+    }
+
+    /// 321: illegal bar size.
+    pub fn bad_bar_size() -> HmdsError {
+        HmdsError {
+            code: 321,
+            message: format!(
+                "Error validating request.-'bK' : cause - Historical data bar size setting is invalid. Legal ones are: {}",
+                crate::bars::BarSize::legal_list()
+            ),
+        }
+    }
+
+    /// 321: a duration that does not parse.
+    pub fn bad_duration(text: &str) -> HmdsError {
+        HmdsError {
+            code: 321,
+            message: format!("Error validating request.-'bX' : cause - Historical data query duration is invalid: {text}"),
+        }
+    }
+
+    /// 321: an unknown what-to-show.
+    pub fn bad_what(text: &str) -> HmdsError {
+        HmdsError {
+            code: 321,
+            message: format!(
+                "Error validating request.-'bL' : cause - Unknown what to show: {text}"
+            ),
+        }
+    }
+
+    /// 10314: an end date-time that does not parse.
+    pub fn bad_end(text: &str) -> HmdsError {
+        HmdsError {
+            code: 10314,
+            message: format!(
+                "End Date/Time: The date, time, or time-zone entered is invalid. ({text})"
+            ),
+        }
+    }
+
+    /// 162: duration over the bar size's limit.
+    pub fn too_long() -> HmdsError {
+        Self::hmds("Time length exceed max.")
+    }
+
+    /// 162: daily bars requested for an option.
+    pub fn eod_chart(what: &str) -> HmdsError {
+        Self::hmds(format_args!(
+            "No data of type EODChart is available for the exchange 'BEST' and the security type 'Option' and '1 d' and '{}'",
+            what.to_ascii_uppercase()
+        ))
+    }
+
+    /// 162: pacing violation.
+    pub fn pacing() -> HmdsError {
+        Self::hmds("Historical data request pacing violation")
+    }
+
+    /// 162: the answer to a cancel of a running request.
+    pub fn cancelled(req_id: i32) -> HmdsError {
+        Self::hmds(format_args!(
+            "API historical data query cancelled: {req_id}"
+        ))
+    }
+
+    /// 322: over the open-request limit.
+    pub fn too_many_open(limit: u32) -> HmdsError {
+        HmdsError {
+            code: 322,
+            message: format!(
+                "Error processing request:-'wd' : cause - Only {limit} simultaneous API historical data requests allowed."
+            ),
+        }
+    }
+}
+
+/// IB's word for a tick type in the no-data text (`Trades`, `Midpoint`, `Bid_Ask`, ...).
+pub fn what_word(what: &str) -> String {
+    let lower = what.to_ascii_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    let mut up = true;
+    for c in lower.chars() {
+        out.push(if up { c.to_ascii_uppercase() } else { c });
+        up = c == '_';
+    }
+    out
+}
+
+/// Parse a bar size, accepting `ibapi`'s `1 week` / `1 month` spellings of `1W` / `1M`.
+pub fn parse_bar_size(text: &str) -> Result<BarSize, HmdsError> {
+    match text.trim() {
+        "1 week" => Ok(BarSize::Week1),
+        "1 month" => Ok(BarSize::Month1),
+        t => t.parse().map_err(|_| HmdsError::bad_bar_size()),
+    }
+}
+
+/// Parse an end date-time as IB accepts it: empty (now), `YYYYMMDD HH:MM:SS <zone>`,
+/// `YYYYMMDD-HH:MM:SS` (UTC), `YYYYMMDD HH:MM:SS` (New York) or `YYYYMMDD` (end of that day,
+/// New York). `None` for empty.
+pub fn parse_end(text: &str) -> Result<Option<DateTime<Utc>>, HmdsError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let bad = || HmdsError::bad_end(text);
+    if let Ok(dt) = NaiveDateTime::parse_from_str(t, "%Y%m%d-%H:%M:%S") {
+        return Ok(Some(Utc.from_utc_datetime(&dt)));
+    }
+    if t.len() == 8 {
+        let d = NaiveDate::parse_from_str(t, "%Y%m%d").map_err(|_| bad())?;
+        let dt = d.and_time(NaiveTime::from_hms_opt(23, 59, 59).ok_or_else(bad)?);
+        return local(dt, "America/New_York").ok_or_else(bad).map(Some);
+    }
+    let mut parts = t.splitn(3, ' ');
+    let (Some(d), Some(time)) = (parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let dt = NaiveDateTime::parse_from_str(&format!("{d} {time}"), "%Y%m%d %H:%M:%S")
+        .map_err(|_| bad())?;
+    let zone = parts.next().map(str::trim).unwrap_or("America/New_York");
+    local(dt, zone).ok_or_else(bad).map(Some)
+}
+
+fn local(dt: NaiveDateTime, zone: &str) -> Option<DateTime<Utc>> {
+    let tz: chrono_tz::Tz = match zone {
+        "UTC" | "GMT" => return Some(Utc.from_utc_datetime(&dt)),
+        "EST" | "EDT" | "US/Eastern" => New_York,
+        z => z.parse().ok()?,
+    };
+    tz.from_local_datetime(&dt)
+        .earliest()
+        .map(|x| x.with_timezone(&Utc))
+}
+
+/// Format an instant as `YYYYMMDD-HH:MM:SS` (UTC), the HistoricalDataEnd rendering.
+pub fn fmt_utc(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%d-%H:%M:%S").to_string()
+}
+
+/// Start instant of a window (see the module doc).
+pub fn window_start(end: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>, HmdsError> {
+    let n = i64::from(d.n);
+    let oor = |_| HmdsError::no_security();
+    Ok(match d.unit {
+        DurationUnit::Seconds => chrono::TimeDelta::try_seconds(n)
+            .and_then(|d| end.checked_sub_signed(d))
+            .ok_or_else(HmdsError::too_long)?,
+        DurationUnit::Weeks => chrono::TimeDelta::try_days(7 * n)
+            .and_then(|d| end.checked_sub_signed(d))
+            .ok_or_else(HmdsError::too_long)?,
+        DurationUnit::Days => {
+            let mut s =
+                calendar::session_on_or_before(calendar::to_ny(end).date_naive()).map_err(oor)?;
+            if s.open >= end {
+                s = prev_session(s.date)?;
+            }
+            for _ in 1..n {
+                s = prev_session(s.date)?;
+            }
+            s.open
+        }
+        DurationUnit::Months | DurationUnit::Years => {
+            let months = if d.unit == DurationUnit::Years {
+                12 * d.n
+            } else {
+                d.n
+            };
+            let ny = calendar::to_ny(end).naive_local();
+            let back = ny
+                .checked_sub_months(Months::new(months))
+                .ok_or_else(HmdsError::no_security)?;
+            local(back, "America/New_York").ok_or_else(HmdsError::no_security)?
+        }
+    })
+}
+
+fn prev_session(date: NaiveDate) -> Result<Session, HmdsError> {
+    let p = date.pred_opt().ok_or_else(HmdsError::no_security)?;
+    calendar::session_on_or_before(p).map_err(|_| HmdsError::no_security())
+}
+
+/// One bar slot: its label and the interval of market time it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Bar timestamp (start, clipped to the session open).
+    pub label: DateTime<Utc>,
+    /// Covered interval start (= label).
+    pub from: DateTime<Utc>,
+    /// Covered interval end (exclusive; clipped to the close and to now).
+    pub to: DateTime<Utc>,
+    /// Session date (the `YYYYMMDD` of daily bars).
+    pub date: NaiveDate,
+}
+
+/// All bar slots of `bar` with `start <= label < end`, with their ends clipped at `now`.
+pub fn slots(
+    bar: BarSize,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Slot> {
+    let end = end.min(now);
+    if start >= end {
+        return Vec::new();
+    }
+    let from_date = calendar::to_ny(start).date_naive();
+    let to_date = calendar::to_ny(end).date_naive();
+    let Ok(sessions) = calendar::sessions_between(from_date, to_date) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if bar.is_daily_or_longer() {
+        let key = |s: &Session| match bar {
+            BarSize::Day1 => (s.date.year(), s.date.ordinal()),
+            BarSize::Week1 => (s.date.iso_week().year(), s.date.iso_week().week()),
+            _ => (s.date.year(), s.date.month()),
+        };
+        let mut i = 0;
+        while i < sessions.len() {
+            let k = key(&sessions[i]);
+            let mut j = i;
+            while j + 1 < sessions.len() && key(&sessions[j + 1]) == k {
+                j += 1;
+            }
+            let (first, last) = (&sessions[i], &sessions[j]);
+            if first.open >= start && first.open < end {
+                out.push(Slot {
+                    label: first.open,
+                    from: first.open,
+                    to: last.close.min(end),
+                    date: first.date,
+                });
+            }
+            i = j + 1;
+        }
+        return out;
+    }
+    let size = bar.seconds();
+    for s in sessions {
+        let midnight = calendar::ny_to_utc(s.date, NaiveTime::MIN);
+        let open_off = (s.open - midnight).num_seconds();
+        let mut k = open_off.div_euclid(size) * size;
+        loop {
+            let a = midnight + chrono::Duration::seconds(k);
+            if a >= s.close {
+                break;
+            }
+            let label = a.max(s.open);
+            let to = (a + chrono::Duration::seconds(size)).min(s.close).min(end);
+            if label >= start && label < end {
+                out.push(Slot {
+                    label,
+                    from: label,
+                    to,
+                    date: s.date,
+                });
+            }
+            k += size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ny(d: (i32, u32, u32), h: u32, m: u32) -> DateTime<Utc> {
+        calendar::ny_to_utc(
+            NaiveDate::from_ymd_opt(d.0, d.1, d.2).unwrap(),
+            NaiveTime::from_hms_opt(h, m, 0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn ends_parse() {
+        let t = ny((2026, 11, 24), 16, 0);
+        assert_eq!(parse_end("20261124 21:00:00 UTC").unwrap(), Some(t));
+        assert_eq!(parse_end("20261124-21:00:00").unwrap(), Some(t));
+        assert_eq!(parse_end("20261124 16:00:00 US/Eastern").unwrap(), Some(t));
+        assert_eq!(
+            parse_end("20261124 16:00:00 America/New_York").unwrap(),
+            Some(t)
+        );
+        assert_eq!(parse_end("20261124 16:00:00").unwrap(), Some(t));
+        assert_eq!(parse_end("").unwrap(), None);
+        assert_eq!(parse_end("garbage").unwrap_err().code, 10314);
+        assert!(parse_end("20261124 16:00:00 Mars/Base").is_err());
+    }
+
+    #[test]
+    fn one_day_is_one_session_even_half_day() {
+        let end = ny((2026, 11, 27), 13, 0);
+        let d: Duration = "1 D".parse().unwrap();
+        let start = window_start(end, d).unwrap();
+        assert_eq!(start, ny((2026, 11, 27), 9, 30));
+        let s = slots(BarSize::Mins30, start, end, end);
+        assert_eq!(s.len(), 7);
+        assert_eq!(s.last().unwrap().label, ny((2026, 11, 27), 12, 30));
+        let s = slots(BarSize::Hours8, start, end, end);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].label, ny((2026, 11, 27), 9, 30));
+        // 2 D ending the Monday after spans Friday (half day) and Monday.
+        let end = ny((2026, 11, 30), 16, 0);
+        let start = window_start(end, "2 D".parse().unwrap()).unwrap();
+        assert_eq!(start, ny((2026, 11, 27), 9, 30));
+        // An end before Monday's open counts from Friday.
+        let end = ny((2026, 11, 30), 8, 0);
+        let start = window_start(end, "1 D".parse().unwrap()).unwrap();
+        assert_eq!(start, ny((2026, 11, 27), 9, 30));
+    }
+
+    #[test]
+    fn hour_bars_align_to_the_clock() {
+        let start = ny((2026, 11, 24), 9, 30);
+        let end = ny((2026, 11, 24), 16, 0);
+        let s = slots(BarSize::Hour1, start, end, end);
+        let labels: Vec<_> = s
+            .iter()
+            .map(|x| calendar::to_ny(x.label).format("%H:%M").to_string())
+            .collect();
+        assert_eq!(
+            labels,
+            ["09:30", "10:00", "11:00", "12:00", "13:00", "14:00", "15:00"]
+        );
+        assert_eq!(s[0].to, ny((2026, 11, 24), 10, 0));
+        let s = slots(BarSize::Mins30, start, end, end);
+        assert_eq!(s.len(), 13);
+        // Partial day: clipped at now.
+        let now = ny((2026, 11, 24), 12, 10);
+        let s = slots(BarSize::Mins30, start, end, now);
+        assert_eq!(s.len(), 6);
+        assert_eq!(s.last().unwrap().to, now);
+    }
+
+    #[test]
+    fn months_and_days() {
+        let end = ny((2026, 12, 1), 16, 0);
+        let start = window_start(end, "1 M".parse().unwrap()).unwrap();
+        assert_eq!(start, ny((2026, 11, 1), 16, 0));
+        let daily = slots(BarSize::Day1, start, end, end);
+        assert_eq!(
+            daily.first().unwrap().date,
+            NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()
+        );
+        assert_eq!(
+            daily.last().unwrap().date,
+            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+        );
+        assert_eq!(daily.len(), 21);
+    }
+
+    #[test]
+    fn texts() {
+        assert_eq!(what_word("BID_ASK"), "Bid_Ask");
+        assert_eq!(
+            HmdsError::no_data("X", "TRADES").message,
+            "Historical Market Data Service error message:HMDS query returned no data: X@SMART Trades"
+        );
+        assert!(parse_bar_size("4 mins").is_err());
+        assert_eq!(parse_bar_size("1 week").unwrap(), BarSize::Week1);
+    }
+}

@@ -1,0 +1,164 @@
+//! The service model seen from clients: queueing on slots, farm outages, the message-rate
+//! limit, and the text-protocol refusal.
+
+use super::support::*;
+use ibapi::prelude::*;
+use opt_backfill::sim::Scenario;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn fixed_latency(ms: f64, slots: u32) -> Scenario {
+    let mut s = Scenario::preset("fast").unwrap();
+    s.hmds.latency_min_ms = ms;
+    s.hmds.latency_median_ms = ms;
+    s.hmds.latency_max_ms = ms;
+    s.hmds.slots = slots;
+    s
+}
+
+#[tokio::test]
+async fn requests_beyond_the_slots_wait_their_turn() {
+    let h = with(fixed_latency(200.0, 2)).await;
+    let cl = Arc::new(client(&h, 60).await);
+    let contracts: Vec<_> = h
+        .market()
+        .existing_contracts("IWM")
+        .into_iter()
+        .take(6)
+        .collect();
+    let t0 = Instant::now();
+    let tasks: Vec<_> = contracts
+        .into_iter()
+        .map(|c| {
+            let cl = cl.clone();
+            tokio::spawn(async move {
+                cl.historical_data(&by_id(c.con_id), HistoricalBarSize::Hour8)
+                    .duration(1.months())
+                    .what_to_show(HistoricalWhatToShow::MidPoint)
+                    .fetch()
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let took = t0.elapsed();
+    // 6 requests, 2 slots, 200 ms each: three rounds.
+    assert!(took >= Duration::from_millis(590), "{took:?}");
+    assert!(took < Duration::from_millis(2000), "{took:?}");
+    assert_eq!(h.counters().peak_in_flight_historical, 6);
+}
+
+#[tokio::test]
+async fn a_broken_hmds_farm_holds_answers_until_it_is_back() {
+    let h = server("fast").await;
+    let cl = client(&h, 61).await;
+    let c = near_atm(&h.market(), "SPY");
+    h.set_farm_down(true);
+    let contract = by_id(c.con_id);
+    let fetch = cl
+        .historical_data(&contract, HistoricalBarSize::Hour8)
+        .duration(1.months())
+        .what_to_show(HistoricalWhatToShow::MidPoint)
+        .fetch();
+    tokio::pin!(fetch);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut fetch)
+            .await
+            .is_err(),
+        "answered while the farm was down"
+    );
+    h.set_farm_down(false);
+    let d = tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!d.bars.is_empty());
+    let k = h.counters();
+    assert_eq!(k.errors_of(2105), 1);
+    assert!(k.errors_of(2106) >= 2, "startup notice plus the restore");
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut v = (body.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(body);
+    v
+}
+
+#[tokio::test]
+async fn over_the_message_rate_the_connection_gets_error_100_then_is_dropped() {
+    let mut s = Scenario::preset("fast").unwrap();
+    s.pacing.msg_rate_limit = 20;
+    s.pacing.msg_rate_drop_after = 2;
+    let h = with(s).await;
+    let mut sock = TcpStream::connect(h.addr()).await.unwrap();
+    sock.write_all(b"API\0").await.unwrap();
+    sock.write_all(&frame(b"v213..226")).await.unwrap();
+    // startApi{client_id: 62}
+    sock.write_all(&frame(&[0, 0, 1, 15, 8, 62])).await.unwrap();
+    let current_time = frame(&[0, 0, 0, 249]);
+    for burst in 0..2 {
+        let mut b = Vec::new();
+        for _ in 0..30 {
+            b.extend_from_slice(&current_time);
+        }
+        let _ = sock.write_all(&b).await;
+        if burst == 0 {
+            assert!(eventually(5, || h.counters().errors_of(100) == 1).await);
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    }
+    assert!(
+        eventually(5, || h.counters().disconnects.get("message-rate")
+            == Some(&1))
+        .await,
+        "{:?}",
+        h.counters()
+    );
+    assert_eq!(h.counters().errors_of(100), 2);
+}
+
+#[tokio::test]
+async fn a_text_protocol_client_is_closed_cleanly() {
+    let h = server("fast").await;
+    let mut sock = TcpStream::connect(h.addr()).await.unwrap();
+    sock.write_all(b"API\0").await.unwrap();
+    sock.write_all(&frame(b"v157..176 +PACEAPI")).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(
+        eventually(5, || h
+            .counters()
+            .disconnects
+            .get("text-protocol-unsupported")
+            == Some(&1))
+        .await
+    );
+    let _ok = client(&h, 63).await;
+}
+
+#[tokio::test]
+async fn the_realistic_preset_answers_in_about_half_a_second() {
+    let h = server("realistic").await;
+    let cl = client(&h, 64).await;
+    let c = near_atm(&h.market(), "SPY");
+    let t0 = Instant::now();
+    cl.historical_data(&by_id(c.con_id), HistoricalBarSize::Hour8)
+        .duration(1.months())
+        .what_to_show(HistoricalWhatToShow::MidPoint)
+        .fetch()
+        .await
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
