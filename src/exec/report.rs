@@ -68,7 +68,7 @@ impl RunStats {
     pub fn progress_line(&self) -> String {
         let done = self.done();
         let rate = self.rate();
-        let eta = if rate > 0.0 && self.total > done {
+        let eta = if rate > 0.0 && done > 0 && self.total > done {
             let secs =
                 (self.total - done) as f64 / (done as f64 / self.elapsed_secs.max(1e-9)).max(1e-9);
             format_secs(secs)

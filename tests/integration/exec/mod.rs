@@ -188,6 +188,7 @@ async fn killed_run_resumes_without_refetching_finished_tasks() {
     let sim = sim("fast", |sc| {
         sc.hmds.latency_median_ms = 40.0;
         sc.hmds.latency_min_ms = 20.0;
+        sc.hmds.latency_max_ms = 200.0;
         sc.hmds.slots = 4;
     })
     .await;
@@ -245,6 +246,7 @@ async fn hostile_gateway_loses_nothing() {
         sc.hmds.latency_median_ms = 5.0;
         sc.hmds.latency_min_ms = 1.0;
         sc.hmds.latency_max_ms = 50.0;
+        sc.hmds.throttle_free_requests = u32::MAX;
         sc.faults.drop_after_requests = Some(60);
         // The nightly-restart outage, 30 s long, early enough to hit the run.
         sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings { at_secs: 3.0, duration_secs: 30.0 });
