@@ -84,6 +84,22 @@ pub struct HmdsSettings {
     /// Longest duration accepted per bar size (over it: 162 `Time length exceed max.`).
     /// Sizes not listed use [`default_max_duration`].
     pub max_duration: BTreeMap<BarSize, Duration>,
+    /// What a duration over the limit gets: `error` (162 `Time length exceed max.`, the
+    /// documented behaviour) or `silent-empty` (zero bars and no error, as a real gateway was
+    /// seen answering `1 min` x `6 M`, `shared/ib-notes.md` section 4).
+    #[serde(default)]
+    pub over_limit: OverLimit,
+}
+
+/// Answer to a duration over the bar size's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverLimit {
+    /// 162 `Time length exceed max.`
+    #[default]
+    Error,
+    /// HistoricalData with zero bars, then HistoricalDataEnd.
+    SilentEmpty,
 }
 
 /// Pacing rules (small bars of 30 s or less) and the socket message rate.
@@ -226,6 +242,7 @@ impl Scenario {
                 contract_details_median_ms: 400.0,
                 sec_def_median_ms: 300.0,
                 max_duration: BTreeMap::new(),
+                over_limit: OverLimit::Error,
             },
             pacing: PacingSettings {
                 enabled: true,

@@ -173,6 +173,14 @@ fn errors() {
         .bars(c.con_id, "TRADES", BarSize::Min1, now, dur("1 W"), true)
         .unwrap_err();
     assert_eq!(e, HmdsError::too_long());
+    let mut silent = Scenario::preset("fast").unwrap();
+    silent.hmds.over_limit = OverLimit::SilentEmpty;
+    silent.seed = 7;
+    let sm = Market::from_scenario(&silent);
+    assert_eq!(
+        sm.bars(c.con_id, "TRADES", BarSize::Min1, now, dur("6 M"), true),
+        Ok(vec![])
+    );
     assert_eq!(
         m.bars(12345, "TRADES", BarSize::Hours8, now, dur("1 D"), true)
             .unwrap_err()
