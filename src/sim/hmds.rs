@@ -241,6 +241,25 @@ mod tests {
     }
 
     #[test]
+    fn bid_ask_counts_twice() {
+        let s = Scenario::preset("fast").unwrap();
+        let h = Hmds::new(&s);
+        let k = |end: &str| PacingKey::new("7", "SMART", "BID_ASK", end, "1800 S", "5 secs", true);
+        assert!(h.check_pacing(&k("a")).is_ok());
+        assert!(h.check_pacing(&k("b")).is_ok());
+        assert_eq!(
+            h.check_pacing(&k("c")),
+            Err(PacingRule::SameContract),
+            "2+2+2 > 5"
+        );
+        let other = PacingKey::new("7", "SMART", "TRADES", "a", "1800 S", "5 secs", true);
+        assert!(
+            h.check_pacing(&other).is_ok(),
+            "another tick type is another contract key"
+        );
+    }
+
+    #[test]
     fn latency_is_clamped_and_throttled() {
         let mut s = Scenario::preset("realistic").unwrap();
         s.hmds.throttle_free_requests = 2;

@@ -360,3 +360,19 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    proptest::proptest! {
+        /// Arbitrary bodies, with a plausible wire id or not, decode or fail: never panic.
+        #[test]
+        fn decode_never_panics(id in 195i32..320, tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let mut body = id.to_be_bytes().to_vec();
+            body.extend_from_slice(&tail);
+            let _ = ProtobufCodec.decode(&body);
+            let _ = ProtobufCodec.decode(&tail);
+        }
+    }
+}

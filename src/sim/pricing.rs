@@ -85,7 +85,7 @@ pub fn black_scholes(call: bool, spot: f64, strike: f64, t: f64, rate: f64, vol:
 pub fn trade_probability(liquidity: f64, vol: f64, spot: f64, strike: f64, t_years: f64) -> f64 {
     let t = t_years.max(2.0 / 365.0);
     let d = (strike / spot).ln().abs() / (vol * t.sqrt());
-    liquidity * (-0.5 * d * d).exp() / (1.0 + 1.5 * t_years.max(0.0))
+    liquidity * (-1.5 * d * d).exp() / (1.0 + 1.5 * t_years.max(0.0))
 }
 
 /// Round to a price increment.

@@ -84,6 +84,22 @@ pub struct HmdsSettings {
     /// Longest duration accepted per bar size (over it: 162 `Time length exceed max.`).
     /// Sizes not listed use [`default_max_duration`].
     pub max_duration: BTreeMap<BarSize, Duration>,
+    /// What a duration over the limit gets: `error` (162 `Time length exceed max.`, the
+    /// documented behaviour) or `silent-empty` (zero bars and no error, as a real gateway was
+    /// seen answering `1 min` x `6 M`, `shared/ib-notes.md` section 4).
+    #[serde(default)]
+    pub over_limit: OverLimit,
+}
+
+/// Answer to a duration over the bar size's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverLimit {
+    /// 162 `Time length exceed max.`
+    #[default]
+    Error,
+    /// HistoricalData with zero bars, then HistoricalDataEnd.
+    SilentEmpty,
 }
 
 /// Pacing rules (small bars of 30 s or less) and the socket message rate.
@@ -226,6 +242,7 @@ impl Scenario {
                 contract_details_median_ms: 400.0,
                 sec_def_median_ms: 300.0,
                 max_duration: BTreeMap::new(),
+                over_limit: OverLimit::Error,
             },
             pacing: PacingSettings {
                 enabled: true,
@@ -382,15 +399,42 @@ impl Scenario {
             .unwrap_or_else(|| default_max_duration(bar))
     }
 
-    /// Requests per second the HMDS model can serve at best: service slots divided by the mean
-    /// service time of a typical request (an `8 hours` x `6 M` window, about 126 bars). Used by
-    /// benchmarks to express measured throughput as a fraction of the possible.
-    pub fn theoretical_capacity_rps(&self) -> f64 {
+    /// Mean service time of a typical historical request (an `8 hours` x `6 M` window, about
+    /// 126 bars) without the soft throttle, seconds.
+    pub fn mean_service_secs(&self) -> f64 {
         let h = &self.hmds;
         let mean_ms = (h.latency_median_ms * (h.latency_sigma * h.latency_sigma / 2.0).exp())
             .clamp(h.latency_min_ms, h.latency_max_ms)
             + 126.0 * h.per_bar_us / 1000.0;
-        f64::from(h.slots) / (mean_ms.max(0.001) / 1000.0)
+        mean_ms.max(0.001) / 1000.0
+    }
+
+    /// Requests per second the service slots give in a short burst: slots / mean service time.
+    pub fn burst_capacity_rps(&self) -> f64 {
+        f64::from(self.hmds.slots) / self.mean_service_secs()
+    }
+
+    /// Requests per second the HMDS model can sustain at best: the rate `r` at which the slots
+    /// are saturated once the soft throttle adds `throttle-extra-ms` per request over
+    /// `throttle-free-requests` in the window, i.e. the root of
+    /// `r * (mean + max(0, r * window - free) * extra) = slots`. Without a throttle this is
+    /// [`Scenario::burst_capacity_rps`]. Benchmarks divide measured throughput by it.
+    pub fn theoretical_capacity_rps(&self) -> f64 {
+        let h = &self.hmds;
+        let (slots, mean) = (f64::from(h.slots), self.mean_service_secs());
+        let burst = slots / mean;
+        let (w, e, free) = (
+            h.throttle_window_secs.max(0.0),
+            h.throttle_extra_ms.max(0.0) / 1000.0,
+            f64::from(h.throttle_free_requests),
+        );
+        if e == 0.0 || w == 0.0 || burst * w <= free {
+            return burst;
+        }
+        // w*e*r^2 + (mean - free*e)*r - slots = 0, positive root.
+        let (a, b, c) = (w * e, mean - free * e, -slots);
+        let r = (-b + (b * b - 4.0 * a * c).sqrt()) / (2.0 * a);
+        r.max(free / w).min(burst)
     }
 }
 
@@ -441,8 +485,15 @@ mod tests {
         let r = Scenario::preset("realistic").unwrap();
         assert_eq!(r.max_duration(BarSize::Hours8).to_string(), "1 Y");
         assert_eq!(r.max_duration(BarSize::Min1).to_string(), "1 D");
+        let burst = r.burst_capacity_rps();
+        assert!(burst > 20.0 && burst < 40.0, "{burst}");
         let cap = r.theoretical_capacity_rps();
-        assert!(cap > 20.0 && cap < 40.0, "{cap}");
+        assert!(
+            cap > 2.0 && cap < 6.0,
+            "sustained under the soft throttle: {cap}"
+        );
+        let f = Scenario::preset("fast").unwrap();
+        assert_eq!(f.theoretical_capacity_rps(), f.burst_capacity_rps());
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl Shared {
 pub struct SimHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    accept: Option<JoinHandle<()>>,
 }
 
 /// Start a simulated gateway on `listen` (`127.0.0.1:0` picks a free port: read it back with
@@ -171,8 +171,19 @@ pub async fn start(scenario: Scenario, listen: &str) -> std::io::Result<SimHandl
     Ok(SimHandle {
         addr,
         shared,
-        accept,
+        accept: Some(accept),
     })
+}
+
+impl Drop for SimHandle {
+    /// A handle dropped without [`SimHandle::stop`] still stops the server: a test that fails
+    /// half-way must not leave a listener and its connections behind.
+    fn drop(&mut self) {
+        if self.accept.is_some() {
+            self.shared.stop.send_replace(true);
+            self.shared.faults.drop_all("server-stop");
+        }
+    }
 }
 
 impl SimHandle {
@@ -222,10 +233,12 @@ impl SimHandle {
     }
 
     /// Stop accepting, close every connection and return the final counters.
-    pub async fn stop(self) -> CountersSnapshot {
+    pub async fn stop(mut self) -> CountersSnapshot {
         self.shared.stop.send_replace(true);
         self.shared.faults.drop_all("server-stop");
-        let _ = self.accept.await;
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
         // Let connection tasks observe the drop and count their disconnects.
         for _ in 0..50 {
             if self.shared.counters.snapshot().active_connections <= 0 {

@@ -233,7 +233,7 @@ pub fn window_start(end: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>, Hm
         }
         DurationUnit::Months | DurationUnit::Years => {
             let months = if d.unit == DurationUnit::Years {
-                12 * d.n
+                d.n.saturating_mul(12)
             } else {
                 d.n
             };

@@ -136,9 +136,8 @@ async fn run(sh: &Arc<Shared>, sock: TcpStream) -> &'static str {
         client_id: None,
         registered: false,
         violations: VecDeque::new(),
-        rate_second: Instant::now(),
-        rate_count: 0,
-        rate_flagged: false,
+        rate_window: VecDeque::new(),
+        last_rate_error: None,
         over_rate_secs: 0,
         requests: 0,
     };
@@ -193,9 +192,9 @@ struct Conn {
     client_id: Option<i32>,
     registered: bool,
     violations: VecDeque<Instant>,
-    rate_second: Instant,
-    rate_count: u32,
-    rate_flagged: bool,
+    /// Arrival instants of the messages in the last rate window.
+    rate_window: VecDeque<Instant>,
+    last_rate_error: Option<Instant>,
     over_rate_secs: u32,
     requests: u64,
 }
@@ -295,31 +294,49 @@ impl Conn {
         }
     }
 
+    /// The socket message rate: more than `msg-rate-limit` messages in any sliding window of
+    /// one second (less 10 ms of tolerance for network jitter) answers error 100, at most once a
+    /// second; the `msg-rate-drop-after`-th such second closes the connection. The handshake and
+    /// startApi are not counted (as `ibapi`'s own limiter does not count them), so a client
+    /// pacing itself at exactly the limit is never refused.
     fn rate_limit(&mut self) -> Option<&'static str> {
         let p = &self.out.sh.scenario.pacing;
-        if p.msg_rate_limit == 0 {
+        if p.msg_rate_limit == 0 || self.client_id.is_none() {
             return None;
         }
-        if self.rate_second.elapsed() >= Duration::from_secs(1) {
-            self.rate_second = Instant::now();
-            self.rate_count = 0;
-            self.rate_flagged = false;
+        let now = Instant::now();
+        let window = Duration::from_millis(990);
+        while self
+            .rate_window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.rate_window.pop_front();
         }
-        self.rate_count += 1;
-        if self.rate_count > p.msg_rate_limit && !self.rate_flagged {
-            self.rate_flagged = true;
+        self.rate_window.push_back(now);
+        let count = self.rate_window.len();
+        if count > p.msg_rate_limit as usize
+            && self
+                .last_rate_error
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_rate_error = Some(now);
             self.over_rate_secs += 1;
             self.out.error(
                 -1,
                 100,
                 format!(
                     "Max rate of messages per second has been exceeded:max={} rec={} ({})",
-                    p.msg_rate_limit, self.rate_count, self.over_rate_secs
+                    p.msg_rate_limit, count, self.over_rate_secs
                 ),
             );
             if self.over_rate_secs >= p.msg_rate_drop_after.max(1) {
                 return Some("message-rate");
             }
+        }
+        // Keep the window bounded whatever the rate.
+        while self.rate_window.len() > p.msg_rate_limit as usize + 1 {
+            self.rate_window.pop_front();
         }
         None
     }

@@ -6,7 +6,7 @@
 
 use super::chain::{self, ChainClass, ListingRules, OptionKey, SimChain, SimContract};
 use super::pricing::round_to;
-use super::scenario::{MarketSettings, Scenario};
+use super::scenario::{MarketSettings, OverLimit, Scenario};
 use super::universe::{self, DailyPath, SimUnderlying};
 use super::window::{self, HmdsError};
 use crate::bars::{BarSize, Duration};
@@ -56,6 +56,7 @@ pub struct Market {
     today_date: NaiveDate,
     settings: MarketSettings,
     max_duration: BTreeMap<BarSize, Duration>,
+    over_limit: OverLimit,
     underlyings: Vec<SimUnderlying>,
     by_symbol: HashMap<String, usize>,
     by_con_id: HashMap<i64, usize>,
@@ -95,6 +96,7 @@ impl Market {
             today: today_close,
             today_date: s.today,
             settings: s.market.clone(),
+            over_limit: s.hmds.over_limit,
             max_duration: crate::bars::BAR_SIZES
                 .iter()
                 .map(|(b, _)| (*b, s.max_duration(*b)))
@@ -332,7 +334,8 @@ impl Market {
 
     /// Bars of a request (see [`super::window`] for the window semantics). Errors carry IB's
     /// code and text: 200 unknown/expired, 162 EODChart for daily option bars, 162 time length
-    /// exceeded, 162 no data (EMPTY), 321 bad what-to-show.
+    /// exceeded, 162 no data (EMPTY), 321 bad what-to-show. `Ok` with no bars only for a
+    /// duration over the limit under `over-limit = "silent-empty"`.
     pub fn bars(
         &self,
         con_id: i64,
@@ -360,6 +363,9 @@ impl Market {
             .copied()
             .unwrap_or_else(|| bar.max_duration());
         if duration.approx_seconds() > limit.approx_seconds() {
+            if self.over_limit == OverLimit::SilentEmpty {
+                return Ok(Vec::new());
+            }
             return Err(HmdsError::too_long());
         }
         let now = self.now();

@@ -1,5 +1,6 @@
 use super::*;
 use crate::calendar::{ny_to_utc, to_ny};
+use crate::sim::window;
 use chrono::NaiveTime;
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -173,6 +174,14 @@ fn errors() {
         .bars(c.con_id, "TRADES", BarSize::Min1, now, dur("1 W"), true)
         .unwrap_err();
     assert_eq!(e, HmdsError::too_long());
+    let mut silent = Scenario::preset("fast").unwrap();
+    silent.hmds.over_limit = OverLimit::SilentEmpty;
+    silent.seed = 7;
+    let sm = Market::from_scenario(&silent);
+    assert_eq!(
+        sm.bars(c.con_id, "TRADES", BarSize::Min1, now, dur("6 M"), true),
+        Ok(vec![])
+    );
     assert_eq!(
         m.bars(12345, "TRADES", BarSize::Hours8, now, dur("1 D"), true)
             .unwrap_err()
@@ -249,4 +258,53 @@ fn empty_rate_far_otm_vs_near_atm() {
     });
     assert!(near < 0.2, "near-ATM EMPTY rate {near}");
     assert!(far > 0.6, "far-OTM EMPTY rate {far}");
+}
+
+#[test]
+fn extra_symbols_have_chains_and_distinct_con_ids() {
+    let mut s = Scenario::preset("fast").unwrap();
+    s.market.extra_symbols = 120;
+    let m = Market::from_scenario(&s);
+    assert_eq!(m.underlyings().len(), 132);
+    let mut ids = std::collections::HashSet::new();
+    for u in m.underlyings() {
+        assert!(
+            ids.insert(u.con_id),
+            "duplicate underlying conId {}",
+            u.con_id
+        );
+    }
+    for sym in ["SYM001", "SYM060", "SYM120"] {
+        let contracts = m.existing_contracts(sym);
+        assert!(contracts.len() > 20, "{sym}: {}", contracts.len());
+        for c in &contracts {
+            assert!(ids.insert(c.con_id), "duplicate conId {}", c.con_id);
+            assert_eq!(m.contract_by_id(c.con_id).as_ref(), Some(c));
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a client sends as end, duration and bar size, the market answers or errs; it
+    /// never panics.
+    #[test]
+    fn arbitrary_requests_never_panic(
+        end in "\\PC{0,24}",
+        n in 0u32..=u32::MAX,
+        unit in 0usize..5,
+        bar in 0usize..21,
+        con in proptest::prelude::any::<i64>(),
+    ) {
+        let m = Market::new(1, today());
+        let _ = window::parse_end(&end);
+        let d = Duration { n: n.max(1), unit: [crate::bars::DurationUnit::Seconds, crate::bars::DurationUnit::Days, crate::bars::DurationUnit::Weeks, crate::bars::DurationUnit::Months, crate::bars::DurationUnit::Years][unit] };
+        let _ = window::window_start(m.now(), d);
+        let bar = crate::bars::BAR_SIZES[bar].0;
+        let spy = near_atm(&m, "SPY", today()).con_id;
+        for id in [con, spy] {
+            let _ = m.bars(id, "MIDPOINT", bar, m.now(), d, true);
+        }
+    }
 }

@@ -104,3 +104,26 @@ async fn drop_after_n_requests() {
         .await
     );
 }
+
+#[tokio::test]
+async fn scheduled_outage_and_farm_flapping_fire_on_time() {
+    let mut s = Scenario::preset("fast").unwrap();
+    s.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings {
+        at_secs: 0.5,
+        duration_secs: 0.5,
+    });
+    s.faults.farm_flap = Some(opt_backfill::sim::scenario::FarmFlapSettings {
+        every_secs: 0.3,
+        down_secs: 0.1,
+    });
+    let h = with(s).await;
+    let cl = client(&h, 44).await;
+    assert!(eventually(5, || h.counters().errors_of(1100) == 1).await);
+    assert!(eventually(5, || h.counters().errors_of(2105) >= 1).await);
+    tokio::time::timeout(Duration::from_secs(20), cl.wait_connected())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(eventually(5, || h.counters().errors_of(1102) == 1).await);
+    assert_eq!(h.counters().disconnects.get("outage"), Some(&1));
+}

@@ -77,3 +77,64 @@ async fn random_and_truncated_frames_do_not_disturb_other_clients() {
     assert!(k.malformed_frames > 0, "{k:?}");
     let _second = client(&h, 51).await;
 }
+
+#[tokio::test]
+async fn well_formed_requests_with_extreme_fields_are_answered_not_fatal() {
+    use opt_backfill::sim::proto;
+    use prost::Message;
+    let h = server("fast").await;
+    let cl = client(&h, 52).await;
+    let mut s = handshaken(h.addr()).await;
+    s.write_all(&frame(&[0, 0, 1, 15, 8, 53])).await.unwrap(); // startApi{53}
+    let c = near_atm(&h.market(), "SPY");
+    let cases = [
+        ("4294967295 Y", "99991231 23:59:59 UTC", "1 secs", c.con_id),
+        ("1 D", "19000101 00:00:00 UTC", "8 hours", c.con_id),
+        ("0 D", "", "30 mins", c.con_id),
+        ("-5 W", "garbage", "8 hours", c.con_id),
+        ("2 D", "20261201 10:00:00 Mars/Olympus", "1 hour", c.con_id),
+        ("1 M", "", "8 hours", i32::MAX as i64),
+        ("1 M", "", "8 hours", -1),
+        ("4294967295 D", "", "1 day", 756733),
+        ("4294967295 S", "", "8 hours", c.con_id),
+        ("1 Y", "20200102 16:00:00 US/Eastern", "1W", 756733),
+    ];
+    for (i, (dur, end, bar, con)) in cases.iter().enumerate() {
+        let req = proto::HistoricalDataRequest {
+            req_id: Some(1000 + i as i32),
+            contract: Some(proto::Contract {
+                con_id: Some(*con as i32),
+                exchange: Some("SMART".into()),
+                ..Default::default()
+            }),
+            end_date_time: Some(end.to_string()),
+            bar_size_setting: Some(bar.to_string()),
+            duration: Some(dur.to_string()),
+            what_to_show: Some("TRADES".into()),
+            format_date: Some(2),
+            ..Default::default()
+        };
+        let mut body = 220i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&req.encode_to_vec());
+        s.write_all(&frame(&body)).await.unwrap();
+    }
+    assert!(
+        eventually(10, || h
+            .historical_log()
+            .iter()
+            .filter(|r| r.outcome != "pending")
+            .count()
+            == cases.len())
+        .await,
+        "{:#?}",
+        h.historical_log()
+    );
+    drop(s);
+    assert!(cl.server_time().await.is_ok());
+    let d = cl
+        .historical_data(&by_id(c.con_id), HistoricalBarSize::Hour8)
+        .duration(1.months())
+        .fetch()
+        .await;
+    assert!(d.is_ok(), "{:?}", d.err());
+}

@@ -123,3 +123,38 @@ async fn qualification_of_existing_and_missing_contracts() {
         m.head_timestamp(c.con_id).unwrap().timestamp()
     );
 }
+
+#[tokio::test]
+async fn historical_data_by_contract_fields_without_a_con_id() {
+    let h = server("fast").await;
+    let cl = client(&h, 5).await;
+    let m = h.market();
+    let c = near_atm(&m, "MSFT");
+    let q = Contract::option(
+        "MSFT",
+        &c.expiry.format("%Y%m%d").to_string(),
+        c.strike,
+        OptionRight::Call,
+    );
+    let by_fields = cl
+        .historical_data(&q, HistoricalBarSize::Hour8)
+        .duration(1.months())
+        .what_to_show(HistoricalWhatToShow::MidPoint)
+        .fetch()
+        .await
+        .unwrap();
+    let by_con_id = cl
+        .historical_data(&by_id(c.con_id), HistoricalBarSize::Hour8)
+        .duration(1.months())
+        .what_to_show(HistoricalWhatToShow::MidPoint)
+        .fetch()
+        .await
+        .unwrap();
+    assert!(!by_fields.bars.is_empty());
+    assert_eq!(by_fields.bars, by_con_id.bars);
+    let log = h.historical_log();
+    assert_eq!((log[0].con_id, log[1].con_id), (0, c.con_id));
+    assert!(log
+        .iter()
+        .all(|r| r.outcome == "ok" && r.bars == by_fields.bars.len()));
+}

@@ -162,3 +162,34 @@ async fn the_realistic_preset_answers_in_about_half_a_second() {
         "{took:?}"
     );
 }
+
+#[tokio::test]
+async fn ibapis_default_rate_limiter_stays_under_the_message_rate() {
+    let mut s = Scenario::preset("fast").unwrap();
+    s.pacing.msg_rate_limit = 50;
+    let h = with(s).await;
+    let cl = Arc::new(
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            Client::builder()
+                .address(h.addr().to_string())
+                .client_id(65)
+                .rate_limiter(ibapi::RateLimiter::default())
+                .connect(),
+        )
+        .await
+        .unwrap()
+        .unwrap(),
+    );
+    // Sequential round trips take about a millisecond here: unpaced they would exceed 50/s.
+    let t0 = Instant::now();
+    for _ in 0..120 {
+        cl.server_time().await.unwrap();
+    }
+    assert!(
+        t0.elapsed() > Duration::from_millis(1400),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(h.counters().errors_of(100), 0, "{:?}", h.counters());
+}
