@@ -251,13 +251,21 @@ impl Duration {
     pub fn start_before(self, end: chrono::NaiveDate) -> chrono::NaiveDate {
         use chrono::Months;
         match self.unit {
-            DurationUnit::Seconds => end - chrono::Duration::seconds(self.n as i64),
-            DurationUnit::Days => end - chrono::Duration::days(self.n as i64),
-            DurationUnit::Weeks => end - chrono::Duration::weeks(self.n as i64),
-            DurationUnit::Months => end.checked_sub_months(Months::new(self.n)).unwrap_or(end),
+            DurationUnit::Seconds => end
+                .checked_sub_signed(chrono::Duration::seconds(i64::from(self.n)))
+                .unwrap_or(chrono::NaiveDate::MIN),
+            DurationUnit::Days => end
+                .checked_sub_signed(chrono::Duration::days(i64::from(self.n)))
+                .unwrap_or(chrono::NaiveDate::MIN),
+            DurationUnit::Weeks => end
+                .checked_sub_signed(chrono::Duration::weeks(i64::from(self.n)))
+                .unwrap_or(chrono::NaiveDate::MIN),
+            DurationUnit::Months => end
+                .checked_sub_months(Months::new(self.n))
+                .unwrap_or(chrono::NaiveDate::MIN),
             DurationUnit::Years => end
-                .checked_sub_months(Months::new(12 * self.n))
-                .unwrap_or(end),
+                .checked_sub_months(Months::new(self.n.saturating_mul(12)))
+                .unwrap_or(chrono::NaiveDate::MIN),
         }
     }
 }
@@ -272,10 +280,16 @@ impl Duration {
         use chrono::Months;
         let n = self.n;
         match self.unit {
-            DurationUnit::Seconds => end - chrono::Duration::seconds(i64::from(n)),
-            DurationUnit::Weeks => end - chrono::Duration::weeks(i64::from(n)),
+            DurationUnit::Seconds => end
+                .checked_sub_signed(chrono::Duration::seconds(i64::from(n)))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            DurationUnit::Weeks => end
+                .checked_sub_signed(chrono::Duration::weeks(i64::from(n)))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
             DurationUnit::Months => end.checked_sub_months(Months::new(n)).unwrap_or(end),
-            DurationUnit::Years => end.checked_sub_months(Months::new(12 * n)).unwrap_or(end),
+            DurationUnit::Years => end
+                .checked_sub_months(Months::new(n.saturating_mul(12)))
+                .unwrap_or(end),
             DurationUnit::Days => {
                 let mut date = crate::calendar::to_ny(end).date_naive();
                 let mut found = 0;

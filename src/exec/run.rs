@@ -561,12 +561,20 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
             }
             Err(f) => {
                 let out = path.exists().then(|| path.display().to_string());
+                // No trades in the missing span of a file that already holds the rest of the
+                // window: the window is complete, so the task is OK, not EMPTY.
+                let class =
+                    if f.class == OutcomeClass::Empty && duration != t.duration && out.is_some() {
+                        OutcomeClass::Ok
+                    } else {
+                        f.class
+                    };
                 let rec = record(
                     sh,
                     t,
                     duration,
                     started_at,
-                    f.class,
+                    class,
                     &[],
                     0,
                     f.code,
@@ -576,7 +584,7 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                     attempts,
                     latency_ms,
                 );
-                write_record(sh, rec, f.class, 0).await;
+                write_record(sh, rec, class, 0).await;
                 return;
             }
         }

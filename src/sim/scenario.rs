@@ -236,9 +236,11 @@ impl Scenario {
                 per_bar_us: 50.0,
                 slots: 16,
                 max_open_per_connection: 50,
+                // About 20 requests/s sustained before the soft throttle adds latency; past
+                // that, 25 req/s for a minute adds ~6 s per request (the 5-20 s seen under load).
                 throttle_window_secs: 60.0,
-                throttle_free_requests: 120,
-                throttle_extra_ms: 40.0,
+                throttle_free_requests: 1200,
+                throttle_extra_ms: 20.0,
                 contract_details_median_ms: 400.0,
                 sec_def_median_ms: 300.0,
                 max_duration: BTreeMap::new(),
@@ -489,7 +491,7 @@ mod tests {
         assert!(burst > 20.0 && burst < 40.0, "{burst}");
         let cap = r.theoretical_capacity_rps();
         assert!(
-            cap > 2.0 && cap < 6.0,
+            cap > 15.0 && cap < burst,
             "sustained under the soft throttle: {cap}"
         );
         let f = Scenario::preset("fast").unwrap();

@@ -127,6 +127,14 @@ pub struct SimHandle {
 /// Start a simulated gateway on `listen` (`127.0.0.1:0` picks a free port: read it back with
 /// [`SimHandle::addr`]). Returns once the socket is bound.
 pub async fn start(scenario: Scenario, listen: &str) -> std::io::Result<SimHandle> {
+    // A scenario built in code skips the TOML loader's checks: apply them here, so a bad
+    // setting is an error rather than a panic in a connection task.
+    scenario.validate().map_err(|(key, why)| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("scenario key `{key}`: {why}"),
+        )
+    })?;
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let market = Arc::new(Market::from_scenario(&scenario));

@@ -13,7 +13,12 @@ use std::path::Path;
 use support::*;
 
 fn symbols(n: usize, market: &Market) -> Vec<String> {
-    market.underlyings().iter().take(n).map(|u| u.symbol.clone()).collect()
+    market
+        .underlyings()
+        .iter()
+        .take(n)
+        .map(|u| u.symbol.clone())
+        .collect()
 }
 
 fn caches(ws: &Workspace) -> Vec<ContractsCache> {
@@ -40,14 +45,28 @@ fn latest(records: &[SummaryRecord]) -> BTreeMap<String, SummaryRecord> {
 
 /// Every contract of the caches: its summary status matches what the simulator serves, an OK
 /// contract's file holds exactly the simulator's bars, an EMPTY one has no file.
-fn assert_files_match_market(ws: &Workspace, market: &Market, bar: BarSize, duration: &str) -> (usize, usize) {
+fn assert_files_match_market(
+    ws: &Workspace,
+    market: &Market,
+    bar: BarSize,
+    duration: &str,
+) -> (usize, usize) {
     let recs = latest(&ws.summaries());
-    let by_con: BTreeMap<i64, &SummaryRecord> = recs.values().filter(|r| r.bar_size == bar.as_str()).map(|r| (r.con_id, r)).collect();
-    let end = opt_backfill::calendar::session(end_date()).unwrap().unwrap().close;
+    let by_con: BTreeMap<i64, &SummaryRecord> = recs
+        .values()
+        .filter(|r| r.bar_size == bar.as_str())
+        .map(|r| (r.con_id, r))
+        .collect();
+    let end = opt_backfill::calendar::session(end_date())
+        .unwrap()
+        .unwrap()
+        .close;
     let (mut ok, mut empty) = (0, 0);
     for cache in caches(ws) {
         for c in &cache.contracts {
-            let rec = by_con.get(&c.con_id).unwrap_or_else(|| panic!("no summary for {}", c.local_symbol));
+            let rec = by_con
+                .get(&c.con_id)
+                .unwrap_or_else(|| panic!("no summary for {}", c.local_symbol));
             let key = SeriesKey {
                 symbol: cache.underlying.symbol.clone(),
                 con_id: c.con_id,
@@ -58,14 +77,30 @@ fn assert_files_match_market(ws: &Workspace, market: &Market, bar: BarSize, dura
                 what: "TRADES".into(),
             };
             let path = bar_file_path(&ws.root.join("data_test"), "test", &key);
-            match market.bars(c.con_id, "TRADES", bar, end, duration.parse().unwrap(), true) {
+            match market.bars(
+                c.con_id,
+                "TRADES",
+                bar,
+                end,
+                duration.parse().unwrap(),
+                true,
+            ) {
                 Ok(expected) => {
-                    assert_eq!(rec.status, "OK", "{}: {:?}", c.local_symbol, rec.error_message);
-                    let got = read_bars(&path).unwrap().unwrap_or_else(|| panic!("no file for {}", c.local_symbol));
+                    assert_eq!(
+                        rec.status, "OK",
+                        "{}: {:?}",
+                        c.local_symbol, rec.error_message
+                    );
+                    let got = read_bars(&path)
+                        .unwrap()
+                        .unwrap_or_else(|| panic!("no file for {}", c.local_symbol));
                     assert_eq!(got.len(), expected.len(), "{}", c.local_symbol);
                     for (g, e) in got.iter().zip(&expected) {
                         assert_eq!(g.bar.ts, e.ts, "{}", c.local_symbol);
-                        assert_eq!((g.bar.open, g.bar.high, g.bar.low, g.bar.close), (e.open, e.high, e.low, e.close));
+                        assert_eq!(
+                            (g.bar.open, g.bar.high, g.bar.low, g.bar.close),
+                            (e.open, e.high, e.low, e.close)
+                        );
                         assert_eq!(g.bar.volume, e.volume);
                         assert_eq!(g.bar.count, e.count);
                     }
@@ -73,7 +108,11 @@ fn assert_files_match_market(ws: &Workspace, market: &Market, bar: BarSize, dura
                 }
                 Err(e) if e.is_no_data() => {
                     assert_eq!(rec.status, "EMPTY", "{}", c.local_symbol);
-                    assert!(!path.exists(), "EMPTY contract {} has a file", c.local_symbol);
+                    assert!(
+                        !path.exists(),
+                        "EMPTY contract {} has a file",
+                        c.local_symbol
+                    );
                     empty += 1;
                 }
                 Err(e) => panic!("{}: simulator error {e:?}", c.local_symbol),
@@ -102,7 +141,10 @@ async fn hours_phase_for_ten_symbols_matches_the_simulator() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let (ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
     assert_eq!(ok + empty, n);
-    assert!(ok > 0 && empty > 0, "ok {ok} empty {empty}: the market should produce both");
+    assert!(
+        ok > 0 && empty > 0,
+        "ok {ok} empty {empty}: the market should produce both"
+    );
     let c = sim.counters();
     assert_eq!(c.pacing_violations, 0);
     eprintln!("{n} contracts: {ok} OK, {empty} EMPTY");
@@ -110,8 +152,17 @@ async fn hours_phase_for_ten_symbols_matches_the_simulator() {
     // A second run sends nothing: everything is done (resume) and up to date.
     let before = sim.historical_log().len();
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(sim.historical_log().len(), before, "resume sends no request for finished tasks");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sim.historical_log().len(),
+        before,
+        "resume sends no request for finished tasks"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,24 +175,51 @@ async fn next_day_run_appends_only_new_bars_with_shorter_requests() {
     let wed = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
     let p1 = ws.plan("wed", &syms, wed, sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&p1)], ws.root.clone()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let first_run = sim.historical_log().len();
     let p2 = ws.plan("fri", &syms, end_date(), sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&p2)], ws.root.clone()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = sim.historical_log();
     let second: Vec<_> = log[first_run..].to_vec();
     assert!(!second.is_empty());
-    let ok_files: HashSet<i64> = latest(&ws.summaries())
+    // Last bar each contract's file held after Wednesday's run.
+    let last_bar: BTreeMap<i64, chrono::DateTime<chrono::Utc>> = latest(&ws.summaries())
         .values()
         .filter(|r| r.end.date_naive() <= wed && r.status == "OK")
-        .map(|r| r.con_id)
+        .filter_map(|r| r.last.map(|l| (r.con_id, l)))
         .collect();
+    assert!(!last_bar.is_empty());
     for r in &second {
-        if ok_files.contains(&r.con_id) {
-            assert_eq!(r.duration, "1 D", "contract {} had Wednesday's file: only Friday is missing", r.con_id);
+        if let Some(last) = last_bar.get(&r.con_id) {
+            // One 8-hour bar covers its whole session: request the sessions after it.
+            let last_day = opt_backfill::calendar::to_ny(*last).date_naive();
+            let missing =
+                opt_backfill::calendar::sessions_between(last_day.succ_opt().unwrap(), end_date())
+                    .unwrap()
+                    .len();
+            assert_eq!(
+                r.duration,
+                format!("{missing} D"),
+                "contract {} last held {last}",
+                r.con_id
+            );
         }
     }
+    assert!(
+        second.iter().any(|r| r.duration == "1 D"),
+        "contracts that traded on Wednesday only miss Friday"
+    );
     // Files hold exactly the simulator's bars up to Friday.
     assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
 }
@@ -154,11 +232,25 @@ async fn corrupt_file_is_quarantined_and_rewritten() {
     let ws = Workspace::new();
     write_caches(&market, &syms, &ws.caches(), 1, 0.03);
     let cache = &caches(&ws)[0];
-    let end = opt_backfill::calendar::session(end_date()).unwrap().unwrap().close;
+    let end = opt_backfill::calendar::session(end_date())
+        .unwrap()
+        .unwrap()
+        .close;
     let c = cache
         .contracts
         .iter()
-        .find(|c| market.bars(c.con_id, "TRADES", BarSize::Hours8, end, "6 M".parse().unwrap(), true).is_ok())
+        .find(|c| {
+            market
+                .bars(
+                    c.con_id,
+                    "TRADES",
+                    BarSize::Hours8,
+                    end,
+                    "6 M".parse().unwrap(),
+                    true,
+                )
+                .is_ok()
+        })
         .expect("a contract with trades");
     let key = SeriesKey {
         symbol: cache.underlying.symbol.clone(),
@@ -174,11 +266,20 @@ async fn corrupt_file_is_quarantined_and_rewritten() {
     std::fs::write(&path, b"PAR1 garbage").unwrap();
     let plan = ws.plan("q", &syms, end_date(), sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let recs = latest(&ws.summaries());
     let rec = recs.values().find(|r| r.con_id == c.con_id).unwrap();
     let q = rec.quarantined.as_ref().expect("quarantined path recorded");
-    assert_eq!(std::fs::read(q).unwrap(), b"PAR1 garbage", "the corrupt file is kept");
+    assert_eq!(
+        std::fs::read(q).unwrap(),
+        b"PAR1 garbage",
+        "the corrupt file is kept"
+    );
     assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
 }
 
@@ -214,14 +315,31 @@ async fn killed_run_resumes_without_refetching_finished_tasks() {
     }
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
-    let finished_first: HashSet<i64> =
-        ws.summaries().iter().filter(|r| matches!(r.status.as_str(), "OK" | "EMPTY")).map(|r| r.con_id).collect();
-    assert!(!finished_first.is_empty() && finished_first.len() < n, "killed mid-run: {} of {n}", finished_first.len());
+    let finished_first: HashSet<i64> = ws
+        .summaries()
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "OK" | "EMPTY"))
+        .map(|r| r.con_id)
+        .collect();
+    assert!(
+        !finished_first.is_empty() && finished_first.len() < n,
+        "killed mid-run: {} of {n}",
+        finished_first.len()
+    );
     let seen = sim.historical_log().len();
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for r in &sim.historical_log()[seen..] {
-        assert!(!finished_first.contains(&r.con_id), "finished contract {} requested again", r.con_id);
+        assert!(
+            !finished_first.contains(&r.con_id),
+            "finished contract {} requested again",
+            r.con_id
+        );
     }
     assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
     // No temporary files left behind.
@@ -233,7 +351,11 @@ async fn killed_run_resumes_without_refetching_finished_tasks() {
                 stack.push(p);
             } else {
                 let name = e.file_name().to_string_lossy().into_owned();
-                assert!(!name.contains(".tmp-") || !name.starts_with('.'), "temporary file left: {}", p.display());
+                assert!(
+                    !name.contains(".tmp-") || !name.starts_with('.'),
+                    "temporary file left: {}",
+                    p.display()
+                );
             }
         }
     }
@@ -249,7 +371,10 @@ async fn hostile_gateway_loses_nothing() {
         sc.hmds.throttle_free_requests = u32::MAX;
         sc.faults.drop_after_requests = Some(60);
         // The nightly-restart outage, 30 s long, early enough to hit the run.
-        sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings { at_secs: 3.0, duration_secs: 30.0 });
+        sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings {
+            at_secs: 3.0,
+            duration_secs: 30.0,
+        });
     })
     .await;
     let market = sim.market();
@@ -257,16 +382,38 @@ async fn hostile_gateway_loses_nothing() {
     let ws = Workspace::new();
     let n = write_caches(&market, &syms, &ws.caches(), 2, 0.10);
     let plan = ws.plan("hostile", &syms, end_date(), sim.addr().port(), HOURS);
-    let out = run_cli_async(vec!["execute".into(), s(&plan), "--request-timeout".into(), "2s".into()], ws.root.clone()).await;
+    let out = run_cli_async(
+        vec![
+            "execute".into(),
+            s(&plan),
+            "--request-timeout".into(),
+            "2s".into(),
+        ],
+        ws.root.clone(),
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let c = sim.counters();
-    eprintln!("{n} contracts; sim counters: {}", serde_json::to_string(&c).unwrap());
+    eprintln!(
+        "{n} contracts; sim counters: {}",
+        serde_json::to_string(&c).unwrap()
+    );
     // Tasks that still failed after all retries would exit 1; a rerun finishes them.
     if out.status.code() != Some(0) {
         let again = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-        assert_eq!(again.status.code(), Some(0), "{stderr}\n{}", String::from_utf8_lossy(&again.stderr));
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "{stderr}\n{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
     }
-    let faults: u64 = c.disconnects.iter().filter(|(k, _)| k.starts_with("fault")).map(|(_, v)| v).sum();
+    let faults: u64 = c
+        .disconnects
+        .iter()
+        .filter(|(k, _)| k.starts_with("fault"))
+        .map(|(_, v)| v)
+        .sum();
     assert!(faults > 0, "the hostile preset drops connections");
     assert!(c.refused_connections > 0, "the outage refused connections");
     let (ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
@@ -282,9 +429,19 @@ async fn realistic_preset_sees_no_pacing_violation() {
     let n = write_caches(&market, &syms, &ws.caches(), 1, 0.04);
     let plan = ws.plan("real", &syms, end_date(), sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let c = sim.counters();
-    assert_eq!(c.pacing_violations, 0, "{}", serde_json::to_string(&c).unwrap());
+    assert_eq!(
+        c.pacing_violations,
+        0,
+        "{}",
+        serde_json::to_string(&c).unwrap()
+    );
     assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
     eprintln!("{n} contracts under the realistic preset");
 }
@@ -294,13 +451,22 @@ async fn second_executor_on_the_same_scope_is_refused() {
     let ws = Workspace::new();
     let cfg_dir = ws.root.join("state/run_logs/test");
     std::fs::create_dir_all(&cfg_dir).unwrap();
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(cfg_dir.join(".lock-0of1")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cfg_dir.join(".lock-0of1"))
+        .unwrap();
     lock.try_lock().unwrap();
     let syms = vec!["AAPL".to_string()];
     std::fs::create_dir_all(ws.caches()).unwrap();
     let plan = ws.plan("lock", &syms, end_date(), 1, HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(opt_backfill::exit::LOCKED), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(opt_backfill::exit::LOCKED),
+        "{stderr}"
+    );
     assert!(stderr.contains("another executor"), "{stderr}");
 }

@@ -28,7 +28,13 @@ pub async fn sim(preset: &str, f: impl FnOnce(&mut Scenario)) -> SimHandle {
 
 /// Write caches for `symbols` from the simulator's market: the contracts of the first
 /// `expiries` expiries after the end with strikes within `band` of the close.
-pub fn write_caches(market: &Market, symbols: &[String], dir: &Path, expiries: usize, band: f64) -> usize {
+pub fn write_caches(
+    market: &Market,
+    symbols: &[String],
+    dir: &Path,
+    expiries: usize,
+    band: f64,
+) -> usize {
     write_caches_sampled(market, symbols, dir, expiries, band, usize::MAX)
 }
 
@@ -45,10 +51,16 @@ pub fn write_caches_sampled(
     std::fs::create_dir_all(dir).unwrap();
     let mut n = 0;
     for sym in symbols {
-        let u = market.underlying(sym).unwrap_or_else(|| panic!("sim has no {sym}"));
+        let u = market
+            .underlying(sym)
+            .unwrap_or_else(|| panic!("sim has no {sym}"));
         let close = market.close(sym, end_date()).unwrap();
         let all = market.existing_contracts(sym);
-        let mut exps: Vec<NaiveDate> = all.iter().map(|c| c.expiry).filter(|e| *e > end_date()).collect();
+        let mut exps: Vec<NaiveDate> = all
+            .iter()
+            .map(|c| c.expiry)
+            .filter(|e| *e > end_date())
+            .collect();
         exps.sort();
         exps.dedup();
         exps.truncate(expiries);
@@ -116,7 +128,14 @@ impl Workspace {
     }
 
     /// Write a plan with the given symbols, end and phases (TOML `[[phase]]` text).
-    pub fn plan(&self, name: &str, symbols: &[String], end: NaiveDate, port: u16, phases: &str) -> PathBuf {
+    pub fn plan(
+        &self,
+        name: &str,
+        symbols: &[String],
+        end: NaiveDate,
+        port: u16,
+        phases: &str,
+    ) -> PathBuf {
         let syms: Vec<String> = symbols.iter().map(|s| format!("\"{s}\"")).collect();
         let text = format!(
             r#"name = "{name}"
@@ -157,7 +176,9 @@ max-attempts = 6
     pub fn summaries(&self) -> Vec<SummaryRecord> {
         let mut out = Vec::new();
         let root = self.root.join("state/run_logs/test");
-        let Ok(runs) = std::fs::read_dir(&root) else { return out };
+        let Ok(runs) = std::fs::read_dir(&root) else {
+            return out;
+        };
         for run in runs.flatten() {
             if !run.path().is_dir() {
                 continue;
