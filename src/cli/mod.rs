@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulated IB Gateway as a standalone TCP server.
     Sim(sim::SimArgs),
+    /// The whole job in one command against an in-process simulated gateway.
+    Demo(demo::DemoArgs),
     /// Validate and compile a plan: print the requests it will send, compare with an earlier
     /// manifest, write the manifest.
     Plan(plan::PlanArgs),
@@ -34,6 +36,7 @@ pub enum Command {
 }
 
 pub mod common;
+pub mod demo;
 pub mod discover;
 pub mod execute;
 pub mod plan;
@@ -44,6 +47,7 @@ pub mod sim;
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Sim(args) => sim::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Execute(args) => execute::run(args),
         Command::Discover(args) => discover::run(args),
