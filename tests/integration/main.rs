@@ -2,4 +2,5 @@
 //! in-process simulated gateway, and reads real Parquet back with polars.
 mod exec;
 mod plan;
+mod readme;
 mod sim;
