@@ -31,7 +31,10 @@ fn commands() -> Vec<String> {
 #[test]
 fn every_readme_command_parses() {
     let cmds = commands();
-    assert!(cmds.iter().any(|c| c == "opt-backfill demo"), "quick start runs the demo: {cmds:?}");
+    assert!(
+        cmds.iter().any(|c| c == "opt-backfill demo"),
+        "quick start runs the demo: {cmds:?}"
+    );
     assert!(cmds.len() >= 10, "{cmds:?}");
     for c in &cmds {
         let argv: Vec<&str> = c.split_whitespace().collect();
@@ -46,6 +49,9 @@ fn readme_documents_every_exit_code() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     use opt_backfill::exit::*;
     for code in [OK, TASK_ERRORS, BAD_INPUT, GATEWAY, LOCKED, INTERRUPTED] {
-        assert!(text.contains(&format!("| {code} |")), "exit code {code} missing from the README");
+        assert!(
+            text.contains(&format!("| {code} |")),
+            "exit code {code} missing from the README"
+        );
     }
 }

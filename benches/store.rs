@@ -1,0 +1,172 @@
+//! Store benchmarks, printed as a table:
+//! - resume start-up: load the summaries of a scope with N tasks already done (OK tasks point at
+//!   real files, which are checked for existence) and filter the task list against them;
+//! - Parquet incremental merge rate: files/s for 8-hour-bar files (six months, ~125 rows; a
+//!   merge reads the file, appends a session's bar and writes it back atomically), next to the
+//!   request rate it has to keep up with (45 requests/s, IB's message cap per connection).
+//!
+//! `cargo bench --bench store` (env `RESUME_TASKS`, default 500000; `MERGE_FILES`, default 2000).
+
+use chrono::{TimeZone, Utc};
+use opt_backfill::bars::BarSize;
+use opt_backfill::cache::Right;
+use opt_backfill::ib::FetchedBar;
+use opt_backfill::store::parquet::{merge_bars, SeriesKey};
+use opt_backfill::store::summary::{load_resume_state, run_dir, SummaryRecord, SummaryWriter};
+use std::collections::HashSet;
+use std::time::Instant;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn resume_bench(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let t = Utc.with_ymd_and_hms(2026, 11, 27, 18, 0, 0).unwrap();
+    let t0 = Instant::now();
+    let mut w = SummaryWriter::new(run_dir(dir.path(), "bench", "r1"), 0, 1).unwrap();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        // Two thirds OK with a file, one third EMPTY (no file), like an hours phase.
+        let ok = i % 3 != 0;
+        let out = if ok {
+            let p = files.join(format!("{i}.parquet"));
+            std::fs::write(&p, b"").unwrap();
+            Some(p.display().to_string())
+        } else {
+            None
+        };
+        let id = format!("{:016x}", i as u64 * 0x9E37_79B9_7F4A_7C15);
+        ids.push(id.clone());
+        w.append(&SummaryRecord {
+            run_id: "r1".into(),
+            task_id: id,
+            phase: "hours".into(),
+            symbol: format!("SYM{:03}", i % 300),
+            con_id: 100_000 + i as i64,
+            expiry: None,
+            strike: Some(100.0),
+            right: Some("C".into()),
+            bar_size: "8 hours".into(),
+            what: "TRADES".into(),
+            duration: "6 M".into(),
+            end: t,
+            status: if ok { "OK" } else { "EMPTY" }.into(),
+            bars: 120,
+            bars_written: 120,
+            first: Some(t),
+            last: Some(t),
+            error_code: None,
+            error_message: None,
+            output_path: out,
+            quarantined: None,
+            attempts: 1,
+            latency_ms: Some(500),
+            inflight_limit: Some(16),
+            started_at: t,
+            finished_at: t,
+        })
+        .unwrap();
+    }
+    drop(w);
+    let setup = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let state = load_resume_state(dir.path(), "bench").unwrap();
+    let load = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    let mut checked = HashSet::new();
+    let done = ids
+        .iter()
+        .filter(|id| state.is_done(id, &mut checked))
+        .count();
+    let filter = t2.elapsed().as_secs_f64();
+    assert_eq!(done, n);
+    println!(
+        "| resume start-up, {n} tasks done | load summaries {load:.2} s + check tasks and files {filter:.2} s = {:.2} s | peak RSS {:.0} MB | (setup {setup:.0} s) |",
+        load + filter,
+        peak_rss_mb()
+    );
+}
+
+fn merge_bench(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions: Vec<_> = opt_backfill::calendar::sessions_between(
+        chrono::NaiveDate::from_ymd_opt(2026, 5, 27).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+    )
+    .unwrap();
+    let bars: Vec<FetchedBar> = sessions
+        .iter()
+        .map(|s| FetchedBar {
+            ts: s.open,
+            open: 1.0,
+            high: 1.2,
+            low: 0.9,
+            close: 1.1,
+            volume: 10.0,
+            wap: 1.05,
+            count: 3,
+        })
+        .collect();
+    let (old, new) = bars.split_at(bars.len() - 1);
+    let keys: Vec<SeriesKey> = (0..n)
+        .map(|i| SeriesKey {
+            symbol: "AAPL".into(),
+            con_id: 1_000 + i as i64,
+            expiry: chrono::NaiveDate::from_ymd_opt(2026, 12, 18).unwrap(),
+            strike: 100.0 + i as f64,
+            right: Right::C,
+            bar_size: BarSize::Hours8,
+            what: "TRADES".into(),
+        })
+        .collect();
+    let paths: Vec<_> = keys
+        .iter()
+        .map(|k| opt_backfill::store::parquet::bar_file_path(dir.path(), "bench", k))
+        .collect();
+    let t0 = Instant::now();
+    for (k, p) in keys.iter().zip(&paths) {
+        merge_bars(p, k, old, Utc::now(), true).unwrap();
+    }
+    let create = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for (k, p) in keys.iter().zip(&paths) {
+        let m = merge_bars(p, k, new, Utc::now(), true).unwrap();
+        assert_eq!(m.appended, 1);
+    }
+    let merge = t1.elapsed().as_secs_f64();
+    println!(
+        "| Parquet, {n} files of {} 8-hour bars | new file {:.0} files/s | incremental merge (read, append 1 bar, atomic rewrite) {:.0} files/s on one thread | {:.1}x the 45 req/s a connection can send |",
+        old.len(),
+        n as f64 / create,
+        n as f64 / merge,
+        n as f64 / merge / 45.0
+    );
+}
+
+fn main() {
+    println!("store benchmarks (release build)");
+    println!("| measure | figures | | |");
+    println!("|---|---|---|---|");
+    merge_bench(env_usize("MERGE_FILES", 2000));
+    resume_bench(env_usize("RESUME_TASKS", 500_000));
+}
