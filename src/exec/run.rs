@@ -239,7 +239,7 @@ pub async fn execute(
         *stats.by_status.entry(rec.status.clone()).or_default() += 1;
         stats.total += 1;
     }
-    let mut queue: VecDeque<Series> = VecDeque::new();
+    let mut series_in_order = Vec::new();
     for key in order {
         if let Some(mut s) = groups.remove(&key) {
             s.tasks.sort_by_key(|t| t.window);
@@ -247,7 +247,7 @@ pub async fn execute(
             *remaining
                 .entry((s.phase.clone(), s.symbol.clone()))
                 .or_default() += 1;
-            queue.push_back(s);
+            series_in_order.push(s);
         }
     }
     let deps = cfg.phase_deps.clone();
@@ -262,6 +262,17 @@ pub async fn execute(
             })
         })
     };
+    // Ready series in manifest order; series waiting for a phase they depend on, per symbol,
+    // released when that symbol's series of the phase are all done (no rescans of the queue).
+    let mut ready: VecDeque<Series> = VecDeque::new();
+    let mut waiting: HashMap<String, Vec<Series>> = HashMap::new();
+    for s in series_in_order {
+        if blocked(&s.phase, &s.symbol, &remaining) {
+            waiting.entry(s.symbol.clone()).or_default().push(s);
+        } else {
+            ready.push_back(s);
+        }
+    }
 
     let started = Instant::now();
     let mut active = 0usize;
@@ -274,22 +285,14 @@ pub async fn execute(
     loop {
         let stopping = interrupted || gateway_lost.is_some();
         if !stopping {
-            // Start ready series, in manifest order, skipping those still blocked by depends-on.
-            let mut i = 0;
-            while active < max_active && i < queue.len() {
-                let ready = !blocked(&queue[i].phase, &queue[i].symbol, &remaining);
-                if ready {
-                    if let Some(s) = queue.remove(i) {
-                        active += 1;
-                        let sh = shared.clone();
-                        joins.spawn(run_series(sh, s));
-                    }
-                } else {
-                    i += 1;
-                }
+            while active < max_active {
+                let Some(s) = ready.pop_front() else { break };
+                active += 1;
+                joins.spawn(run_series(shared.clone(), s));
             }
         }
-        if active == 0 && (queue.is_empty() || stopping) {
+        if active == 0 && (ready.is_empty() || stopping) {
+            // Anything still waiting depends on work that did not finish in this run.
             break;
         }
         tokio::select! {
@@ -298,7 +301,16 @@ pub async fn execute(
                 Event::Finished { class, bars } => { stats.count(class); stats.bars += bars; }
                 Event::SeriesDone { phase, symbol } => {
                     active -= 1;
-                    if let Some(n) = remaining.get_mut(&(phase, symbol)) { *n = n.saturating_sub(1); }
+                    let key = (phase, symbol);
+                    if let Some(n) = remaining.get_mut(&key) { *n = n.saturating_sub(1); }
+                    if remaining.get(&key) == Some(&0) {
+                        if let Some(list) = waiting.remove(&key.1) {
+                            let (now, later): (Vec<Series>, Vec<Series>) =
+                                list.into_iter().partition(|s| !blocked(&s.phase, &s.symbol, &remaining));
+                            ready.extend(now);
+                            if !later.is_empty() { waiting.insert(key.1.clone(), later); }
+                        }
+                    }
                 }
                 Event::Reconnected => stats.reconnects += 1,
                 Event::GatewayLost(why) => gateway_lost = Some(why),

@@ -470,3 +470,51 @@ async fn second_executor_on_the_same_scope_is_refused() {
     );
     assert!(stderr.contains("another executor"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependent_phase_starts_per_symbol_after_its_dependency() {
+    let sim = sim("fast", |sc| {
+        sc.hmds.latency_median_ms = 5.0;
+        sc.hmds.latency_max_ms = 20.0;
+    })
+    .await;
+    let market = sim.market();
+    let syms = symbols(3, &market);
+    let ws = Workspace::new();
+    write_caches_sampled(&market, &syms, &ws.caches(), 1, 0.3, 12);
+    let phases = format!(
+        "{HOURS}\n[[phase]]\nname = \"quotes\"\nwhat-to-show = \"MIDPOINT\"\nbars = [{{ size = \"8 hours\", duration = \"1 M\" }}]\ndepends-on = [\"hours\"]\n"
+    );
+    let plan = ws.plan("deps", &syms, end_date(), sim.addr().port(), &phases);
+    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = ws.summaries();
+    for sym in &syms {
+        let hours_done = recs
+            .iter()
+            .filter(|r| &r.symbol == sym && r.phase == "hours")
+            .map(|r| r.finished_at)
+            .max()
+            .unwrap();
+        let quotes_start = recs
+            .iter()
+            .filter(|r| &r.symbol == sym && r.phase == "quotes")
+            .map(|r| r.started_at)
+            .min()
+            .unwrap();
+        assert!(
+            quotes_start >= hours_done,
+            "{sym}: quotes started {quotes_start} before hours finished {hours_done}"
+        );
+        let n_quotes = recs
+            .iter()
+            .filter(|r| &r.symbol == sym && r.phase == "quotes" && r.status == "OK")
+            .count();
+        assert!(n_quotes > 0, "{sym}: MIDPOINT always has bars");
+    }
+}
