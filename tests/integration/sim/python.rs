@@ -250,3 +250,113 @@ async fn ib_insync_gets_what_ibapi_gets() {
         "every text message decoded"
     );
 }
+
+/// Text frames as `ib_insync` writes them: NUL-terminated fields behind a `u32 BE` length.
+fn text_frame(fields: &[&str]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for f in fields {
+        body.extend_from_slice(f.as_bytes());
+        body.push(0);
+    }
+    let mut v = (body.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(&body);
+    v
+}
+
+/// The fields of the next text frame.
+async fn read_text(s: &mut tokio::net::TcpStream) -> Vec<String> {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
+        .await
+        .expect("no frame within 5 s")
+        .unwrap();
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.unwrap();
+    let mut f: Vec<String> = String::from_utf8(body)
+        .unwrap()
+        .split('\0')
+        .map(str::to_string)
+        .collect();
+    f.pop();
+    f
+}
+
+/// Without Python: a raw text client gets the connect-time answers, and garbage, truncated and
+/// unknown messages are counted and ignored while the connection goes on being served.
+#[tokio::test]
+async fn a_raw_text_client_survives_garbage_and_unknown_messages() {
+    use tokio::io::AsyncWriteExt;
+    let h = server("fast").await;
+    let mut s = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(b"API\0").await.unwrap();
+    let hs = b"v157..176";
+    s.write_all(&(hs.len() as u32).to_be_bytes()).await.unwrap();
+    s.write_all(hs).await.unwrap();
+    let ack = read_text(&mut s).await;
+    assert_eq!(ack.len(), 2, "{ack:?}");
+    assert_eq!(ack[0], "176");
+    s.write_all(&text_frame(&["71", "2", "5", ""]))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(read_text(&mut s).await);
+    }
+    assert_eq!(got[0], ["9", "1", "1"]);
+    assert_eq!(got[1], ["15", "1", "DU1234567"]);
+    assert_eq!(
+        got[2],
+        [
+            "4",
+            "2",
+            "-1",
+            "2104",
+            "Market data farm connection is OK:usfarm",
+            ""
+        ]
+    );
+    // Garbage: not UTF-8, no message id, an unknown id, a served id cut short.
+    for f in [
+        vec![0xffu8, 0xfe, 0x00],
+        text_frame(&["abc"]),
+        text_frame(&["999", "1"]),
+        text_frame(&["59", "1", "3"]),
+        text_frame(&["20", "1"]),
+        text_frame(&["9", "8"]),
+        Vec::new(),
+    ] {
+        let mut framed = (f.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&f);
+        s.write_all(&framed).await.unwrap();
+    }
+    // Still served: the lists IB.connect waits for, then the current time.
+    for req in [
+        vec!["61", "1"],
+        vec!["5", "1"],
+        vec!["99", "0"],
+        vec!["6", "2", "1", "DU1234567"],
+        vec!["76", "1", "7", "DU1234567", "", "1"],
+        vec!["7", "3", "8", "0", "", "", "", "", "", ""],
+        vec!["49", "1"],
+    ] {
+        s.write_all(&text_frame(&req)).await.unwrap();
+    }
+    let ends: Vec<Vec<String>> = {
+        let mut v = Vec::new();
+        for _ in 0..7 {
+            v.push(read_text(&mut s).await);
+        }
+        v
+    };
+    assert_eq!(ends[0], ["62", "1"]);
+    assert_eq!(ends[1], ["53", "1"]);
+    assert_eq!(ends[2], ["102"]);
+    assert_eq!(ends[3], ["54", "1", "DU1234567"]);
+    assert_eq!(ends[4], ["74", "1", "7"]);
+    assert_eq!(ends[5], ["55", "1", "8"]);
+    assert_eq!(ends[6][..2], ["49", "1"]);
+    let c = h.counters();
+    assert!(c.malformed_frames >= 4, "{c:?}");
+    assert_eq!(c.active_connections, 1);
+}
