@@ -15,15 +15,21 @@ SPEC_JSON (a string or @file) names the contracts to use:
 
 The last line of stdout is one JSON object. Exit status 1 when connecting took a second or
 more or an ib_insync decoder error was logged (a message it could not parse).
+IB_PROBE_MODULE=ib_async runs the same probe with ib_async (it negotiates version 178).
 """
 
 import asyncio
+import importlib
 import json
 import logging
+import os
 import sys
 import time
 
-from ib_insync import IB, Contract, Option
+# ib_async (the maintained fork, same API) with IB_PROBE_MODULE=ib_async.
+_MOD = os.environ.get("IB_PROBE_MODULE", "ib_insync")
+_ib = importlib.import_module(_MOD)
+IB, Contract, Option = _ib.IB, _ib.Contract, _ib.Option
 
 
 class Collect(logging.Handler):
@@ -50,7 +56,7 @@ def bar_rows(bars):
 
 async def main(host, port, spec):
     decoder_log = Collect()
-    for name in ("ib_insync.Decoder", "ib_insync.ib", "ib_insync.client"):
+    for name in (f"{_MOD}.Decoder", f"{_MOD}.ib", f"{_MOD}.client"):
         logging.getLogger(name).addHandler(decoder_log)
     out = {}
     errors = []
@@ -82,7 +88,8 @@ async def main(host, port, spec):
     opt = Option(spec["symbol"], o["expiry"], o["strike"], o["right"], "SMART", currency="USD")
     missing = Option(spec["symbol"], m["expiry"], m["strike"], m["right"], "SMART",
                      currency="USD")
-    qualified = await ib.qualifyContractsAsync(opt, missing)
+    # ib_insync drops unknown contracts from the result, ib_async 2.x leaves None in place.
+    qualified = [c for c in await ib.qualifyContractsAsync(opt, missing) if c is not None]
     out["qualified"] = [
         {"conId": c.conId, "localSymbol": c.localSymbol, "tradingClass": c.tradingClass,
          "multiplier": c.multiplier, "expiry": c.lastTradeDateOrContractMonth,

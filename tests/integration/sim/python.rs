@@ -5,6 +5,7 @@
 //! (`.ci/run` creates it and installs `ib_insync==0.9.86`). Without either, or without
 //! `ib_insync` in the fallback venv, the test prints why and passes without running; a
 //! `$OPT_BACKFILL_PYTHON` that cannot import `ib_insync` is a failure (it was asked for).
+//! `IB_PROBE_MODULE=ib_async` runs the same probe with `ib_async` instead (version 178).
 
 use super::support::*;
 use ibapi::prelude::*;
@@ -14,6 +15,11 @@ use opt_backfill::sim::{Market, Scenario};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The Python client module the probe drives (`ib_insync` unless `IB_PROBE_MODULE` says).
+fn module() -> String {
+    std::env::var("IB_PROBE_MODULE").unwrap_or_else(|_| "ib_insync".into())
+}
 
 /// The interpreter to use, or `None` (with the reason printed) to skip.
 fn python() -> Option<PathBuf> {
@@ -30,19 +36,21 @@ fn python() -> Option<PathBuf> {
         return None;
     }
     let ok = std::process::Command::new(&py)
-        .args(["-c", "import ib_insync"])
+        .args(["-c", &format!("import {}", module())])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
         assert!(
             !explicit,
-            "OPT_BACKFILL_PYTHON={} cannot import ib_insync",
-            py.display()
+            "OPT_BACKFILL_PYTHON={} cannot import {}",
+            py.display(),
+            module()
         );
         println!(
-            "SKIPPED sim::python: {} cannot import ib_insync (pip install ib_insync==0.9.86)",
-            py.display()
+            "SKIPPED sim::python: {} cannot import {} (pip install ib_insync==0.9.86)",
+            py.display(),
+            module()
         );
         return None;
     }
@@ -147,7 +155,8 @@ async fn ib_insync_gets_what_ibapi_gets() {
     );
     let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
     println!(
-        "ib_insync probe: connect {:.1} ms, {} 8-hour and {} 30-min bars",
+        "{} probe: connect {:.1} ms, {} 8-hour and {} 30-min bars",
+        module(),
         r["connect_secs"].as_f64().unwrap() * 1e3,
         r["bars_8h"].as_array().unwrap().len(),
         r["bars_30m"].as_array().unwrap().len()
@@ -155,7 +164,8 @@ async fn ib_insync_gets_what_ibapi_gets() {
 
     // Connect: milliseconds (every list IB.connect waits for is answered at once).
     assert!(r["connect_secs"].as_f64().unwrap() < 1.0, "{r}");
-    assert_eq!(r["server_version"], 176);
+    let version = if module() == "ib_async" { 178 } else { 176 };
+    assert_eq!(r["server_version"], version);
     assert_eq!(r["accounts"], json!(["DU1234567"]));
     assert_eq!(r["log_errors"], json!([]));
 
