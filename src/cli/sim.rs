@@ -1,5 +1,6 @@
 //! `opt-backfill sim`: the simulated gateway as a standalone server, so any TWS API client
-//! (`ibapi` 3.x+ or, later, text-protocol clients) can be pointed at it like at IB Gateway.
+//! (`ibapi` 3.x+ over protobuf, `ib_insync`/`ib_async` over the text protocol) can be pointed at
+//! it like at IB Gateway.
 
 use crate::sim::{self, Scenario};
 use std::path::PathBuf;

@@ -4,8 +4,9 @@
 //! depends on the codec the connection negotiated in its handshake: `ibapi` 3.x+ asks for
 //! versions 213..226 and speaks protobuf; older Python clients (ib_insync) ask for 157..176 and
 //! speak the NUL-separated text format. The connection logic works on the decoded
-//! [`Request`]/[`Reply`] types below and asks its [`Codec`] for the bytes, so a text codec can be
-//! added later without touching the server or the market.
+//! [`Request`]/[`Reply`] types below and asks its [`Codec`] for the bytes
+//! ([`super::pbcodec`] or [`super::textcodec`]), so both client families share one market,
+//! one service model, one set of pacing rules and faults.
 
 use crate::cache::Right;
 use chrono::NaiveDate;
@@ -19,6 +20,13 @@ pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 pub const MIN_PROTOBUF_VERSION: u32 = 213;
 /// Highest server version the simulator announces (`ibapi` 5.5.0's ceiling).
 pub const MAX_SERVER_VERSION: u32 = 226;
+/// Highest text-protocol version served: 182 adds a contract-details field `ib_insync` 0.9.86
+/// cannot parse, and nothing between 176 and 178 changes the messages served here.
+pub const MAX_TEXT_VERSION: u32 = 178;
+/// Lowest text-protocol version served (`ib_insync`'s and `ib_async`'s floor): older layouts
+/// (a version field in HistoricalData, `hasGaps` per bar) are not implemented, so such
+/// clients are refused at the handshake rather than sent messages they would misread.
+pub const MIN_TEXT_VERSION: u32 = 157;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +83,7 @@ pub fn parse_version_range(text: &str) -> Option<(u32, u32)> {
 pub enum CodecKind {
     /// Protobuf bodies, server version the returned value.
     Protobuf(u32),
-    /// The text protocol (not served yet: the connection is closed cleanly).
+    /// The NUL-separated text protocol (Python clients), server version the returned value.
     Text(u32),
 }
 
@@ -84,11 +92,38 @@ pub enum CodecKind {
 pub fn negotiate(lo: u32, hi: u32) -> Option<CodecKind> {
     if hi >= MIN_PROTOBUF_VERSION && lo <= MAX_SERVER_VERSION {
         Some(CodecKind::Protobuf(hi.min(MAX_SERVER_VERSION)))
-    } else if hi < MIN_PROTOBUF_VERSION {
-        Some(CodecKind::Text(hi.min(178)))
+    } else if (MIN_TEXT_VERSION..MIN_PROTOBUF_VERSION).contains(&hi) {
+        Some(CodecKind::Text(hi.min(MAX_TEXT_VERSION)))
     } else {
         None
     }
+}
+
+/// The account and order lists `ib_insync`'s `IB.connect` requests and waits for. The
+/// simulator has no account, so each is answered with its End message and no rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// reqPositions -> positionEnd.
+    Positions,
+    /// reqOpenOrders / reqAutoOpenOrders / reqAllOpenOrders -> openOrderEnd.
+    OpenOrders,
+    /// reqCompletedOrders -> completedOrdersEnd.
+    CompletedOrders,
+    /// reqAccountUpdates(subscribe) -> accountDownloadEnd for the account.
+    AccountUpdates {
+        /// Account code as requested.
+        account: String,
+    },
+    /// reqAccountUpdatesMulti -> accountUpdateMultiEnd.
+    AccountUpdatesMulti {
+        /// Request id.
+        req_id: i32,
+    },
+    /// reqExecutions -> execDetailsEnd.
+    Executions {
+        /// Request id.
+        req_id: i32,
+    },
 }
 
 /// A contract as a request describes it (any field may be empty).
@@ -191,6 +226,8 @@ pub enum Request {
         use_rth: bool,
         /// What to show.
         what: String,
+        /// 1 = date-time text, 2 = epoch seconds.
+        format_date: i32,
     },
     /// cancelHeadTimestamp (ignored: answers are immediate).
     CancelHeadTimestamp {
@@ -199,6 +236,8 @@ pub enum Request {
     },
     /// reqCurrentTime.
     CurrentTime,
+    /// An account or order list, answered empty.
+    Listing(Listing),
     /// A well-formed message of a kind the simulator does not serve.
     Unsupported {
         /// Wire id.
@@ -219,6 +258,7 @@ impl Request {
             Request::HeadTimestamp { .. } => "head_timestamp",
             Request::CancelHeadTimestamp { .. } => "cancel_head_timestamp",
             Request::CurrentTime => "current_time",
+            Request::Listing(_) => "listing",
             Request::Unsupported { .. } => "unsupported",
         }
     }
@@ -300,10 +340,15 @@ pub enum Reply {
         /// Text.
         message: String,
     },
-    /// All bars of a historical request.
+    /// All bars of a historical request. The text protocol carries the window in this message
+    /// (below server version 196 it has no HistoricalDataEnd), protobuf in the End message.
     HistoricalData {
         /// Request id.
         req_id: i32,
+        /// Window start text.
+        start: String,
+        /// Window end text.
+        end: String,
         /// Bars.
         bars: Vec<WireBar>,
     },
@@ -350,9 +395,13 @@ pub enum Reply {
         req_id: i32,
         /// Epoch seconds.
         epoch: i64,
+        /// The request's formatDate (the text codec honours it; protobuf always sends epoch).
+        format_date: i32,
     },
     /// Current time (epoch seconds).
     CurrentTime(i64),
+    /// The End message of an (empty) account or order list.
+    ListingEnd(Listing),
 }
 
 /// A frame body that could not be decoded.
@@ -369,7 +418,9 @@ pub struct DecodeError {
 pub trait Codec: Send + Sync {
     /// Decode one frame body.
     fn decode(&self, body: &[u8]) -> Result<Request, DecodeError>;
-    /// Encode one reply as a frame body (without the length prefix).
+    /// Encode one reply as a frame body (without the length prefix). An empty body means the
+    /// protocol has no such message (e.g. HistoricalDataEnd in text below version 196): nothing
+    /// is sent.
     fn encode(&self, reply: &Reply) -> Vec<u8>;
 }
 
@@ -386,6 +437,8 @@ mod tests {
         assert_eq!(negotiate(213, 226), Some(CodecKind::Protobuf(226)));
         assert_eq!(negotiate(213, 230), Some(CodecKind::Protobuf(226)));
         assert_eq!(negotiate(157, 176), Some(CodecKind::Text(176)));
+        assert_eq!(negotiate(157, 190), Some(CodecKind::Text(178)));
+        assert_eq!(negotiate(100, 150), None);
         assert_eq!(negotiate(227, 240), None);
     }
 }

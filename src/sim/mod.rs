@@ -1,9 +1,11 @@
-//! The simulated IB Gateway: a TCP server speaking the TWS API protobuf protocol, with a
-//! deterministic synthetic option market and IB's pacing rules, errors and faults.
+//! The simulated IB Gateway: a TCP server speaking the TWS API protobuf protocol (`ibapi`) and
+//! the older text protocol (`ib_insync`, `ib_async`), with a deterministic synthetic option
+//! market and IB's pacing rules, errors and faults.
 //!
 //! No IB Gateway can be reached from the development and CI machines, so every part of the
-//! project that talks to IB is tested against this server, driven by the real `ibapi` client.
-//! Modules: [`codec`]/[`pbcodec`]/[`proto`] (wire), [`market`] with [`universe`], [`chain`],
+//! project that talks to IB is tested against this server, driven by the real `ibapi` client
+//! (and the team's Python code by `ib_insync`). Modules: [`codec`]/[`pbcodec`]/[`proto`]/
+//! [`textcodec`] (wire), [`market`] with [`universe`], [`chain`],
 //! [`pricing`] and [`window`] (the synthetic market), [`scenario`] (settings and presets),
 //! [`server`] and [`conn`] (TCP), [`hmds`] (service model, pacing), [`faults`], [`counters`],
 //! [`lookup`] (contract qualification).
@@ -21,6 +23,7 @@ pub mod pricing;
 pub mod proto;
 pub mod scenario;
 pub mod server;
+pub mod textcodec;
 pub mod universe;
 pub mod window;
 

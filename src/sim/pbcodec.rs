@@ -207,6 +207,7 @@ impl Codec for ProtobufCodec {
                     contract: query(m.contract),
                     use_rth: m.use_rth.unwrap_or(false),
                     what: m.what_to_show.unwrap_or_default(),
+                    format_date: m.format_date.unwrap_or(2),
                 }
             }
             CURRENT_TIME => Request::CurrentTime,
@@ -242,7 +243,7 @@ impl Codec for ProtobufCodec {
                     advanced_order_reject_json: None,
                 },
             ),
-            Reply::HistoricalData { req_id, bars } => body(
+            Reply::HistoricalData { req_id, bars, .. } => body(
                 HISTORICAL_DATA,
                 &proto::HistoricalData {
                     req_id: Some(*req_id),
@@ -312,7 +313,7 @@ impl Codec for ProtobufCodec {
                     req_id: Some(*req_id),
                 },
             ),
-            Reply::HeadTimestamp { req_id, epoch } => body(
+            Reply::HeadTimestamp { req_id, epoch, .. } => body(
                 HEAD_TIMESTAMP,
                 &proto::HeadTimestamp {
                     req_id: Some(*req_id),
@@ -325,6 +326,9 @@ impl Codec for ProtobufCodec {
                     current_time: Some(*t),
                 },
             ),
+            // `ibapi`'s requests for these are not decoded (they arrive as Unsupported), so
+            // their End messages are never due on a protobuf connection.
+            Reply::ListingEnd(_) => Vec::new(),
         }
     }
 }

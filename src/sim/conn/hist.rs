@@ -162,8 +162,11 @@ impl Conn {
                     let now = sh.market.now();
                     let end_c = end_t.min(now);
                     let start = window::window_start(end_c, dur).unwrap_or(end_c);
+                    let (start, end_c) = (window::fmt_utc(start), window::fmt_utc(end_c));
                     out.send(&Reply::HistoricalData {
                         req_id,
+                        start: start.clone(),
+                        end: end_c.clone(),
                         bars: bars
                             .iter()
                             .map(|b| wire_bar(b, bar.is_daily_or_longer(), h.format_date))
@@ -171,8 +174,8 @@ impl Conn {
                     });
                     out.send(&Reply::HistoricalDataEnd {
                         req_id,
-                        start: window::fmt_utc(start),
-                        end: window::fmt_utc(end_c),
+                        start,
+                        end: end_c,
                     });
                     sh.counters.hist_outcome(HistOutcome::Ok, n as u64);
                     sh.log_outcome(idx, "ok", n);

@@ -11,6 +11,7 @@ use super::faults::Event;
 use super::lookup;
 use super::pbcodec::ProtobufCodec;
 use super::server::Shared;
+use super::textcodec::TextCodec;
 use super::window::HmdsError;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,7 +42,11 @@ struct Out {
 
 impl Out {
     fn send(&self, reply: &Reply) {
-        let _ = self.tx.send(codec::frame(&self.codec.encode(reply)));
+        let body = self.codec.encode(reply);
+        // An empty body: the negotiated protocol has no such message.
+        if !body.is_empty() {
+            let _ = self.tx.send(codec::frame(&body));
+        }
     }
 
     fn error(&self, id: i32, code: i32, message: impl Into<String>) {
@@ -74,7 +79,7 @@ pub async fn serve(sh: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
 async fn handshake(
     sh: &Shared,
     rd: &mut tokio::net::tcp::OwnedReadHalf,
-) -> Result<u32, &'static str> {
+) -> Result<CodecKind, &'static str> {
     let mut prefix = [0u8; 4];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut prefix)).await {
         Ok(Ok(_)) if &prefix == b"API\0" => {}
@@ -95,19 +100,20 @@ async fn handshake(
         sh.counters.malformed();
         return Err("bad-handshake");
     };
-    match codec::negotiate(lo, hi) {
-        Some(CodecKind::Protobuf(v)) => Ok(v),
-        Some(CodecKind::Text(_)) => Err("text-protocol-unsupported"),
-        None => Err("no-common-version"),
-    }
+    codec::negotiate(lo, hi).ok_or("no-common-version")
 }
 
 async fn run(sh: &Arc<Shared>, sock: TcpStream) -> &'static str {
     let (mut rd, mut wr) = sock.into_split();
-    let version = match handshake(sh, &mut rd).await {
-        Ok(v) => v,
+    let kind = match handshake(sh, &mut rd).await {
+        Ok(k) => k,
         Err(cause) => return cause,
     };
+    let (version, codec): (u32, Arc<dyn Codec>) = match kind {
+        CodecKind::Protobuf(v) => (v, Arc::new(ProtobufCodec)),
+        CodecKind::Text(v) => (v, Arc::new(TextCodec::new(v))),
+    };
+    tracing::debug!(?kind, "handshake");
     let now = crate::calendar::to_ny(sh.clock());
     let ack = format!(
         "{version}\0{} America/New_York\0",
@@ -127,7 +133,7 @@ async fn run(sh: &Arc<Shared>, sock: TcpStream) -> &'static str {
     });
     let out = Arc::new(Out {
         sh: sh.clone(),
-        codec: Arc::new(ProtobufCodec),
+        codec,
         tx,
         open: Mutex::new(HashMap::new()),
     });
@@ -265,7 +271,10 @@ impl Conn {
                 None
             }
             Request::HeadTimestamp {
-                req_id, contract, ..
+                req_id,
+                contract,
+                format_date,
+                ..
             } => {
                 let out = self.out.clone();
                 tokio::spawn(async move {
@@ -275,6 +284,7 @@ impl Conn {
                         Ok(t) => out.send(&Reply::HeadTimestamp {
                             req_id,
                             epoch: t.timestamp(),
+                            format_date,
                         }),
                         Err(e) => out.error(req_id, e.code, e.message),
                     }
@@ -287,8 +297,13 @@ impl Conn {
                 None
             }
             Request::CancelContractDetails { .. } | Request::CancelHeadTimestamp { .. } => None,
+            // No account: every list is empty, answered at once so `IB.connect` does not wait.
+            Request::Listing(l) => {
+                self.out.send(&Reply::ListingEnd(l));
+                None
+            }
             Request::Unsupported { wire_id } => {
-                tracing::debug!(wire_id, "unsupported request ignored");
+                tracing::info!(wire_id, "unsupported request ignored");
                 None
             }
         }

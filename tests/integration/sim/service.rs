@@ -1,5 +1,5 @@
 //! The service model seen from clients: queueing on slots, farm outages, the message-rate
-//! limit, and the text-protocol refusal.
+//! limit, and the text-protocol handshake.
 
 use super::support::*;
 use ibapi::prelude::*;
@@ -122,22 +122,36 @@ async fn over_the_message_rate_the_connection_gets_error_100_then_is_dropped() {
 }
 
 #[tokio::test]
-async fn a_text_protocol_client_is_closed_cleanly() {
+async fn a_text_protocol_client_is_served_and_a_too_old_one_closed() {
     let h = server("fast").await;
+    // ib_insync's range: the text codec at version 176 (the same handshake answer shape).
     let mut sock = TcpStream::connect(h.addr()).await.unwrap();
     sock.write_all(b"API\0").await.unwrap();
     sock.write_all(&frame(b"v157..176 +PACEAPI")).await.unwrap();
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), sock.read_exact(&mut len))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ack = vec![0u8; u32::from_be_bytes(len) as usize];
+    sock.read_exact(&mut ack).await.unwrap();
+    assert!(
+        ack.starts_with(b"176\0"),
+        "{:?}",
+        String::from_utf8_lossy(&ack)
+    );
+    // A range below every layout the text codec implements is refused without an answer.
+    let mut old = TcpStream::connect(h.addr()).await.unwrap();
+    old.write_all(b"API\0").await.unwrap();
+    old.write_all(&frame(b"v100..150")).await.unwrap();
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(5), old.read(&mut buf))
         .await
         .unwrap()
         .unwrap_or(0);
     assert_eq!(n, 0, "closed without an answer");
     assert!(
-        eventually(5, || h
-            .counters()
-            .disconnects
-            .get("text-protocol-unsupported")
+        eventually(5, || h.counters().disconnects.get("no-common-version")
             == Some(&1))
         .await
     );
