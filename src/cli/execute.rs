@@ -4,7 +4,7 @@ use super::common::{ctrl_c_signal, parse_duration, parse_gateway};
 use crate::compile::manifest::Manifest;
 use crate::compile::task::FetchTask;
 use crate::compile::{compile, CompileOptions};
-use crate::exec::closes::{read_snapshot, resolve, Resolved, Snapshot};
+use crate::exec::closes::{needs_gateway, read_snapshot, resolve, Resolved, Snapshot};
 use crate::exec::{
     execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
 };
@@ -236,10 +236,23 @@ pub fn run(args: ExecuteArgs) -> i32 {
         let selections: Vec<_> = manifest
             .selections
             .iter()
-            .filter(|s| phase_ok(&s.phase) && rerun.as_ref().is_none_or(|u| u.symbols.contains(&s.symbol)))
+            .filter(|s| {
+                phase_ok(&s.phase)
+                    && rerun.as_ref().is_none_or(|u| {
+                        u.symbols.contains(&s.symbol)
+                            && (!u.is_contracts()
+                                || u.tasks.iter().any(|(_, p, _)| *p == s.phase)
+                                || u.symbol_phases.contains(&(s.symbol.clone(), s.phase.clone())))
+                    })
+            })
             .collect();
-        let gateway_closes = if fetch_closes && !selections.is_empty() {
-            match fetch_gateway_closes(&cfg.gateway, &selections, manifest.end.close).await {
+        let need: Vec<_> = selections
+            .iter()
+            .copied()
+            .filter(|s| needs_gateway(s, &cfg.state_root, &cfg.scope, &snapshot, fetch_closes))
+            .collect();
+        let gateway_closes = if !need.is_empty() {
+            match fetch_gateway_closes(&cfg.gateway, &need, manifest.end.close).await {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -250,7 +263,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
             BTreeMap::new()
         };
         for sel in selections {
-            match resolve(sel, &cfg.state_root, &cfg.scope, &snapshot, gateway_closes.get(&sel.symbol).copied()) {
+            match resolve(sel, &cfg.state_root, &cfg.scope, &snapshot, gateway_closes.get(&sel.symbol).copied(), fetch_closes) {
                 Ok(Resolved::Tasks(ts, rec)) => {
                     eprintln!(
                         "{} {}: close {} ({:?}) -> {} contracts, {} requests",

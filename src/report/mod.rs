@@ -93,16 +93,26 @@ pub fn is_success(status: &str) -> bool {
 }
 
 /// The rerun universe as CSV: symbols (`symbol,tasks,statuses`) or, with `contracts`, one row
-/// per task (`symbol,conId,phase,bar_size,status,error_code,last_error`).
+/// per task (`symbol,conId,phase,bar_size,status,error_code,last_error`). `statuses` empty
+/// means every status that is not a success (errors of every class, and SKIPPED): what a
+/// re-run can still change. Records are the latest per task, so a task that failed once and
+/// succeeded later is not in it.
 pub fn rerun_csv(
     records: &[SummaryRecord],
     statuses: &BTreeSet<String>,
     phase: Option<&str>,
     contracts: bool,
 ) -> String {
+    let wanted = |s: &str| {
+        if statuses.is_empty() {
+            !is_success(s)
+        } else {
+            statuses.contains(s)
+        }
+    };
     let selected: Vec<&SummaryRecord> = records
         .iter()
-        .filter(|r| statuses.contains(&r.status) && phase.is_none_or(|p| r.phase == p))
+        .filter(|r| wanted(&r.status) && phase.is_none_or(|p| r.phase == p))
         .collect();
     let mut out = String::new();
     if contracts {
@@ -162,16 +172,28 @@ pub struct RerunUniverse {
     pub symbols: BTreeSet<String>,
     /// (conId, phase, bar size) of a `--contracts` file; empty for a symbols file.
     pub tasks: BTreeSet<(i64, String, String)>,
+    /// (symbol, phase) of symbol-level rows of a `--contracts` file (conId 0: a near-ATM
+    /// symbol SKIPPED for want of a reference close): every task of that symbol and phase
+    /// belongs to the universe, since its contracts were never chosen.
+    pub symbol_phases: BTreeSet<(String, String)>,
 }
 
 impl RerunUniverse {
+    /// True when this is a `--contracts` file (rows per task), not a symbols file.
+    pub fn is_contracts(&self) -> bool {
+        !self.tasks.is_empty() || !self.symbol_phases.is_empty()
+    }
+
     /// True when the task with these keys belongs to the universe.
     pub fn contains(&self, symbol: &str, con_id: i64, phase: &str, bar_size: &str) -> bool {
-        if self.tasks.is_empty() {
+        if !self.is_contracts() {
             self.symbols.contains(symbol)
         } else {
             self.tasks
                 .contains(&(con_id, phase.to_string(), bar_size.to_string()))
+                || self
+                    .symbol_phases
+                    .contains(&(symbol.to_string(), phase.to_string()))
         }
     }
 }
@@ -206,7 +228,11 @@ pub fn read_rerun_csv(path: &Path) -> Result<RerunUniverse, String> {
                     get(c)
                 )
             })?;
-            u.tasks.insert((id, get(p).to_string(), get(b).to_string()));
+            if id == 0 {
+                u.symbol_phases.insert((s.to_string(), get(p).to_string()));
+            } else {
+                u.tasks.insert((id, get(p).to_string(), get(b).to_string()));
+            }
         }
     }
     Ok(u)

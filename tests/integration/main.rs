@@ -1,5 +1,7 @@
 //! The one integration-test binary: drives the real `ibapi` client over TCP against the
 //! in-process simulated gateway, and reads real Parquet back with polars.
 mod exec;
+mod nearatm;
 mod plan;
 mod sim;
+mod support;
