@@ -183,7 +183,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         .clone()
         .unwrap_or_else(|| Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
     let state_root = PathBuf::from(&manifest.plan.state_root);
-    let cfg = ExecConfig {
+    let mut cfg = ExecConfig {
         scope: manifest.plan.scope.clone(),
         output_root: PathBuf::from(&manifest.plan.output_root),
         state_root: state_root.clone(),
@@ -204,6 +204,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         reconnect_for: Duration::from_millis(g.reconnect_for_ms),
         phase_deps,
         active_series: 64,
+        reference_closes: BTreeMap::new(),
     };
     // The plan's snapshot is compiled into the manifest's selections; --closes adds a newer one.
     let snapshot_path = args.closes.clone();
@@ -274,6 +275,8 @@ pub fn run(args: ExecuteArgs) -> i32 {
                         rec.con_ids.len(),
                         ts.len()
                     );
+                    cfg.reference_closes
+                        .insert((sel.phase.clone(), sel.symbol.clone()), (rec.close, rec.source));
                     tasks.extend(ts.into_iter().filter(|t| in_rerun(t)));
                 }
                 Ok(Resolved::NoReference) => skipped.push(no_reference_record(&cfg.run_id, sel, manifest.end.close)),
@@ -390,5 +393,7 @@ fn no_reference_record(
         inflight_limit: None,
         started_at: now,
         finished_at: now,
+        reference_close: None,
+        reference_source: None,
     }
 }

@@ -265,6 +265,12 @@ pub struct ReportRow {
     pub error_codes: BTreeMap<i32, u64>,
     /// EMPTY / (OK + EMPTY).
     pub empty_rate: f64,
+    /// Per-symbol rows of near-ATM phases: the reference close the strikes were picked with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_close: Option<f64>,
+    /// Where that close came from (`snapshot`, `cache`, `gateway`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_source: Option<crate::cache::CloseSource>,
 }
 
 type RowKey = (String, String, Option<String>);
@@ -305,6 +311,10 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
             (a, b) => a.or(b),
         };
         row.requests += u64::from(r.attempts);
+        if by_symbol && r.reference_close.is_some() {
+            row.reference_close = r.reference_close;
+            row.reference_source = r.reference_source;
+        }
         if let Some(c) = r.error_code {
             *row.error_codes.entry(c).or_default() += 1;
         }
@@ -392,6 +402,14 @@ pub fn format_report(rows: &[ReportRow]) -> String {
             r.error_codes.iter().map(|(c, n)| format!("{c}x{n}")).collect::<Vec<_>>().join(" "),
             if errs.is_empty() { String::new() } else { format!(" [{}]", errs.join(" ")) }
         ));
+        if let (Some(c), Some(src)) = (r.reference_close, r.reference_source) {
+            // Before the newline: the close the near-ATM strikes were picked with.
+            s.pop();
+            s.push_str(&format!(
+                " ref {c} ({})\n",
+                format!("{src:?}").to_lowercase()
+            ));
+        }
     }
     s
 }
@@ -429,6 +447,8 @@ mod tests {
             inflight_limit: None,
             started_at: t,
             finished_at: t,
+            reference_close: None,
+            reference_source: None,
         }
     }
 

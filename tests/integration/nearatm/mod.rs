@@ -242,6 +242,14 @@ async fn selection_matches_brute_force_and_dry_run_count() {
             got, expected,
             "{sym}: selection differs from the brute force"
         );
+        // Every summary record of the symbol carries the close and its source.
+        for r in ws.summaries().iter().filter(|r| r.symbol == *sym) {
+            assert_eq!(r.reference_close, Some(close), "{r:?}");
+            assert_eq!(
+                r.reference_source.map(|s| serde_json::to_value(s).unwrap()),
+                Some(Value::from(source))
+            );
+        }
         expected_all.extend(expected);
     }
     assert_eq!(
@@ -250,6 +258,29 @@ async fn selection_matches_brute_force_and_dry_run_count() {
     );
     let summary: BTreeSet<i64> = latest(&ws.summaries()).values().map(|r| r.con_id).collect();
     assert_eq!(summary, expected_all);
+    // The per-symbol report shows the close used.
+    let by = run_cli_async(
+        vec![
+            "report".into(),
+            s(&run_dir(&ws, "r1")),
+            "--by-symbol".into(),
+            "--json".into(),
+        ],
+        ws.root.clone(),
+    )
+    .await;
+    ok(&by);
+    let rows: Value = serde_json::from_slice(&by.stdout).unwrap();
+    for (sym, rec) in &recorded {
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["symbol"] == sym.as_str())
+            .unwrap_or_else(|| panic!("no row for {sym}: {rows}"));
+        assert_eq!(row["reference_close"], rec["close"]);
+        assert_eq!(row["reference_source"], rec["source"]);
+    }
     eprintln!(
         "{n} contracts in the caches, {} selected, {total} requests (dry run = fetched)",
         expected_all.len()
@@ -565,8 +596,31 @@ async fn no_reference_close_is_skipped_then_fetched_from_the_gateway() {
     let first = log.len();
     assert_eq!(first, 8);
 
+    // The rerun universe of the first run is the skipped symbol (a symbol-level row).
+    let csv = ws.root.join("noref.csv");
+    ok(&run_cli_async(
+        vec![
+            "rerun".into(),
+            s(&run_dir(&ws, "r1")),
+            "--contracts".into(),
+            "-o".into(),
+            s(&csv),
+        ],
+        ws.root.clone(),
+    )
+    .await);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.contains(&format!("{},0,minutes,30 mins,SKIPPED", syms[1])),
+        "{text}"
+    );
     let out = run_cli_async(
-        execute(&plan, "r2", &["--no-skip-underlying-close"]),
+        execute(
+            &plan,
+            "r2",
+            &["--rerun", &s(&csv), "--no-skip-underlying-close"],
+        ),
         ws.root.clone(),
     )
     .await;
@@ -593,4 +647,8 @@ async fn no_reference_close_is_skipped_then_fetched_from_the_gateway() {
         .collect();
     assert_eq!(fetched, expected, "only the skipped symbol's contracts");
     assert_eq!(log.len(), 1 + expected.len());
+    assert!(latest(&ws.summaries())
+        .values()
+        .filter(|r| r.symbol == syms[1] && r.status != "SKIPPED")
+        .all(|r| r.reference_close == Some(rec["close"].as_f64().unwrap())));
 }
