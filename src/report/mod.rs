@@ -1,7 +1,11 @@
 //! Reading summaries back: the run report and the rerun universe.
 //!
 //! Summaries are read line by line with serde rather than with polars' JSON-lines reader: a run
-//! killed mid-write leaves a torn last line, and one bad line must not hide a whole run.
+//! killed mid-write leaves a torn last line, and one bad line must not hide a whole run. Polars'
+//! `JsonLineReader` fails the whole file on a malformed line (it has no skip-bad-lines option),
+//! infers its schema from the first lines (a field that is null there, such as `error_code`,
+//! gets the wrong type), and would need a second pass to keep only the latest record per task;
+//! serde with the [`SummaryRecord`] type checks every field and skips exactly the torn lines.
 
 use crate::store::summary::SummaryRecord;
 use chrono::{DateTime, Utc};
@@ -55,13 +59,19 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
     let mut latest: HashMap<String, SummaryRecord> = HashMap::new();
     let mut bad = 0;
     for f in &files {
-        let reader = std::io::BufReader::new(std::fs::File::open(f)?);
-        for line in reader.lines() {
-            let line = line?;
-            if line.trim().is_empty() {
+        let mut reader = std::io::BufReader::new(std::fs::File::open(f)?);
+        let mut line = Vec::new();
+        // Bytes, not `lines()`: a line torn inside a multi-byte character is not UTF-8, and
+        // must count as one bad line rather than fail the whole report.
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_str::<SummaryRecord>(&line) {
+            match serde_json::from_slice::<SummaryRecord>(&line) {
                 Ok(r) => {
                     let key = format!("{}|{}", r.phase, r.task_id);
                     match latest.get(&key) {
@@ -462,9 +472,14 @@ mod tests {
         let line = |r: &SummaryRecord| serde_json::to_string(r).unwrap() + "\n";
         std::fs::write(
             run1.join("summary_hours_0of1.jsonl"),
-            line(&rec("a", "AAPL", 1, "TIMEOUT", 10))
-                + &line(&rec("b", "SPY", 2, "TIMEOUT", 10))
-                + "{torn",
+            [
+                line(&rec("a", "AAPL", 1, "TIMEOUT", 10)).as_bytes(),
+                line(&rec("b", "SPY", 2, "TIMEOUT", 10)).as_bytes(),
+                b"{torn\n",
+                // Torn inside a two-byte character: not UTF-8.
+                b"{\"run_id\":\"\xc3",
+            ]
+            .concat(),
         )
         .unwrap();
         std::fs::write(
@@ -473,7 +488,7 @@ mod tests {
         )
         .unwrap();
         let loaded = load(&[dir.path().to_path_buf()]).unwrap();
-        assert_eq!(loaded.bad_lines, 1);
+        assert_eq!(loaded.bad_lines, 2);
         assert_eq!(loaded.records.len(), 2);
         let statuses: BTreeSet<String> = ["TIMEOUT".to_string()].into();
         let csv = rerun_csv(&loaded.records, &statuses, None, true);
