@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-/// Records read from summaries, the latest per task.
+/// Records read from summaries, the latest per task; a symbol-level SKIPPED record is dropped
+/// once a later run fetched that symbol and phase.
 #[derive(Debug, Default)]
 pub struct Loaded {
     /// The latest record of every task (by `finished_at`), in (phase, symbol, conId, task) order.
@@ -85,7 +86,24 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
             }
         }
     }
-    let mut records: Vec<SummaryRecord> = latest.into_values().collect();
+    // A symbol-level record (conId 0: SKIPPED for want of a reference close) is superseded once
+    // a later run fetched that symbol's contracts for the phase.
+    let mut fetched_after: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
+    for r in latest.values().filter(|r| r.con_id != 0) {
+        let e = fetched_after
+            .entry((r.phase.clone(), r.symbol.clone()))
+            .or_insert(r.started_at);
+        *e = (*e).max(r.started_at);
+    }
+    let mut records: Vec<SummaryRecord> = latest
+        .into_values()
+        .filter(|r| {
+            r.con_id != 0
+                || fetched_after
+                    .get(&(r.phase.clone(), r.symbol.clone()))
+                    .is_none_or(|t| *t < r.finished_at)
+        })
+        .collect();
     records.sort_by(|a, b| {
         (&a.phase, &a.symbol, a.con_id, &a.task_id)
             .cmp(&(&b.phase, &b.symbol, b.con_id, &b.task_id))

@@ -647,6 +647,20 @@ async fn no_reference_close_is_skipped_then_fetched_from_the_gateway() {
         .collect();
     assert_eq!(fetched, expected, "only the skipped symbol's contracts");
     assert_eq!(log.len(), 1 + expected.len());
+    // Over both runs nothing is left to re-run: the SKIPPED line is superseded.
+    ok(&run_cli_async(
+        vec![
+            "rerun".into(),
+            s(&ws.root.join("state/run_logs/test")),
+            "--contracts".into(),
+            "-o".into(),
+            s(&csv),
+        ],
+        ws.root.clone(),
+    )
+    .await);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
     assert!(latest(&ws.summaries())
         .values()
         .filter(|r| r.symbol == syms[1] && r.status != "SKIPPED")
