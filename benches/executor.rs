@@ -92,6 +92,7 @@ async fn run(label: &str, n: usize, fixed: Option<u32>) -> (f64, u64) {
         reconnect_for: Duration::from_secs(60),
         phase_deps: BTreeMap::new(),
         active_series: 64,
+        reference_closes: BTreeMap::new(),
     };
     let ts = tasks(&sim.market(), n);
     let (_tx, stop) = tokio::sync::watch::channel(false);

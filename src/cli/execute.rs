@@ -4,7 +4,7 @@ use super::common::{ctrl_c_signal, parse_duration, parse_gateway};
 use crate::compile::manifest::Manifest;
 use crate::compile::task::FetchTask;
 use crate::compile::{compile, CompileOptions};
-use crate::exec::closes::{read_snapshot, resolve, Resolved, Snapshot};
+use crate::exec::closes::{needs_gateway, read_snapshot, resolve, Resolved, Snapshot};
 use crate::exec::{
     execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
 };
@@ -183,7 +183,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         .clone()
         .unwrap_or_else(|| Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
     let state_root = PathBuf::from(&manifest.plan.state_root);
-    let cfg = ExecConfig {
+    let mut cfg = ExecConfig {
         scope: manifest.plan.scope.clone(),
         output_root: PathBuf::from(&manifest.plan.output_root),
         state_root: state_root.clone(),
@@ -204,6 +204,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         reconnect_for: Duration::from_millis(g.reconnect_for_ms),
         phase_deps,
         active_series: 64,
+        reference_closes: BTreeMap::new(),
     };
     // The plan's snapshot is compiled into the manifest's selections; --closes adds a newer one.
     let snapshot_path = args.closes.clone();
@@ -236,10 +237,23 @@ pub fn run(args: ExecuteArgs) -> i32 {
         let selections: Vec<_> = manifest
             .selections
             .iter()
-            .filter(|s| phase_ok(&s.phase) && rerun.as_ref().is_none_or(|u| u.symbols.contains(&s.symbol)))
+            .filter(|s| {
+                phase_ok(&s.phase)
+                    && rerun.as_ref().is_none_or(|u| {
+                        u.symbols.contains(&s.symbol)
+                            && (!u.is_contracts()
+                                || u.tasks.iter().any(|(_, p, _)| *p == s.phase)
+                                || u.symbol_phases.contains(&(s.symbol.clone(), s.phase.clone())))
+                    })
+            })
             .collect();
-        let gateway_closes = if fetch_closes && !selections.is_empty() {
-            match fetch_gateway_closes(&cfg.gateway, &selections, manifest.end.close).await {
+        let need: Vec<_> = selections
+            .iter()
+            .copied()
+            .filter(|s| needs_gateway(s, &cfg.state_root, &cfg.scope, &snapshot, fetch_closes))
+            .collect();
+        let gateway_closes = if !need.is_empty() {
+            match fetch_gateway_closes(&cfg.gateway, &need, manifest.end.close).await {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -250,7 +264,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
             BTreeMap::new()
         };
         for sel in selections {
-            match resolve(sel, &cfg.state_root, &cfg.scope, &snapshot, gateway_closes.get(&sel.symbol).copied()) {
+            match resolve(sel, &cfg.state_root, &cfg.scope, &snapshot, gateway_closes.get(&sel.symbol).copied(), fetch_closes) {
                 Ok(Resolved::Tasks(ts, rec)) => {
                     eprintln!(
                         "{} {}: close {} ({:?}) -> {} contracts, {} requests",
@@ -261,6 +275,8 @@ pub fn run(args: ExecuteArgs) -> i32 {
                         rec.con_ids.len(),
                         ts.len()
                     );
+                    cfg.reference_closes
+                        .insert((sel.phase.clone(), sel.symbol.clone()), (rec.close, rec.source));
                     tasks.extend(ts.into_iter().filter(|t| in_rerun(t)));
                 }
                 Ok(Resolved::NoReference) => skipped.push(no_reference_record(&cfg.run_id, sel, manifest.end.close)),
@@ -377,5 +393,7 @@ fn no_reference_record(
         inflight_limit: None,
         started_at: now,
         finished_at: now,
+        reference_close: None,
+        reference_source: None,
     }
 }

@@ -24,12 +24,10 @@ pub struct RerunArgs {
     /// Run directories or summary files.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Statuses to re-run (comma-separated).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "TIMEOUT,DISCONNECTED,PACING,OTHER,EMPTY,PERMISSION,INVALID_REQUEST,SKIPPED"
-    )]
+    /// Statuses to re-run (comma-separated, e.g. `TIMEOUT,EMPTY`). Default: every status
+    /// but OK, EMPTY and UP_TO_DATE (errors of every class and SKIPPED). EMPTY tasks are
+    /// finished for resume: re-running them needs `execute --no-resume` as well.
+    #[arg(long, value_delimiter = ',')]
     pub status: Vec<String>,
     /// Only this phase.
     #[arg(long)]

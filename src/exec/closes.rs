@@ -100,6 +100,76 @@ pub fn selection_path(state_root: &Path, scope: &str, sel: &Selection) -> PathBu
         ))
 }
 
+/// One row of a close snapshot CSV (`symbol,date,close`, header required, extra columns
+/// ignored). The file is what users keep from their own end-of-day data: it lets a near-ATM
+/// phase pick strikes without asking the gateway. `schemas/close_snapshot.schema.json` is
+/// generated from this type (one object per row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(title = "opt-backfill close snapshot row")]
+pub struct CloseRow {
+    /// Underlying symbol, as in the plan's universe.
+    pub symbol: String,
+    /// Session date (`YYYY-MM-DD`); the latest row on or before the plan's end session wins.
+    pub date: NaiveDate,
+    /// Closing price of that session, positive.
+    #[schemars(range(min = 0.0))]
+    pub close: f64,
+}
+
+/// The close sources to try for a selection, in order: the rule's, without the gateway
+/// unless `allow_gateway` (`--no-skip-underlying-close`), which also appends the gateway as
+/// the last resort when the rule does not list it, so the flag always has an effect.
+pub fn sources(sel: &Selection, allow_gateway: bool) -> Vec<CloseSource> {
+    let mut out: Vec<CloseSource> = sel
+        .rule
+        .reference
+        .iter()
+        .copied()
+        .filter(|s| allow_gateway || *s != CloseSource::Gateway)
+        .collect();
+    if allow_gateway && !out.contains(&CloseSource::Gateway) {
+        out.push(CloseSource::Gateway);
+    }
+    out
+}
+
+/// The close a local source gives for a selection (never the gateway). A snapshot given at
+/// run time wins over the one the plan compiled into the manifest.
+fn local_close(sel: &Selection, src: CloseSource, snapshot: &Snapshot) -> Option<f64> {
+    match src {
+        CloseSource::Snapshot => snapshot
+            .get(&sel.symbol)
+            .map(|(_, c)| *c)
+            .or(sel.snapshot_close.as_ref().map(|d| d.close)),
+        CloseSource::Cache => sel.cache_close,
+        CloseSource::Gateway => None,
+    }
+}
+
+/// True when resolving this selection needs the gateway's close: no selection recorded yet,
+/// the gateway allowed, and no local source before it in the order has a close. Only those
+/// symbols cost a gateway request.
+pub fn needs_gateway(
+    sel: &Selection,
+    state_root: &Path,
+    scope: &str,
+    snapshot: &Snapshot,
+    allow_gateway: bool,
+) -> bool {
+    if !allow_gateway || selection_path(state_root, scope, sel).exists() {
+        return false;
+    }
+    for src in sources(sel, true) {
+        if src == CloseSource::Gateway {
+            return true;
+        }
+        if local_close(sel, src, snapshot).is_some() {
+            return false;
+        }
+    }
+    false
+}
+
 /// Outcome of resolving one selection.
 #[derive(Debug, Clone)]
 pub enum Resolved {
@@ -109,13 +179,16 @@ pub enum Resolved {
     NoReference,
 }
 
-/// Choose the contracts of a selection given a close (or reuse the recorded choice).
+/// Choose the contracts of a selection given a close (or reuse the recorded choice, so a
+/// resumed run fetches the same contracts). `gateway_close` is used only when the gateway is
+/// allowed (see [`sources`]).
 pub fn resolve(
     sel: &Selection,
     state_root: &Path,
     scope: &str,
     snapshot: &Snapshot,
     gateway_close: Option<f64>,
+    allow_gateway: bool,
 ) -> Result<Resolved, String> {
     let path = selection_path(state_root, scope, sel);
     if let Ok(bytes) = std::fs::read(&path) {
@@ -133,18 +206,13 @@ pub fn resolve(
         ));
     }
     let mut found = None;
-    for src in &sel.rule.reference {
+    for src in sources(sel, allow_gateway) {
         let close = match src {
-            // A snapshot given at run time wins over the one the plan compiled in.
-            CloseSource::Snapshot => snapshot
-                .get(&sel.symbol)
-                .map(|(_, c)| *c)
-                .or(sel.snapshot_close.as_ref().map(|d| d.close)),
-            CloseSource::Cache => sel.cache_close,
             CloseSource::Gateway => gateway_close,
+            local => local_close(sel, local, snapshot),
         };
-        if let Some(c) = close {
-            found = Some((c, *src));
+        if let Some(c) = close.filter(|c| c.is_finite() && *c > 0.0) {
+            found = Some((c, src));
             break;
         }
     }

@@ -54,6 +54,9 @@ pub struct ExecConfig {
     pub phase_deps: BTreeMap<String, Vec<String>>,
     /// Series worked on at once (each waits on the governor for a request slot).
     pub active_series: usize,
+    /// Near-ATM reference close and its source per (phase, symbol), copied into every summary
+    /// record of those tasks.
+    pub reference_closes: BTreeMap<(String, String), (f64, crate::cache::CloseSource)>,
 }
 
 /// How a run ended.
@@ -649,6 +652,11 @@ fn record(
     attempts: u32,
     latency_ms: Option<u64>,
 ) -> SummaryRecord {
+    let reference = sh
+        .cfg
+        .reference_closes
+        .get(&(t.phase.clone(), t.symbol.clone()))
+        .copied();
     SummaryRecord {
         run_id: sh.cfg.run_id.clone(),
         task_id: t.id.clone(),
@@ -676,6 +684,8 @@ fn record(
         inflight_limit: Some(sh.governor.stats().limit),
         started_at,
         finished_at: Utc::now(),
+        reference_close: reference.map(|r| r.0),
+        reference_source: reference.map(|r| r.1),
     }
 }
 
@@ -749,6 +759,7 @@ mod tests {
             reconnect_for: Duration::from_secs(1),
             phase_deps: BTreeMap::new(),
             active_series: 8,
+            reference_closes: BTreeMap::new(),
         }
     }
 

@@ -1,7 +1,11 @@
 //! Reading summaries back: the run report and the rerun universe.
 //!
 //! Summaries are read line by line with serde rather than with polars' JSON-lines reader: a run
-//! killed mid-write leaves a torn last line, and one bad line must not hide a whole run.
+//! killed mid-write leaves a torn last line, and one bad line must not hide a whole run. Polars'
+//! `JsonLineReader` fails the whole file on a malformed line (it has no skip-bad-lines option),
+//! infers its schema from the first lines (a field that is null there, such as `error_code`,
+//! gets the wrong type), and would need a second pass to keep only the latest record per task;
+//! serde with the [`SummaryRecord`] type checks every field and skips exactly the torn lines.
 
 use crate::store::summary::SummaryRecord;
 use chrono::{DateTime, Utc};
@@ -10,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-/// Records read from summaries, the latest per task.
+/// Records read from summaries, the latest per task; a symbol-level SKIPPED record is dropped
+/// once a later run fetched that symbol and phase.
 #[derive(Debug, Default)]
 pub struct Loaded {
     /// The latest record of every task (by `finished_at`), in (phase, symbol, conId, task) order.
@@ -55,13 +60,19 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
     let mut latest: HashMap<String, SummaryRecord> = HashMap::new();
     let mut bad = 0;
     for f in &files {
-        let reader = std::io::BufReader::new(std::fs::File::open(f)?);
-        for line in reader.lines() {
-            let line = line?;
-            if line.trim().is_empty() {
+        let mut reader = std::io::BufReader::new(std::fs::File::open(f)?);
+        let mut line = Vec::new();
+        // Bytes, not `lines()`: a line torn inside a multi-byte character is not UTF-8, and
+        // must count as one bad line rather than fail the whole report.
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_str::<SummaryRecord>(&line) {
+            match serde_json::from_slice::<SummaryRecord>(&line) {
                 Ok(r) => {
                     let key = format!("{}|{}", r.phase, r.task_id);
                     match latest.get(&key) {
@@ -75,7 +86,24 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
             }
         }
     }
-    let mut records: Vec<SummaryRecord> = latest.into_values().collect();
+    // A symbol-level record (conId 0: SKIPPED for want of a reference close) is superseded once
+    // a later run fetched that symbol's contracts for the phase.
+    let mut fetched_after: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
+    for r in latest.values().filter(|r| r.con_id != 0) {
+        let e = fetched_after
+            .entry((r.phase.clone(), r.symbol.clone()))
+            .or_insert(r.started_at);
+        *e = (*e).max(r.started_at);
+    }
+    let mut records: Vec<SummaryRecord> = latest
+        .into_values()
+        .filter(|r| {
+            r.con_id != 0
+                || fetched_after
+                    .get(&(r.phase.clone(), r.symbol.clone()))
+                    .is_none_or(|t| *t < r.finished_at)
+        })
+        .collect();
     records.sort_by(|a, b| {
         (&a.phase, &a.symbol, a.con_id, &a.task_id)
             .cmp(&(&b.phase, &b.symbol, b.con_id, &b.task_id))
@@ -93,16 +121,26 @@ pub fn is_success(status: &str) -> bool {
 }
 
 /// The rerun universe as CSV: symbols (`symbol,tasks,statuses`) or, with `contracts`, one row
-/// per task (`symbol,conId,phase,bar_size,status,error_code,last_error`).
+/// per task (`symbol,conId,phase,bar_size,status,error_code,last_error`). `statuses` empty
+/// means every status that is not a success (errors of every class, and SKIPPED): what a
+/// re-run can still change. Records are the latest per task, so a task that failed once and
+/// succeeded later is not in it.
 pub fn rerun_csv(
     records: &[SummaryRecord],
     statuses: &BTreeSet<String>,
     phase: Option<&str>,
     contracts: bool,
 ) -> String {
+    let wanted = |s: &str| {
+        if statuses.is_empty() {
+            !is_success(s)
+        } else {
+            statuses.contains(s)
+        }
+    };
     let selected: Vec<&SummaryRecord> = records
         .iter()
-        .filter(|r| statuses.contains(&r.status) && phase.is_none_or(|p| r.phase == p))
+        .filter(|r| wanted(&r.status) && phase.is_none_or(|p| r.phase == p))
         .collect();
     let mut out = String::new();
     if contracts {
@@ -162,16 +200,28 @@ pub struct RerunUniverse {
     pub symbols: BTreeSet<String>,
     /// (conId, phase, bar size) of a `--contracts` file; empty for a symbols file.
     pub tasks: BTreeSet<(i64, String, String)>,
+    /// (symbol, phase) of symbol-level rows of a `--contracts` file (conId 0: a near-ATM
+    /// symbol SKIPPED for want of a reference close): every task of that symbol and phase
+    /// belongs to the universe, since its contracts were never chosen.
+    pub symbol_phases: BTreeSet<(String, String)>,
 }
 
 impl RerunUniverse {
+    /// True when this is a `--contracts` file (rows per task), not a symbols file.
+    pub fn is_contracts(&self) -> bool {
+        !self.tasks.is_empty() || !self.symbol_phases.is_empty()
+    }
+
     /// True when the task with these keys belongs to the universe.
     pub fn contains(&self, symbol: &str, con_id: i64, phase: &str, bar_size: &str) -> bool {
-        if self.tasks.is_empty() {
+        if !self.is_contracts() {
             self.symbols.contains(symbol)
         } else {
             self.tasks
                 .contains(&(con_id, phase.to_string(), bar_size.to_string()))
+                || self
+                    .symbol_phases
+                    .contains(&(symbol.to_string(), phase.to_string()))
         }
     }
 }
@@ -206,7 +256,11 @@ pub fn read_rerun_csv(path: &Path) -> Result<RerunUniverse, String> {
                     get(c)
                 )
             })?;
-            u.tasks.insert((id, get(p).to_string(), get(b).to_string()));
+            if id == 0 {
+                u.symbol_phases.insert((s.to_string(), get(p).to_string()));
+            } else {
+                u.tasks.insert((id, get(p).to_string(), get(b).to_string()));
+            }
         }
     }
     Ok(u)
@@ -239,6 +293,12 @@ pub struct ReportRow {
     pub error_codes: BTreeMap<i32, u64>,
     /// EMPTY / (OK + EMPTY).
     pub empty_rate: f64,
+    /// Per-symbol rows of near-ATM phases: the reference close the strikes were picked with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_close: Option<f64>,
+    /// Where that close came from (`snapshot`, `cache`, `gateway`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_source: Option<crate::cache::CloseSource>,
 }
 
 type RowKey = (String, String, Option<String>);
@@ -279,6 +339,10 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
             (a, b) => a.or(b),
         };
         row.requests += u64::from(r.attempts);
+        if by_symbol && r.reference_close.is_some() {
+            row.reference_close = r.reference_close;
+            row.reference_source = r.reference_source;
+        }
         if let Some(c) = r.error_code {
             *row.error_codes.entry(c).or_default() += 1;
         }
@@ -366,6 +430,14 @@ pub fn format_report(rows: &[ReportRow]) -> String {
             r.error_codes.iter().map(|(c, n)| format!("{c}x{n}")).collect::<Vec<_>>().join(" "),
             if errs.is_empty() { String::new() } else { format!(" [{}]", errs.join(" ")) }
         ));
+        if let (Some(c), Some(src)) = (r.reference_close, r.reference_source) {
+            // Before the newline: the close the near-ATM strikes were picked with.
+            s.pop();
+            s.push_str(&format!(
+                " ref {c} ({})\n",
+                format!("{src:?}").to_lowercase()
+            ));
+        }
     }
     s
 }
@@ -403,6 +475,8 @@ mod tests {
             inflight_limit: None,
             started_at: t,
             finished_at: t,
+            reference_close: None,
+            reference_source: None,
         }
     }
 
@@ -416,9 +490,14 @@ mod tests {
         let line = |r: &SummaryRecord| serde_json::to_string(r).unwrap() + "\n";
         std::fs::write(
             run1.join("summary_hours_0of1.jsonl"),
-            line(&rec("a", "AAPL", 1, "TIMEOUT", 10))
-                + &line(&rec("b", "SPY", 2, "TIMEOUT", 10))
-                + "{torn",
+            [
+                line(&rec("a", "AAPL", 1, "TIMEOUT", 10)).as_bytes(),
+                line(&rec("b", "SPY", 2, "TIMEOUT", 10)).as_bytes(),
+                b"{torn\n",
+                // Torn inside a two-byte character: not UTF-8.
+                b"{\"run_id\":\"\xc3",
+            ]
+            .concat(),
         )
         .unwrap();
         std::fs::write(
@@ -427,7 +506,7 @@ mod tests {
         )
         .unwrap();
         let loaded = load(&[dir.path().to_path_buf()]).unwrap();
-        assert_eq!(loaded.bad_lines, 1);
+        assert_eq!(loaded.bad_lines, 2);
         assert_eq!(loaded.records.len(), 2);
         let statuses: BTreeSet<String> = ["TIMEOUT".to_string()].into();
         let csv = rerun_csv(&loaded.records, &statuses, None, true);

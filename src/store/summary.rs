@@ -67,6 +67,14 @@ pub struct SummaryRecord {
     pub started_at: DateTime<Utc>,
     /// Record written.
     pub finished_at: DateTime<Utc>,
+    /// Near-ATM phases: the reference close the contracts were picked with, so a user can see
+    /// per symbol which price drove the selection. Absent for `all` phases and for a symbol
+    /// SKIPPED with NO_REFERENCE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_close: Option<f64>,
+    /// Where that close came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_source: Option<crate::cache::CloseSource>,
 }
 
 /// Directory of one run's summaries.
@@ -236,6 +244,8 @@ mod tests {
             inflight_limit: None,
             started_at: t,
             finished_at: t,
+            reference_close: None,
+            reference_source: None,
         }
     }
 

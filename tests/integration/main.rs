@@ -1,6 +1,8 @@
 //! The one integration-test binary: drives the real `ibapi` client over TCP against the
 //! in-process simulated gateway, and reads real Parquet back with polars.
 mod exec;
+mod nearatm;
 mod plan;
 mod readme;
 mod sim;
+mod support;

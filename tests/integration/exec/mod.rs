@@ -1,8 +1,7 @@
 //! `execute` end to end: the real binary and the real `ibapi` client against the in-process
 //! simulated gateway, Parquet read back with polars.
 
-mod support;
-
+use crate::support::*;
 use opt_backfill::bars::BarSize;
 use opt_backfill::cache::ContractsCache;
 use opt_backfill::sim::Market;
@@ -10,7 +9,6 @@ use opt_backfill::store::parquet::{bar_file_path, read_bars, SeriesKey};
 use opt_backfill::store::summary::SummaryRecord;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use support::*;
 
 fn symbols(n: usize, market: &Market) -> Vec<String> {
     market
