@@ -82,6 +82,8 @@ fn resume_bench(n: usize) {
             attempts: 1,
             latency_ms: Some(500),
             inflight_limit: Some(16),
+            reference_close: None,
+            reference_source: None,
             started_at: t,
             finished_at: t,
         })
