@@ -21,6 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+pub mod pacer;
+use pacer::MessagePacer;
+
 /// Settings of a discovery run.
 #[derive(Debug, Clone)]
 pub struct DiscoverConfig {
@@ -57,14 +60,21 @@ pub struct DiscoverConfig {
 /// keeps the message rate; the governor only backs off when latency says the gateway queues.
 pub const DISCOVERY_INITIAL_IN_FLIGHT: u32 = 24;
 
+/// Latency tolerance of the discovery governor. A request's latency as the governor sees it
+/// includes its wait for the message pacer, which grows with the number in flight even when the
+/// gateway does not queue at all; the executor's 2x would shrink the limit below what the message
+/// rate needs, so discovery only backs off at 3x the floor.
+pub const DISCOVERY_LATENCY_TOLERANCE: f64 = 3.0;
+
 /// The governor settings discovery uses: the executor's defaults with a higher starting limit
-/// ([`DISCOVERY_INITIAL_IN_FLIGHT`]), because qualification is bound by the message rate rather
+/// ([`DISCOVERY_INITIAL_IN_FLIGHT`]) and latency tolerance ([`DISCOVERY_LATENCY_TOLERANCE`]), because qualification is bound by the message rate rather
 /// than by the historical service.
 pub fn discovery_governor(max_in_flight: u32) -> GovernorConfig {
     let max_in_flight = max_in_flight.clamp(1, crate::exec::governor::IB_MAX_OPEN_REQUESTS);
     GovernorConfig {
         max_in_flight,
         initial_limit: DISCOVERY_INITIAL_IN_FLIGHT.min(max_in_flight),
+        tolerance: DISCOVERY_LATENCY_TOLERANCE,
         ..GovernorConfig::default()
     }
 }
@@ -206,6 +216,7 @@ pub fn candidates(
 struct Ctx {
     gateway: Gateway,
     governor: Arc<PacingGovernor>,
+    pacer: MessagePacer,
     cfg: DiscoverConfig,
     stop: watch::Receiver<bool>,
     reconnecting: tokio::sync::Mutex<()>,
@@ -251,10 +262,24 @@ impl SymbolError {
 }
 
 impl Ctx {
-    /// One request through the governor, with retries (bounded by `max_attempts`, exponential
-    /// backoff) and reconnects (a drop is not an attempt). Returns the result and the number of
-    /// requests sent.
-    async fn call<T, F, Fut>(&self, mut f: F) -> (Result<T, CallError>, usize)
+    /// [`Ctx::call_with`] for requests whose every success ends natively (no cancel is sent).
+    async fn call<T, F, Fut>(&self, f: F) -> (Result<T, CallError>, usize)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        self.call_with(f, |_| false).await
+    }
+
+    /// One request through the governor and the message pacer, with retries (bounded by
+    /// `max_attempts`, exponential backoff) and reconnects (a drop is not an attempt). Every
+    /// error but a drop, and every success `cancelled_ok` names, made `ibapi` write a cancel:
+    /// it is charged to the pacer. Returns the result and the number of requests sent.
+    async fn call_with<T, F, Fut>(
+        &self,
+        mut f: F,
+        cancelled_ok: fn(&T) -> bool,
+    ) -> (Result<T, CallError>, usize)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -267,12 +292,16 @@ impl Ctx {
             }
             let generation = self.gateway.generation();
             let permit = self.governor.acquire(None).await;
+            self.pacer.acquire().await;
             sent += 1;
             let res = f().await;
-            let class = match &res {
-                Ok(_) => OutcomeClass::Ok,
-                Err(e) => e.class,
+            let (class, cancelled) = match &res {
+                Ok(v) => (OutcomeClass::Ok, cancelled_ok(v)),
+                Err(e) => (e.class, e.class != OutcomeClass::Disconnected),
             };
+            if cancelled {
+                self.pacer.charge();
+            }
             permit.finish(class);
             match res {
                 Ok(v) => return (Ok(v), sent),
@@ -305,6 +334,14 @@ impl Ctx {
     }
 }
 
+/// The rate `ibapi`'s `RateLimiter::per_second(n)` sustains: it admits a burst of `n / 10` and
+/// then `n + 1 - n / 10` per second. Pacing at this rate keeps that limiter from ever holding a
+/// backlog of requests (which is what lets cancels overshoot, see [`pacer`]).
+pub fn sustained_rate(n: u32) -> u32 {
+    let burst = (n / 10).max(1);
+    (n + 1).saturating_sub(burst).max(1)
+}
+
 /// A fresh run id: the UTC start time to the millisecond, so two quick runs write two summaries.
 fn new_run_id() -> String {
     Utc::now().format("%Y%m%dT%H%M%S%3fZ").to_string()
@@ -325,6 +362,7 @@ pub async fn discover(
     let ctx = Arc::new(Ctx {
         gateway,
         governor,
+        pacer: MessagePacer::per_second(sustained_rate(cfg.gateway.messages_per_second)),
         cfg: cfg.clone(),
         stop,
         reconnecting: tokio::sync::Mutex::new(()),
@@ -548,7 +586,9 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
                 }
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                 let Some(spec) = next else { break };
-                let (res, n) = ctx.call(|| ctx.gateway.qualify_option(&spec)).await;
+                let (res, n) = ctx
+                    .call_with(|| ctx.gateway.qualify_option(&spec), Option::is_none)
+                    .await;
                 out.requests += n;
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match res {
