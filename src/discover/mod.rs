@@ -6,6 +6,12 @@
 //! with one contract-details request (paced through the same governor and message-rate limiter
 //! as `execute`) and a 200 answer leaves it out. A symbol whose cache for the date exists is
 //! skipped unless forced; a symbol that fails is recorded and the others go on.
+//!
+//! Throughput: a contract-details answer takes ~0.4-0.5 s and nothing on IB's side limits how
+//! many are open, so the socket's message rate binds. `ibapi` writes a cancel after every 200,
+//! so a candidate that does not exist costs two messages; [`pacer::MessagePacer`] counts them,
+//! and qualification runs at about `42 / (1 + share answering 200)` candidates per second with
+//! the default 45 messages/s (`ibapi`'s limiter sustains 42 of them).
 
 use crate::cache::{
     check_symbol, CloseSource, ContractsCache, OptionContract, Underlying, CACHE_FORMAT_VERSION,
@@ -220,6 +226,9 @@ struct Ctx {
     cfg: DiscoverConfig,
     stop: watch::Receiver<bool>,
     reconnecting: tokio::sync::Mutex<()>,
+    /// Set when reconnecting gave up: every later call fails at once instead of each worker
+    /// reconnecting again for `reconnect_for` in turn.
+    lost: std::sync::OnceLock<String>,
 }
 
 /// Why a request finally failed: a [`Failure`] from the gateway, or the connection gone for good.
@@ -290,9 +299,15 @@ impl Ctx {
             if *self.stop.borrow() {
                 return (Err(CallError::Interrupted), sent);
             }
+            if let Some(why) = self.lost.get() {
+                return (Err(CallError::GatewayLost(why.clone())), sent);
+            }
             let generation = self.gateway.generation();
             let permit = self.governor.acquire(None).await;
             self.pacer.acquire().await;
+            if let Some(why) = self.lost.get() {
+                return (Err(CallError::GatewayLost(why.clone())), sent);
+            }
             sent += 1;
             let res = f().await;
             let (class, cancelled) = match &res {
@@ -307,6 +322,9 @@ impl Ctx {
                 Ok(v) => return (Ok(v), sent),
                 Err(e) if e.class == OutcomeClass::Disconnected => {
                     let _g = self.reconnecting.lock().await;
+                    if let Some(why) = self.lost.get() {
+                        return (Err(CallError::GatewayLost(why.clone())), sent);
+                    }
                     if let Err(why) = reconnect_with_backoff(
                         &self.gateway,
                         &self.governor,
@@ -319,6 +337,7 @@ impl Ctx {
                         let err = if *self.stop.borrow() {
                             CallError::Interrupted
                         } else {
+                            let _ = self.lost.set(why.clone());
                             CallError::GatewayLost(why)
                         };
                         return (Err(err), sent);
@@ -366,6 +385,7 @@ pub async fn discover(
         cfg: cfg.clone(),
         stop,
         reconnecting: tokio::sync::Mutex::new(()),
+        lost: std::sync::OnceLock::new(),
     });
     let mut reports = Vec::new();
     let mut gateway_lost: Option<String> = None;

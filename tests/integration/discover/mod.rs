@@ -521,8 +521,158 @@ async fn realistic_preset_qualifies_a_filtered_chain_without_rate_errors() {
 /// the realistic preset, no pacing violation, no message-rate error or drop. Prints the
 /// contracts-per-second figure next to the preset's capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "takes about 8 minutes (20,000 qualifications at 45 messages/s); run with --ignored for the figure"]
+#[ignore = "takes about 12 minutes (20,000 candidates, 1.4 messages each at 42 messages/s); run with --ignored for the figure"]
 async fn realistic_preset_qualifies_a_10k_chain_without_rate_errors() {
     let (_, n) = realistic_run(&["SPY"], None, Some("SPY")).await;
     assert!(n > 10_000, "{n} contracts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strike_band_keeps_the_contracts_around_the_gateway_close() {
+    let sim = sim("fast", |_| {}).await;
+    let market = sim.market();
+    let ws = Workspace::new();
+    let date = end_date();
+    let mut cfg = config(&ws.root, &sim, date, 34);
+    cfg.max_expiry_days = Some(60);
+    cfg.strike_band = Some(0.1);
+    let rep = run(&["AAPL"], cfg.clone()).await;
+    assert_eq!(rep.symbols[0].status, "OK", "{:?}", rep.symbols[0]);
+    let close = market.close("AAPL", date).unwrap();
+    let cache = read_cache(&opt_backfill::discover::cache_path(
+        &cfg.cache_dir,
+        "AAPL",
+        date,
+    ));
+    assert_eq!(cache.underlying.reference_close, Some(close));
+    assert_eq!(cache.underlying.reference_close_date, Some(date));
+    assert_eq!(
+        cache.underlying.reference_close_source,
+        Some(opt_backfill::cache::CloseSource::Gateway)
+    );
+    let want: Vec<Key> = {
+        let mut v: Vec<Key> = market
+            .existing_contracts("AAPL")
+            .iter()
+            .filter(|c| {
+                c.expiry > date
+                    && (c.expiry - date).num_days() <= 60
+                    && (c.strike - close).abs() <= 0.1 * close
+            })
+            .map(sim_key)
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(!want.is_empty());
+    assert_eq!(cache_keys(&cache), want);
+    assert!(want.len() < expected(&market, "AAPL", date, Some(60)).len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_reconnected_and_nothing_is_lost() {
+    // Every connection is dropped after 150 requests: qualifying ~800 candidates reconnects
+    // several times, and the requests lost with a connection are sent again.
+    let sim = sim("fast", |sc| sc.faults.drop_after_requests = Some(150)).await;
+    let market = sim.market();
+    let ws = Workspace::new();
+    let date = end_date();
+    let mut cfg = config(&ws.root, &sim, date, 35);
+    cfg.max_expiry_days = Some(45);
+    let rep = run(&["AAPL", "RIOT"], cfg.clone()).await;
+    for sym in ["AAPL", "RIOT"] {
+        let r = by_symbol(&rep, sym);
+        assert_eq!(r.status, "OK", "{r:?}");
+        assert_cache_matches(&cfg.cache_dir, &market, sym, date, Some(45));
+    }
+    let c = sim.counters();
+    let drops = c
+        .disconnects
+        .get("fault-drop-after-requests")
+        .copied()
+        .unwrap_or(0);
+    assert!(drops >= 3, "{}", serde_json::to_string(&c).unwrap());
+    assert!(rep.gateway_lost.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_gateway_exits_3() {
+    // A port nobody listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ws = Workspace::new();
+    let out = run_cli_async(
+        vec![
+            "discover".into(),
+            "--symbols".into(),
+            "AAPL".into(),
+            "--date".into(),
+            end_date().to_string(),
+            "--state-root".into(),
+            s(&ws.root.join("state")),
+            "--gateway".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        ws.root.clone(),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+    assert!(!ws.caches().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_lost_for_good_fails_the_symbol_and_skips_the_rest_quickly() {
+    let sim = sim("fast", |_| {}).await;
+    let ws = Workspace::new();
+    let date = end_date();
+    let mut cfg = config(&ws.root, &sim, date, 36);
+    cfg.max_expiry_days = Some(45);
+    cfg.gateway.messages_per_second = 100;
+    cfg.reconnect_for = Duration::from_secs(2);
+    let sim = std::sync::Arc::new(sim);
+    let watcher = {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            while sim
+                .counters()
+                .requests
+                .get("contract_details")
+                .copied()
+                .unwrap_or(0)
+                < 100
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            sim.set_outage(Duration::from_secs(120));
+        })
+    };
+    let t0 = std::time::Instant::now();
+    let rep = run(&["AAPL", "RIOT"], cfg.clone()).await;
+    let secs = t0.elapsed().as_secs_f64();
+    watcher.await.unwrap();
+    let aapl = by_symbol(&rep, "AAPL");
+    assert_eq!(aapl.status, "ERR", "{aapl:?}");
+    assert!(
+        aapl.error.as_deref().unwrap_or("").contains("gateway lost"),
+        "{aapl:?}"
+    );
+    let riot = by_symbol(&rep, "RIOT");
+    assert_eq!(riot.status, "ERR");
+    assert!(
+        riot.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not attempted"),
+        "{riot:?}"
+    );
+    assert!(rep.gateway_lost.is_some());
+    assert!(!opt_backfill::discover::cache_path(&cfg.cache_dir, "AAPL", date).exists());
+    // One reconnect window (2 s), not one per worker in turn.
+    assert!(secs < 20.0, "took {secs:.1} s");
+    assert_eq!(summary_lines(&rep.summary_path).len(), 2);
 }
