@@ -1,8 +1,13 @@
 //! `opt-backfill discover`: build contracts caches from the gateway.
+//!
+//! The symbols come from `--symbols`, a universe CSV or a plan (which also gives the state root,
+//! the cache directory and the gateway settings, so the caches land where `plan` and `execute`
+//! look for them). The cache date defaults to the last complete session: the chain that exists
+//! now is the one of that day.
 
 use super::common::{ctrl_c_signal, default_gateway, parse_gateway, read_symbols_csv};
-use crate::discover::{discover, DiscoverConfig};
-use crate::exec::GovernorConfig;
+use crate::discover::{discover, discovery_governor, DiscoverConfig};
+use crate::ib::GatewayConfig;
 use chrono::NaiveDate;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,12 +16,15 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct DiscoverArgs {
     /// Comma-separated symbols.
-    #[arg(long, value_delimiter = ',', conflicts_with = "universe")]
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["universe", "plan"])]
     pub symbols: Vec<String>,
     /// CSV of symbols (a `symbol` column, or one per line).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "plan")]
     pub universe: Option<PathBuf>,
-    /// Cache date (default: the last session, New York time).
+    /// A plan file: its symbols, state root, contracts-cache directory and gateway settings.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// Cache date (default: the last complete session, New York time).
     #[arg(long)]
     pub date: Option<NaiveDate>,
     /// Keep expiries at most this many days after the date.
@@ -25,18 +33,23 @@ pub struct DiscoverArgs {
     /// Keep strikes within this percentage of the underlying's last close (fetched from the gateway).
     #[arg(long)]
     pub strike_band: Option<f64>,
-    /// Directory for the caches.
-    #[arg(long, default_value = "state/contracts_cache")]
-    pub out: PathBuf,
-    /// State root (discovery summaries go under `<state>/run_logs/discover`).
-    #[arg(long, default_value = "state")]
-    pub state_root: PathBuf,
-    /// Gateway address.
-    #[arg(long, default_value = "127.0.0.1:4002")]
-    pub gateway: String,
-    /// API client id.
-    #[arg(long, default_value_t = 17)]
-    pub client_id: i32,
+    /// Directory for the caches (default: the plan's contracts cache, else `<state-root>/contracts_cache`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// State root (discovery summaries go under `<state>/run_logs/discover`; default: the
+    /// plan's, else `state`).
+    #[arg(long)]
+    pub state_root: Option<PathBuf>,
+    /// Gateway address HOST:PORT (default: the plan's, else 127.0.0.1:4002).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// API client id (default: the plan's, else 17).
+    #[arg(long)]
+    pub client_id: Option<i32>,
+    /// Messages per second sent to the gateway. IB's default limit is 50 (error 100, then a
+    /// drop); 45 leaves headroom. Raise it only if your account allows more.
+    #[arg(long, default_value_t = 45)]
+    pub messages_per_second: u32,
     /// Rebuild caches that already exist for the date.
     #[arg(long)]
     pub force: bool,
@@ -45,52 +58,131 @@ pub struct DiscoverArgs {
     pub fetch_close: bool,
 }
 
-/// Run discovery; exit 0 when every symbol is OK or skipped, 1 when some failed.
-pub fn run(args: DiscoverArgs) -> i32 {
+fn bad(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {msg}");
+    crate::exit::BAD_INPUT
+}
+
+/// Everything the arguments resolve to before connecting.
+struct Resolved {
+    symbols: Vec<String>,
+    state_root: PathBuf,
+    out: PathBuf,
+    gateway: GatewayConfig,
+    max_in_flight: u32,
+    max_attempts: u32,
+    reconnect_for: Duration,
+}
+
+fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
     let mut symbols = args.symbols.clone();
+    let mut state_root = PathBuf::from("state");
+    let mut out = None;
+    let mut gateway = default_gateway("127.0.0.1".into(), 4002, 17);
+    let mut max_in_flight = crate::exec::governor::IB_MAX_OPEN_REQUESTS;
+    let mut max_attempts = 4;
+    let mut reconnect_for = Duration::from_secs(3600);
     if let Some(u) = &args.universe {
-        match read_symbols_csv(u) {
-            Ok(s) => symbols.extend(s),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return crate::exit::BAD_INPUT;
-            }
-        }
+        symbols.extend(read_symbols_csv(u).map_err(bad)?);
     }
+    if let Some(p) = &args.plan {
+        let plan = crate::plan::load(p).map_err(|e| {
+            eprintln!("{e}");
+            crate::exit::BAD_INPUT
+        })?;
+        symbols.extend(plan.universe.symbols.iter().cloned());
+        state_root = plan.state_root.clone();
+        out = Some(plan.universe.contracts_cache.clone());
+        let g = &plan.gateway;
+        gateway = GatewayConfig {
+            host: g.host.clone(),
+            port: g.port,
+            client_id: g.client_id,
+            connect_timeout: Duration::from_millis(g.connect_timeout_ms),
+            request_timeout: Duration::from_millis(g.request_timeout_ms),
+            messages_per_second: gateway.messages_per_second,
+        };
+        max_in_flight = g.max_in_flight;
+        max_attempts = g.max_attempts.max(1);
+        reconnect_for = Duration::from_millis(g.reconnect_for_ms);
+    }
+    // Keep the first occurrence of each symbol, in input order.
+    let mut seen = std::collections::BTreeSet::new();
+    symbols.retain(|s| seen.insert(s.clone()));
     if symbols.is_empty() {
-        eprintln!("error: no symbols: pass --symbols A,B,C or --universe FILE");
-        return crate::exit::BAD_INPUT;
+        return Err(bad(
+            "no symbols: pass --symbols A,B,C, --universe FILE or --plan FILE",
+        ));
     }
-    let (host, port) = match parse_gateway(&args.gateway) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return crate::exit::BAD_INPUT;
+    if let Some(s) = &args.state_root {
+        state_root = s.clone();
+    }
+    let out = args
+        .out
+        .clone()
+        .or(out)
+        .unwrap_or_else(|| state_root.join("contracts_cache"));
+    if let Some(gw) = &args.gateway {
+        let (host, port) = parse_gateway(gw).map_err(bad)?;
+        gateway.host = host;
+        gateway.port = port;
+    }
+    if let Some(id) = args.client_id {
+        gateway.client_id = id;
+    }
+    if args.messages_per_second == 0 {
+        return Err(bad("--messages-per-second must be at least 1"));
+    }
+    gateway.messages_per_second = args.messages_per_second;
+    if let Some(b) = args.strike_band {
+        if !(b.is_finite() && b > 0.0) {
+            return Err(bad(format!(
+                "--strike-band {b}: expected a positive percentage"
+            )));
         }
+    }
+    Ok(Resolved {
+        symbols,
+        state_root,
+        out,
+        gateway,
+        max_in_flight,
+        max_attempts,
+        reconnect_for,
+    })
+}
+
+/// Run discovery; exit 0 when every symbol is OK or skipped, 1 when some failed, 3 when the
+/// gateway cannot be reached (or was lost for good), 130 when interrupted.
+pub fn run(args: DiscoverArgs) -> i32 {
+    let r = match resolve(&args) {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let date = match args.date {
         Some(d) => d,
         None => match crate::calendar::last_complete_session(chrono::Utc::now()) {
             Ok(s) => s.date,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return crate::exit::BAD_INPUT;
-            }
+            Err(e) => return bad(e),
         },
     };
-    let cfg = DiscoverConfig {
-        cache_dir: args.out.clone(),
-        log_dir: args.state_root.join("run_logs").join("discover"),
-        date,
-        max_expiry_days: args.max_expiry_days,
-        strike_band: args.strike_band.map(|p| p / 100.0),
-        fetch_close: args.fetch_close,
-        force: args.force,
-        gateway: default_gateway(host, port, args.client_id),
-        governor: GovernorConfig::default(),
-        max_attempts: 4,
-        reconnect_for: Duration::from_secs(3600),
-    };
+    let mut cfg = DiscoverConfig::new(&r.state_root, date, r.gateway);
+    cfg.cache_dir = r.out;
+    cfg.max_expiry_days = args.max_expiry_days;
+    cfg.strike_band = args.strike_band.map(|p| p / 100.0);
+    cfg.fetch_close = args.fetch_close;
+    cfg.force = args.force;
+    cfg.governor = discovery_governor(r.max_in_flight);
+    cfg.max_attempts = r.max_attempts;
+    cfg.reconnect_for = r.reconnect_for;
+    cfg.progress_every = Some(Duration::from_secs(10));
+    let symbols = r.symbols;
+    eprintln!(
+        "discover {} symbols for {date} into {}; gateway {}",
+        symbols.len(),
+        cfg.cache_dir.display(),
+        cfg.gateway.address()
+    );
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -100,7 +192,7 @@ pub fn run(args: DiscoverArgs) -> i32 {
     };
     rt.block_on(async move {
         let stop = ctrl_c_signal();
-        match discover(&symbols, cfg, stop.clone()).await {
+        match discover(&symbols, cfg, stop).await {
             Err(e) => {
                 eprintln!("error: {e}");
                 crate::exit::GATEWAY
@@ -108,14 +200,18 @@ pub fn run(args: DiscoverArgs) -> i32 {
             Ok(rep) => {
                 let failed = rep.symbols.iter().filter(|s| s.status == "ERR").count();
                 eprintln!(
-                    "discovered {} symbols ({} failed), {:.1} contracts qualified/s; summary {}",
+                    "discovered {} symbols ({} failed), {:.1} contracts qualified/s (peak {} in flight); summary {}",
                     rep.symbols.len(),
                     failed,
                     rep.qualified_per_sec,
+                    rep.governor.peak_in_flight,
                     rep.summary_path.display()
                 );
-                if *stop.borrow() {
+                if rep.interrupted {
                     crate::exit::INTERRUPTED
+                } else if let Some(why) = rep.gateway_lost {
+                    eprintln!("error: {why}; re-run to resume");
+                    crate::exit::GATEWAY
                 } else if failed > 0 {
                     crate::exit::TASK_ERRORS
                 } else {

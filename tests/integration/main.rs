@@ -1,5 +1,6 @@
 //! The one integration-test binary: drives the real `ibapi` client over TCP against the
 //! in-process simulated gateway, and reads real Parquet back with polars.
+mod discover;
 mod exec;
 mod nearatm;
 mod plan;
