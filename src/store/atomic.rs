@@ -18,6 +18,38 @@ pub fn temp_path(path: &Path) -> PathBuf {
     dir.join(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// Remove temporary files of `path` left by processes that no longer exist (a run killed while
+/// writing): their content never became the file, and the task that wrote them is redone.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = fname
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dead = pid != std::process::id()
+            && Path::new("/proc/self").exists()
+            && !Path::new(&format!("/proc/{pid}")).exists();
+        if dead {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Write through `fill` into a temporary file, then rename it to `path`.
 pub fn write_with(
     path: &Path,
@@ -26,6 +58,7 @@ pub fn write_with(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    remove_stale_temps(path);
     let tmp = temp_path(path);
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -49,4 +82,23 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write_bytes(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temp_of_a_dead_process_is_removed_on_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        // No process has pid 4,000,000 (above Linux's pid_max default); our own temp is kept.
+        let stale = dir.path().join(".f.parquet.tmp-4000000");
+        let own = temp_path(&path);
+        std::fs::write(&stale, b"half").unwrap();
+        write_bytes(&path, b"whole").unwrap();
+        assert!(!stale.exists(), "stale temp removed");
+        assert!(!own.exists(), "own temp renamed away");
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+    }
 }

@@ -2,11 +2,8 @@
 //! client, against the in-process simulated gateway. The simulator knows which contracts exist
 //! (`Market::existing_contracts`), so every cache is compared with it exactly.
 
-// The executor tests' helpers (simulator, workspace, plan files, running the binary), shared
-// by path: they are private to `exec`, and one copy of them is better than two.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "../exec/support.rs"]
-mod support;
+// The shared helpers (simulator, workspace, plan files, running the binary).
+use crate::support;
 
 use chrono::NaiveDate;
 use opt_backfill::cache::{ContractsCache, Right};
