@@ -286,7 +286,9 @@ pub fn run(args: ExecuteArgs) -> i32 {
                 }
             }
         }
-        let (tasks, resumed) = match filter_resumed(&cfg, tasks) {
+        // Reading every earlier summary and checking files blocks: keep it off the runtime's
+        // scheduler (the Ctrl-C listener keeps running).
+        let (tasks, resumed) = match tokio::task::block_in_place(|| filter_resumed(&cfg, tasks)) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("error: {e}");

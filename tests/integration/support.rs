@@ -223,3 +223,17 @@ pub const HOURS: &str = r#"[[phase]]
 name = "hours"
 bars = [{ size = "8 hours", duration = "6 M" }]
 "#;
+
+/// The latest summary record per task id (a task re-run later supersedes its earlier record).
+pub fn latest(records: &[SummaryRecord]) -> std::collections::BTreeMap<String, SummaryRecord> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in records {
+        match m.get(&r.task_id) {
+            Some(SummaryRecord { finished_at, .. }) if *finished_at > r.finished_at => {}
+            _ => {
+                m.insert(r.task_id.clone(), r.clone());
+            }
+        }
+    }
+    m
+}

@@ -27,20 +27,6 @@ fn caches(ws: &Workspace) -> Vec<ContractsCache> {
     out
 }
 
-/// The latest record per task id.
-fn latest(records: &[SummaryRecord]) -> BTreeMap<String, SummaryRecord> {
-    let mut m: BTreeMap<String, SummaryRecord> = BTreeMap::new();
-    for r in records {
-        match m.get(&r.task_id) {
-            Some(old) if old.finished_at > r.finished_at => {}
-            _ => {
-                m.insert(r.task_id.clone(), r.clone());
-            }
-        }
-    }
-    m
-}
-
 /// Every contract of the caches: its summary status matches what the simulator serves, an OK
 /// contract's file holds exactly the simulator's bars, an EMPTY one has no file.
 fn assert_files_match_market(

@@ -50,20 +50,6 @@ fn ok(out: &std::process::Output) -> String {
     stderr
 }
 
-/// The latest record per task id.
-fn latest(records: &[SummaryRecord]) -> BTreeMap<String, SummaryRecord> {
-    let mut m: BTreeMap<String, SummaryRecord> = BTreeMap::new();
-    for r in records {
-        match m.get(&r.task_id) {
-            Some(old) if old.finished_at > r.finished_at => {}
-            _ => {
-                m.insert(r.task_id.clone(), r.clone());
-            }
-        }
-    }
-    m
-}
-
 /// Read a contracts cache as plain JSON (not through the crate's types, so the brute force
 /// below is independent of the code under test).
 fn cache_json(ws: &Workspace, symbol: &str) -> Value {
