@@ -299,10 +299,8 @@ pub async fn execute(
             break;
         }
         tokio::select! {
-            Some(ev) = rx.recv() => match ev {
-                Event::Request { retry } => { stats.requests += 1; if retry { stats.retries += 1; } }
-                Event::Finished { class, bars } => { stats.count(class); stats.bars += bars; }
-                Event::SeriesDone { phase, symbol } => {
+            Some(ev) = rx.recv() => {
+                if let Some((phase, symbol)) = count_event(&mut stats, &mut gateway_lost, ev) {
                     active -= 1;
                     let key = (phase, symbol);
                     if let Some(n) = remaining.get_mut(&key) { *n = n.saturating_sub(1); }
@@ -315,9 +313,7 @@ pub async fn execute(
                         }
                     }
                 }
-                Event::Reconnected => stats.reconnects += 1,
-                Event::GatewayLost(why) => gateway_lost = Some(why),
-            },
+            }
             Some(res) = joins.join_next(), if !joins.is_empty() => {
                 if let Err(e) = res { tracing::error!("series task failed: {e}"); }
             }
@@ -330,31 +326,14 @@ pub async fn execute(
     }
     while joins.join_next().await.is_some() {}
     while let Ok(ev) = rx.try_recv() {
-        match ev {
-            Event::Request { retry } => {
-                stats.requests += 1;
-                if retry {
-                    stats.retries += 1;
-                }
-            }
-            Event::Finished { class, bars } => {
-                stats.count(class);
-                stats.bars += bars;
-            }
-            Event::Reconnected => stats.reconnects += 1,
-            Event::GatewayLost(why) => gateway_lost = Some(why),
-            Event::SeriesDone { .. } => {}
-        }
+        let _ = count_event(&mut stats, &mut gateway_lost, ev);
     }
     stats.elapsed_secs = started.elapsed().as_secs_f64();
     stats.governor = governor.stats();
     reporter.finish(&stats);
     let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
-    if let Ok(json) = serde_json::to_vec_pretty(&stats) {
-        let tmp = run_file.with_extension("json.tmp");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, &run_file);
-        }
+    if let Err(e) = crate::store::atomic::write_json(&run_file, &stats) {
+        tracing::error!("{}: {e}", run_file.display());
     }
     Ok(RunReport {
         stats,
@@ -362,6 +341,31 @@ pub async fn execute(
         interrupted,
         gateway_lost,
     })
+}
+
+/// Count an event into the stats; a finished series is handed back (phase, symbol) for the
+/// scheduler's bookkeeping.
+fn count_event(
+    stats: &mut RunStats,
+    gateway_lost: &mut Option<String>,
+    ev: Event,
+) -> Option<(String, String)> {
+    match ev {
+        Event::Request { retry } => {
+            stats.requests += 1;
+            if retry {
+                stats.retries += 1;
+            }
+        }
+        Event::Finished { class, bars } => {
+            stats.count(class);
+            stats.bars += bars;
+        }
+        Event::Reconnected => stats.reconnects += 1,
+        Event::GatewayLost(why) => *gateway_lost = Some(why),
+        Event::SeriesDone { phase, symbol } => return Some((phase, symbol)),
+    }
+    None
 }
 
 async fn run_series(sh: Arc<Shared>, s: Series) {
@@ -383,10 +387,10 @@ enum Plan {
     Fetch(IbDuration),
 }
 
-fn plan_request(t: &FetchTask, path: &std::path::Path, cfg: &ExecConfig) -> Plan {
+fn plan_request(t: &FetchTask, path: &std::path::Path, incremental: bool, resume: bool) -> Plan {
     let exists = path.exists();
-    if !cfg.incremental {
-        return if exists && cfg.resume {
+    if !incremental {
+        return if exists && resume {
             Plan::UpToDate("file exists (--no-incremental --resume)".into())
         } else {
             Plan::Fetch(t.duration)
@@ -466,8 +470,8 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
     let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
     let started_at = Utc::now();
     let plan = {
-        let (t2, p2, c2) = (t.clone(), path.clone(), cfg.clone());
-        tokio::task::spawn_blocking(move || plan_request(&t2, &p2, &c2))
+        let (t2, p2, inc, res) = (t.clone(), path.clone(), cfg.incremental, cfg.resume);
+        tokio::task::spawn_blocking(move || plan_request(&t2, &p2, inc, res))
             .await
             .unwrap_or(Plan::Fetch(t.duration))
     };
@@ -742,27 +746,6 @@ mod tests {
         }
     }
 
-    fn cfg(dir: &std::path::Path, incremental: bool, resume: bool) -> ExecConfig {
-        ExecConfig {
-            scope: "s".into(),
-            output_root: dir.to_path_buf(),
-            state_root: dir.to_path_buf(),
-            run_id: "r".into(),
-            batch_index: 0,
-            batch_count: 1,
-            resume,
-            incremental,
-            gateway: crate::cli::common::default_gateway("127.0.0.1".into(), 1, 1),
-            governor: GovernorConfig::default(),
-            max_attempts: 3,
-            retry_backoff: Duration::from_millis(10),
-            reconnect_for: Duration::from_secs(1),
-            phase_deps: BTreeMap::new(),
-            active_series: 8,
-            reference_closes: BTreeMap::new(),
-        }
-    }
-
     fn write_bars(t: &FetchTask, path: &std::path::Path, stamps: &[DateTime<Utc>]) {
         let key = SeriesKey {
             symbol: t.symbol.clone(),
@@ -796,32 +779,37 @@ mod tests {
     #[test]
     fn incremental_requests_only_the_missing_sessions() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), true, true);
         let t = task(BarSize::Hours8, "6 M");
         let path = dir.path().join("f.parquet");
         assert!(
-            matches!(plan_request(&t, &path, &c), Plan::Fetch(d) if d == t.duration),
+            matches!(plan_request(&t, &path, true, true), Plan::Fetch(d) if d == t.duration),
             "no file: full window"
         );
         write_bars(&t, &path, &[at(11, 19, 9, 30), at(11, 20, 9, 30)]);
         // Missing: Mon 23, Tue 24, Wed 25, Fri 27 (Thanksgiving closed).
-        assert!(matches!(plan_request(&t, &path, &c), Plan::Fetch(d) if d.to_string() == "4 D"));
+        assert!(
+            matches!(plan_request(&t, &path, true, true), Plan::Fetch(d) if d.to_string() == "4 D")
+        );
         write_bars(&t, &path, &[at(11, 27, 9, 30)]);
-        assert!(matches!(plan_request(&t, &path, &c), Plan::UpToDate(_)));
+        assert!(matches!(
+            plan_request(&t, &path, true, true),
+            Plan::UpToDate(_)
+        ));
     }
 
     #[test]
     fn partial_session_is_requested_again() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), true, true);
         let t = task(BarSize::Mins30, "1 M");
         let path = dir.path().join("f.parquet");
         write_bars(&t, &path, &[at(11, 25, 12, 0)]);
-        assert!(matches!(plan_request(&t, &path, &c), Plan::Fetch(d) if d.to_string() == "2 D"));
+        assert!(
+            matches!(plan_request(&t, &path, true, true), Plan::Fetch(d) if d.to_string() == "2 D")
+        );
         // A file older than the window start gets the whole window.
         let p2 = dir.path().join("g.parquet");
         write_bars(&t, &p2, &[at(9, 1, 10, 0)]);
-        assert!(matches!(plan_request(&t, &p2, &c), Plan::Fetch(d) if d == t.duration));
+        assert!(matches!(plan_request(&t, &p2, true, true), Plan::Fetch(d) if d == t.duration));
     }
 
     #[test]
@@ -831,11 +819,11 @@ mod tests {
         let path = dir.path().join("f.parquet");
         write_bars(&t, &path, &[at(11, 20, 9, 30)]);
         assert!(matches!(
-            plan_request(&t, &path, &cfg(dir.path(), false, true)),
+            plan_request(&t, &path, false, true),
             Plan::UpToDate(_)
         ));
         assert!(matches!(
-            plan_request(&t, &path, &cfg(dir.path(), false, false)),
+            plan_request(&t, &path, false, false),
             Plan::Fetch(_)
         ));
     }
