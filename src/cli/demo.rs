@@ -158,7 +158,7 @@ pub fn run(args: DemoArgs) -> i32 {
     step("4/5 report");
     let _ = sub(&["report", "state/run_logs/demo/demo"]);
 
-    step("5/5 rerun universe (failed and EMPTY tasks)");
+    step("5/5 rerun universe (tasks that did not finish)");
     let _ = sub(&[
         "rerun",
         "state/run_logs/demo/demo",

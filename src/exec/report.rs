@@ -63,7 +63,8 @@ impl RunStats {
 
     /// Requests per second so far.
     pub fn rate(&self) -> f64 {
-        if self.elapsed_secs > 0.0 {
+        // Under a second the figure is noise (the first burst of sends over a few ms).
+        if self.elapsed_secs >= 1.0 {
             self.requests as f64 / self.elapsed_secs
         } else {
             0.0
