@@ -5,5 +5,6 @@ mod exec;
 mod nearatm;
 mod plan;
 mod readme;
+mod signals;
 mod sim;
 mod support;
