@@ -2,6 +2,7 @@
 
 pub mod closes;
 pub mod governor;
+pub mod incremental;
 pub mod reconnect;
 pub mod report;
 pub mod run;
