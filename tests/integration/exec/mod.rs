@@ -502,3 +502,54 @@ async fn dependent_phase_starts_per_symbol_after_its_dependency() {
         assert!(n_quotes > 0, "{sym}: MIDPOINT always has bars");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_from_plan_out_runs_exactly_its_tasks() {
+    let sim = sim("fast", |_| {}).await;
+    let market = sim.market();
+    let syms = symbols(2, &market);
+    let ws = Workspace::new();
+    let n = write_caches_sampled(&market, &syms, &ws.caches(), 1, 0.2, 15);
+    let plan = ws.plan("m", &syms, end_date(), sim.addr().port(), HOURS);
+    let manifest = ws.root.join("m.manifest.json");
+    let out = run_cli_async(
+        vec!["plan".into(), s(&plan), "--out".into(), s(&manifest)],
+        ws.root.clone(),
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Caches changed after planning do not matter: the manifest is what runs.
+    std::fs::remove_dir_all(ws.caches()).unwrap();
+    let out = run_cli_async(
+        vec![
+            "execute".into(),
+            s(&manifest),
+            "--batch-count".into(),
+            "2".into(),
+            "--batch-index".into(),
+            "0".into(),
+        ],
+        ws.root.clone(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "a manifest is already sharded");
+    let out = run_cli_async(vec!["execute".into(), s(&manifest)], ws.root.clone()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = latest(&ws.summaries());
+    assert_eq!(recs.len(), n);
+    assert_eq!(
+        sim.historical_log().len(),
+        n,
+        "one request per manifest task"
+    );
+}
