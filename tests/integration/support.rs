@@ -237,3 +237,10 @@ pub fn latest(records: &[SummaryRecord]) -> std::collections::BTreeMap<String, S
     }
     m
 }
+
+/// Assert a command exited 0 (showing its stderr if not); returns the stderr.
+pub fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}

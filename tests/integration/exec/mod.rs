@@ -123,25 +123,20 @@ async fn hours_phase_for_ten_symbols_matches_the_simulator() {
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let (ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
-    assert_eq!(ok + empty, n);
+    let (n_ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
+    assert_eq!(n_ok + empty, n);
     assert!(
-        ok > 0 && empty > 0,
-        "ok {ok} empty {empty}: the market should produce both"
+        n_ok > 0 && empty > 0,
+        "ok {n_ok} empty {empty}: the market should produce both"
     );
     let c = sim.counters();
     assert_eq!(c.pacing_violations, 0);
-    eprintln!("{n} contracts: {ok} OK, {empty} EMPTY");
+    eprintln!("{n} contracts: {n_ok} OK, {empty} EMPTY");
 
     // A second run sends nothing: everything is done (resume) and up to date.
     let before = sim.historical_log().len();
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert_eq!(
         sim.historical_log().len(),
         before,
@@ -159,21 +154,11 @@ async fn next_day_run_appends_only_new_bars_with_shorter_requests() {
     let wed = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
     let p1 = ws.plan("wed", &syms, wed, sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&p1)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let first_run = sim.historical_log().len();
     let p2 = ws.plan("fri", &syms, end_date(), sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&p2)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let log = sim.historical_log();
     let second: Vec<_> = log[first_run..].to_vec();
     assert!(!second.is_empty());
@@ -250,12 +235,7 @@ async fn corrupt_file_is_quarantined_and_rewritten() {
     std::fs::write(&path, b"PAR1 garbage").unwrap();
     let plan = ws.plan("q", &syms, end_date(), sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let recs = latest(&ws.summaries());
     let rec = recs.values().find(|r| r.con_id == c.con_id).unwrap();
     let q = rec.quarantined.as_ref().expect("quarantined path recorded");
@@ -312,12 +292,7 @@ async fn killed_run_resumes_without_refetching_finished_tasks() {
     );
     let seen = sim.historical_log().len();
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     for r in &sim.historical_log()[seen..] {
         assert!(
             !finished_first.contains(&r.con_id),
@@ -400,8 +375,8 @@ async fn hostile_gateway_loses_nothing() {
         .sum();
     assert!(faults > 0, "the hostile preset drops connections");
     assert!(c.refused_connections > 0, "the outage refused connections");
-    let (ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
-    assert_eq!(ok + empty, n);
+    let (n_ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
+    assert_eq!(n_ok + empty, n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,12 +388,7 @@ async fn realistic_preset_sees_no_pacing_violation() {
     let n = write_caches(&market, &syms, &ws.caches(), 1, 0.04);
     let plan = ws.plan("real", &syms, end_date(), sim.addr().port(), HOURS);
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let c = sim.counters();
     assert_eq!(
         c.pacing_violations,
@@ -471,12 +441,7 @@ async fn dependent_phase_starts_per_symbol_after_its_dependency() {
     );
     let plan = ws.plan("deps", &syms, end_date(), sim.addr().port(), &phases);
     let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let recs = ws.summaries();
     for sym in &syms {
         let hours_done = recs
@@ -517,12 +482,7 @@ async fn a_manifest_from_plan_out_runs_exactly_its_tasks() {
         ws.root.clone(),
     )
     .await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     // Caches changed after planning do not matter: the manifest is what runs.
     std::fs::remove_dir_all(ws.caches()).unwrap();
     let out = run_cli_async(
@@ -539,12 +499,7 @@ async fn a_manifest_from_plan_out_runs_exactly_its_tasks() {
     .await;
     assert_eq!(out.status.code(), Some(2), "a manifest is already sharded");
     let out = run_cli_async(vec!["execute".into(), s(&manifest)], ws.root.clone()).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let recs = latest(&ws.summaries());
     assert_eq!(recs.len(), n);
     assert_eq!(

@@ -44,12 +44,6 @@ fn near_atm(k: u32, e: u32, reference: &str) -> String {
     ))
 }
 
-fn ok(out: &std::process::Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    stderr
-}
-
 /// Read a contracts cache as plain JSON (not through the crate's types, so the brute force
 /// below is independent of the code under test).
 fn cache_json(ws: &Workspace, symbol: &str) -> Value {
