@@ -57,6 +57,7 @@ pub fn run(args: DemoArgs) -> i32 {
     // session to the plan compiler and to the simulator.
     let now = chrono::Utc::now();
     scenario.today = crate::calendar::to_ny(now).date_naive();
+    scenario.clock = crate::sim::SimClock::Wall;
     scenario.seed = args.seed;
     let session = match crate::calendar::last_complete_session(now) {
         Ok(s) => s,

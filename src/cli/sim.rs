@@ -23,6 +23,11 @@ pub struct SimArgs {
     /// Override the scenario's simulated current date (YYYY-MM-DD).
     #[arg(long)]
     pub today: Option<chrono::NaiveDate>,
+    /// Where the simulated "now" comes from: `wall` (the wall clock while --today is the real
+    /// date; the default without --scenario), `close` (the close of --today's session) or an
+    /// RFC 3339 instant on --today.
+    #[arg(long)]
+    pub clock: Option<sim::SimClock>,
 }
 
 fn load(args: &SimArgs) -> Result<Scenario, String> {
@@ -31,14 +36,21 @@ fn load(args: &SimArgs) -> Result<Scenario, String> {
         (None, Some(p)) => Scenario::preset(p).map_err(|e| e.to_string())?,
         (None, None) => Scenario::preset("realistic").map_err(|e| e.to_string())?,
     };
+    // A standalone server is a gateway to point clients at today: it follows the wall clock
+    // unless the scenario pins one.
+    if let Some(clock) = args.clock {
+        s.clock = clock;
+    } else if args.scenario.is_none() {
+        s.clock = sim::SimClock::Wall;
+    }
     if let Some(seed) = args.seed {
         s.seed = seed;
     }
     if let Some(today) = args.today {
         s.today = today;
-        s.validate()
-            .map_err(|(k, m)| format!("--today: {k}: {m}"))?;
     }
+    s.validate()
+        .map_err(|(k, m)| format!("--today/--clock: {k}: {m}"))?;
     Ok(s)
 }
 

@@ -30,7 +30,7 @@ pub mod window;
 pub use chain::{SimChain, SimContract};
 pub use counters::CountersSnapshot;
 pub use market::{Market, SimBar};
-pub use scenario::Scenario;
+pub use scenario::{Scenario, SimClock};
 pub use server::{start, HistRequestRecord, SimHandle};
 pub use universe::SimUnderlying;
 pub use window::HmdsError;

@@ -6,7 +6,7 @@
 //! so a typo never silently runs the default. See `examples/scenarios/*.toml`.
 
 use crate::bars::{BarSize, Duration, DurationUnit};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +25,12 @@ pub struct Scenario {
     /// The simulated current date: contracts expiring before it are expired (error 200), and
     /// no bar starts after its last session's close.
     pub today: NaiveDate,
+    /// Where the simulated "now" comes from: `close` (default: the close of the last session
+    /// on or before `today`, whatever the wall clock says), `wall` (the wall clock while
+    /// `today` is the real New York date and its session runs: a standalone server), or an
+    /// RFC 3339 instant on `today` (pinned, for tests of a session still open).
+    #[serde(default)]
+    pub clock: SimClock,
     /// Synthetic market universe.
     pub market: MarketSettings,
     /// HMDS service model (latency, slots, open-request limit, duration limits).
@@ -33,6 +39,57 @@ pub struct Scenario {
     pub pacing: PacingSettings,
     /// Injected faults.
     pub faults: FaultSettings,
+}
+
+/// Where the simulator's "now" comes from; see [`Scenario::clock`]. Only `Wall` reads the
+/// wall clock, so tests built on `Close` or `At` give the same answers at any time of day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimClock {
+    /// The close of the last session on or before `today`.
+    #[default]
+    Close,
+    /// The wall clock while `today` is the real date and its session runs, else `Close`.
+    Wall,
+    /// A fixed instant (clipped to `today`'s close).
+    At(DateTime<Utc>),
+}
+
+impl std::fmt::Display for SimClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimClock::Close => f.write_str("close"),
+            SimClock::Wall => f.write_str("wall"),
+            SimClock::At(t) => f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        }
+    }
+}
+
+impl std::str::FromStr for SimClock {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "close" => Ok(SimClock::Close),
+            "wall" => Ok(SimClock::Wall),
+            other => DateTime::parse_from_rfc3339(other)
+                .map(|t| SimClock::At(t.with_timezone(&Utc)))
+                .map_err(|e| {
+                    format!("`{other}`: expected `close`, `wall` or an RFC 3339 instant ({e})")
+                }),
+        }
+    }
+}
+
+impl Serialize for SimClock {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SimClock {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Market universe settings.
@@ -220,6 +277,7 @@ impl Scenario {
             name: "realistic".into(),
             seed: 1,
             today: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
+            clock: SimClock::Close,
             market: MarketSettings {
                 extra_symbols: 0,
                 big_chain: None,
@@ -388,6 +446,14 @@ impl Scenario {
                 "today".into(),
                 "outside the trading calendar (2020-2030)".into(),
             ));
+        }
+        if let SimClock::At(t) = self.clock {
+            if crate::calendar::to_ny(t).date_naive() != self.today {
+                return Err((
+                    "clock".into(),
+                    format!("{t} is not on `today` ({}) in New York", self.today),
+                ));
+            }
         }
         Ok(())
     }

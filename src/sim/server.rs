@@ -103,12 +103,14 @@ impl Shared {
         }
     }
 
-    /// The gateway's clock: the wall clock when `today` is the real date, else the close of
-    /// `today` advanced by the time since start (so clients computing "the last session" from
-    /// reqCurrentTime agree with the market).
+    /// The gateway's clock: the wall clock when the scenario follows it and `today` is the
+    /// real date, else the market's "now" advanced by the time since start (so clients
+    /// computing "the last session" from reqCurrentTime agree with the market).
     pub fn clock(&self) -> chrono::DateTime<chrono::Utc> {
         let now = self.market.now();
-        if now > chrono::Utc::now() - chrono::Duration::seconds(1) {
+        if self.market.follows_wall_clock()
+            && now > chrono::Utc::now() - chrono::Duration::seconds(1)
+        {
             chrono::Utc::now()
         } else {
             now + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()

@@ -6,7 +6,7 @@
 
 use super::chain::{self, ChainClass, ListingRules, OptionKey, SimChain, SimContract};
 use super::pricing::round_to;
-use super::scenario::{MarketSettings, OverLimit, Scenario};
+use super::scenario::{MarketSettings, OverLimit, Scenario, SimClock};
 use super::universe::{self, DailyPath, SimUnderlying};
 use super::window::{self, HmdsError};
 use crate::bars::{BarSize, Duration};
@@ -54,6 +54,7 @@ pub struct Market {
     seed: u64,
     today: DateTime<Utc>,
     today_date: NaiveDate,
+    clock: SimClock,
     settings: MarketSettings,
     max_duration: BTreeMap<BarSize, Duration>,
     over_limit: OverLimit,
@@ -95,6 +96,7 @@ impl Market {
             seed: s.seed,
             today: today_close,
             today_date: s.today,
+            clock: s.clock,
             settings: s.market.clone(),
             over_limit: s.hmds.over_limit,
             max_duration: crate::bars::BAR_SIZES
@@ -114,16 +116,28 @@ impl Market {
         self.today_date
     }
 
-    /// The simulated "now": the close of the last session on or before `today`, or the wall
-    /// clock when `today` is the real date and its session is still running. An absent end
-    /// means this; later ends are clipped to it.
+    /// The simulated "now", by the scenario's clock: the close of the last session on or
+    /// before `today`; a pinned instant; or, for a standalone server (`wall`), the wall clock
+    /// when `today` is the real date and its session is still running. An absent end means
+    /// this; later ends are clipped to it.
     pub fn now(&self) -> DateTime<Utc> {
-        let wall = Utc::now();
-        if calendar::to_ny(wall).date_naive() == self.today_date && wall < self.today {
-            wall
-        } else {
-            self.today
+        match self.clock {
+            SimClock::Close => self.today,
+            SimClock::At(t) => t.min(self.today),
+            SimClock::Wall => {
+                let wall = Utc::now();
+                if calendar::to_ny(wall).date_naive() == self.today_date && wall < self.today {
+                    wall
+                } else {
+                    self.today
+                }
+            }
         }
+    }
+
+    /// Whether [`Market::now`] follows the wall clock (a standalone server's `wall` clock).
+    pub fn follows_wall_clock(&self) -> bool {
+        self.clock == SimClock::Wall
     }
 
     /// All underlyings.

@@ -308,3 +308,47 @@ proptest::proptest! {
         }
     }
 }
+
+/// The clock pinned at 10:00 New York on `today` (a session still open): earlier sessions'
+/// daily bars close at the market's closes, today's bar is the partial one up to 10:00, whose
+/// close is the last minute bar's; the same answers whatever the wall clock says.
+#[test]
+fn clock_pinned_inside_todays_session() {
+    let mut s = Scenario::preset("fast").unwrap();
+    s.seed = 7;
+    s.today = today();
+    let ten = ny_to_utc(today(), NaiveTime::from_hms_opt(10, 0, 0).unwrap());
+    s.clock = SimClock::At(ten);
+    assert_eq!(s.validate(), Ok(()));
+    let m = Market::from_scenario(&s);
+    assert_eq!(m.now(), ten);
+    let spy = m.underlying("SPY").unwrap().con_id;
+    let daily = m
+        .bars(spy, "TRADES", BarSize::Day1, m.now(), dur("5 D"), true)
+        .unwrap();
+    assert_eq!(daily.len(), 5);
+    for bar in &daily[..4] {
+        assert_eq!(Some(bar.close), m.close("SPY", bar.date), "{}", bar.date);
+    }
+    let last = daily.last().unwrap();
+    assert_eq!(last.date, today());
+    let minutes = m
+        .bars(spy, "TRADES", BarSize::Min1, m.now(), dur("1 D"), true)
+        .unwrap();
+    let last_minute = minutes.last().unwrap();
+    assert!(last_minute.ts < ten, "no bar starts at or after the clock");
+    assert_eq!(to_ny(last_minute.ts).date_naive(), today());
+    assert_eq!(last.close, last_minute.close);
+    // The default clock is today's close: the full day, whatever time the suite runs at.
+    let closed = Market::new(7, today());
+    let full = closed
+        .bars(spy, "TRADES", BarSize::Day1, closed.now(), dur("5 D"), true)
+        .unwrap();
+    assert_eq!(
+        full.last().unwrap().close,
+        closed.close("SPY", today()).unwrap()
+    );
+    // A pinned instant on another day is refused by validation, naming the key.
+    s.clock = SimClock::At(ten - chrono::Duration::days(1));
+    assert_eq!(s.validate().unwrap_err().0, "clock");
+}
