@@ -138,6 +138,12 @@ impl BarSize {
         Duration { n, unit: u }
     }
 
+    /// The strict older IB limit table ([`BarSize::max_duration`]): what a window is split to
+    /// when a gateway answers a longer one with zero bars or "Time length exceed max".
+    pub fn strict_max_duration(self) -> Duration {
+        self.max_duration()
+    }
+
     /// The closest legal spelling to `s`, for "did you mean" hints.
     pub fn did_you_mean(s: &str) -> Option<&'static str> {
         let norm = s.trim().to_ascii_lowercase();
