@@ -11,9 +11,8 @@
 //! share a file), appended and flushed per write, compacted to the latest entry per file at the
 //! end of a run. Readers take the newest entry per file across all shards' indexes.
 
-use crate::calendar;
-use crate::store::coverage::{FileCoverage, Unit};
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::store::coverage::FileCoverage;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -218,23 +217,12 @@ impl IndexWriter {
     }
 }
 
-/// Fast completeness check for resume: whether `cov` covers every unit of a window without
-/// provisional records. Windows are shared by many contracts, so callers cache units per
-/// (end, duration); `sessions_in` counts sessions between two dates (cached by the caller too).
-pub fn covers_window(cov: &FileCoverage, units: &[Unit], now: DateTime<Utc>) -> bool {
-    !units.is_empty() && units.iter().all(|u| !cov.needs(u, now))
-}
-
-/// First and last session dates of units (for messages).
-pub fn span(units: &[Unit]) -> Option<(NaiveDate, NaiveDate)> {
-    Some((units.first()?.session().date, units.last()?.session().date))
-}
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::coverage::{Answer, Cover};
+    use crate::calendar;
+    use crate::store::coverage::{Answer, Cover, Unit};
+    use chrono::NaiveDate;
 
     #[test]
     fn entries_are_trusted_only_while_the_file_is_unchanged() {
