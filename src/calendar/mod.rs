@@ -3,19 +3,24 @@
 //!
 //! Both the plan compiler (to resolve `end = "last-session"` and split windows per session) and
 //! the simulated gateway (to place bars where IB places them) need the same answer, so it lives
-//! here once. Holidays and half days come from the maintained `trading-calendar` crate (NYSE,
-//! 2020-2030) rather than a hand-written list.
+//! here once. Closures and early closes come from a checked-in table generated from
+//! `exchange_calendars`' XNYS calendar (see [`table`] and `scripts/nyse_calendar.py`): NYSE's
+//! own rules (Saturday holidays close the Friday before, except New Year's Day) and one-off
+//! closures such as national days of mourning are not derivable from a rule.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+mod table;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use chrono_tz::Tz;
-use std::sync::OnceLock;
 
 /// First and last year the calendar knows; outside them every question is an error, because a
 /// guess about holidays would silently plan the wrong sessions.
-pub const MIN_YEAR: i32 = 2020;
+pub const MIN_YEAR: i32 = 2000;
 /// See [`MIN_YEAR`].
-pub const MAX_YEAR: i32 = 2030;
+pub const MAX_YEAR: i32 = 2035;
 
 /// Regular session open, New York time.
 pub const RTH_OPEN: NaiveTime = match NaiveTime::from_hms_opt(9, 30, 0) {
@@ -51,22 +56,6 @@ pub struct Session {
     pub half_day: bool,
 }
 
-fn nyse() -> &'static trading_calendar::TradingCalendar {
-    static CAL: OnceLock<trading_calendar::TradingCalendar> = OnceLock::new();
-    CAL.get_or_init(|| {
-        trading_calendar::TradingCalendar::new(trading_calendar::Market::NYSE)
-            .expect("NYSE calendar is built in")
-    })
-}
-
-fn check(date: NaiveDate) -> Result<(), OutOfRange> {
-    if date.year() < MIN_YEAR || date.year() > MAX_YEAR {
-        Err(OutOfRange(date))
-    } else {
-        Ok(())
-    }
-}
-
 /// New York local date-time to UTC (09:30 and 16:00 are never in a DST gap).
 pub fn ny_to_utc(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     New_York
@@ -83,27 +72,12 @@ pub fn to_ny(t: DateTime<Utc>) -> DateTime<Tz> {
 
 /// True when `date` has a regular session.
 pub fn is_session(date: NaiveDate) -> Result<bool, OutOfRange> {
-    check(date)?;
-    if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
-        return Ok(false);
-    }
-    Ok(nyse().is_trading_day(date).unwrap_or(false))
+    Ok(session(date)?.is_some())
 }
 
 /// The session on `date`, or `None` on a weekend or holiday.
 pub fn session(date: NaiveDate) -> Result<Option<Session>, OutOfRange> {
-    if !is_session(date)? {
-        return Ok(None);
-    }
-    let hours = nyse().trading_hours(date);
-    let half_day = hours.is_early_close();
-    let close = if half_day { HALF_DAY_CLOSE } else { RTH_CLOSE };
-    Ok(Some(Session {
-        date,
-        open: ny_to_utc(date, RTH_OPEN),
-        close: ny_to_utc(date, close),
-        half_day,
-    }))
+    table::days().get(date).ok_or(OutOfRange(date))
 }
 
 /// The last session on or before `date`.
@@ -141,76 +115,15 @@ pub fn last_complete_session(now: DateTime<Utc>) -> Result<Session, OutOfRange> 
 
 /// All sessions with `from <= date <= to`, in order.
 pub fn sessions_between(from: NaiveDate, to: NaiveDate) -> Result<Vec<Session>, OutOfRange> {
-    let mut out = Vec::new();
-    let mut d = from;
-    while d <= to {
-        if let Some(s) = session(d)? {
-            out.push(s);
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let days = table::days();
+    for d in [from, to] {
+        if days.get(d).is_none() {
+            return Err(OutOfRange(d));
         }
-        d = d.succ_opt().ok_or(OutOfRange(d))?;
     }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
-
-    #[test]
-    fn thanksgiving_week_2026() {
-        assert!(
-            !is_session(d(2026, 11, 26)).unwrap(),
-            "Thanksgiving is closed"
-        );
-        let fri = session(d(2026, 11, 27)).unwrap().unwrap();
-        assert!(fri.half_day);
-        assert_eq!(to_ny(fri.close).time(), HALF_DAY_CLOSE);
-        let wed = session(d(2026, 11, 25)).unwrap().unwrap();
-        assert!(!wed.half_day);
-        assert_eq!(to_ny(wed.open).time(), RTH_OPEN);
-        assert_eq!(wed.close - wed.open, chrono::Duration::minutes(390));
-    }
-
-    #[test]
-    fn weekend_resolves_to_friday() {
-        assert_eq!(
-            session_on_or_before(d(2026, 11, 29)).unwrap().date,
-            d(2026, 11, 27)
-        );
-        assert_eq!(
-            session_after(d(2026, 11, 25)).unwrap().date,
-            d(2026, 11, 27)
-        );
-    }
-
-    #[test]
-    fn last_complete_session_waits_for_close() {
-        let during = ny_to_utc(d(2026, 11, 24), NaiveTime::from_hms_opt(12, 0, 0).unwrap());
-        assert_eq!(last_complete_session(during).unwrap().date, d(2026, 11, 23));
-        let after = ny_to_utc(d(2026, 11, 24), NaiveTime::from_hms_opt(16, 0, 0).unwrap());
-        assert_eq!(last_complete_session(after).unwrap().date, d(2026, 11, 24));
-    }
-
-    #[test]
-    fn out_of_range_is_an_error() {
-        assert!(is_session(d(2031, 1, 2)).is_err());
-    }
-
-    #[test]
-    fn known_holidays() {
-        for h in [
-            d(2026, 1, 1),
-            d(2026, 4, 3),
-            d(2026, 7, 3),
-            d(2026, 12, 25),
-            d(2026, 6, 19),
-        ] {
-            assert!(!is_session(h).unwrap(), "{h} should be closed");
-        }
-        assert!(session(d(2026, 12, 24)).unwrap().unwrap().half_day);
-    }
+    let span = days.span(from, to).ok_or(OutOfRange(from))?;
+    Ok(span.iter().flatten().copied().collect())
 }
