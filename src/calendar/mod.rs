@@ -12,7 +12,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use chrono_tz::Tz;
 
