@@ -21,6 +21,7 @@ The range must match MIN_YEAR/MAX_YEAR in src/calendar/mod.rs.
 
 import argparse
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
@@ -36,7 +37,8 @@ TABLE = ROOT / "data" / "nyse_calendar.txt"
 SESSIONS = ROOT / "data" / "xnys_sessions.txt"
 
 # exchange_calendars keeps ad hoc closures as bare dates; name the ones in range for reviewers.
-ADHOC_NAMES = {
+# The script also refuses to write a table in which one of them is a session.
+ADHOC_CLOSURES = {
     "2001-09-11": "September 11 attacks",
     "2001-09-12": "September 11 attacks",
     "2001-09-13": "September 11 attacks",
@@ -47,6 +49,8 @@ ADHOC_NAMES = {
     "2012-10-30": "Hurricane Sandy",
     "2018-12-05": "National day of mourning, George H. W. Bush",
     "2025-01-09": "National day of mourning, Jimmy Carter",
+}
+ADHOC_EARLY_CLOSES = {
     "2003-12-26": "Day after Christmas (ad hoc early close)",
 }
 
@@ -61,8 +65,17 @@ def holiday_names(cal, start, end):
     for _time, hcal in cal.special_closes:
         for day, name in hcal.holidays(start, end, return_name=True).items():
             names.setdefault(day.strftime("%Y-%m-%d"), str(name))
-    names.update(ADHOC_NAMES)
+    names.update(ADHOC_CLOSURES)
+    names.update(ADHOC_EARLY_CLOSES)
     return names
+
+
+def check_rust_range():
+    """The Rust calendar must cover exactly the years written here."""
+    src = (ROOT / "src" / "calendar" / "mod.rs").read_text()
+    years = {k: int(v) for k, v in re.findall(r"pub const (MIN_YEAR|MAX_YEAR): i32 = (\d+);", src)}
+    if years != {"MIN_YEAR": FIRST_YEAR, "MAX_YEAR": LAST_YEAR}:
+        sys.exit(f"src/calendar/mod.rs has {years}; set FIRST_YEAR/LAST_YEAR here to match")
 
 
 def build():
@@ -76,6 +89,12 @@ def build():
         day.strftime("%Y-%m-%d"): (o, c) for day, o, c in zip(sched.index, opens, closes)
     }
     names = holiday_names(cal, start, end)
+    for iso in ADHOC_CLOSURES:
+        if iso in sessions:
+            sys.exit(f"{iso} ({ADHOC_CLOSURES[iso]}) is a session in exchange_calendars")
+    for iso in ADHOC_EARLY_CLOSES:
+        if sessions.get(iso, (None, REGULAR_CLOSE))[1] == REGULAR_CLOSE:
+            sys.exit(f"{iso} ({ADHOC_EARLY_CLOSES[iso]}) is not an early close in exchange_calendars")
     version = xc.__version__
 
     table = [
@@ -115,6 +134,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a file would change")
     args = ap.parse_args()
+    check_rust_range()
     stale = []
     for path, text in zip((TABLE, SESSIONS), build()):
         old = path.read_text() if path.exists() else None

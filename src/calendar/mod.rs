@@ -32,7 +32,8 @@ pub const RTH_CLOSE: NaiveTime = match NaiveTime::from_hms_opt(16, 0, 0) {
     Some(t) => t,
     None => unreachable!(),
 };
-/// Close on a half day (day after Thanksgiving, Christmas Eve, July 3rd), New York time.
+/// Close on a half day (day after Thanksgiving, Christmas Eve, July 3rd), New York time: the
+/// only early close time NYSE has in 2000-2035 (the table carries each day's own).
 pub const HALF_DAY_CLOSE: NaiveTime = match NaiveTime::from_hms_opt(13, 0, 0) {
     Some(t) => t,
     None => unreachable!(),
@@ -50,9 +51,9 @@ pub struct Session {
     pub date: NaiveDate,
     /// Open instant (09:30 New York).
     pub open: DateTime<Utc>,
-    /// Close instant (16:00, or 13:00 on a half day).
+    /// Close instant (16:00, or the early close, 13:00, on a half day).
     pub close: DateTime<Utc>,
-    /// True on a half day.
+    /// True on a half day (an early close).
     pub half_day: bool,
 }
 
