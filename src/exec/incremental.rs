@@ -211,7 +211,11 @@ mod tests {
     }
 
     fn task(bar: BarSize, duration: &str) -> FetchTask {
-        let end = session(d(11, 27)).unwrap().unwrap().close;
+        task_ending(bar, duration, d(11, 27))
+    }
+
+    fn task_ending(bar: BarSize, duration: &str, end_day: NaiveDate) -> FetchTask {
+        let end = session(end_day).unwrap().unwrap().close;
         let duration = duration.parse().unwrap();
         FetchTask {
             id: crate::compile::task::task_id(7, "TRADES", bar, end, duration, true),
@@ -372,6 +376,50 @@ mod tests {
         assert_eq!(
             weeks.iter().map(|r| r.units.len()).sum::<usize>(),
             units.len()
+        );
+    }
+
+    fn requested(t: &FetchTask, path: &std::path::Path) -> String {
+        match plan_request(t, path, true, true) {
+            Plan::Fetch(d) => d.to_string(),
+            Plan::UpToDate(why) => format!("up to date: {why}"),
+        }
+    }
+
+    #[test]
+    fn n_days_count_sessions_across_dst_and_holidays() {
+        let dir = tempfile::tempdir().unwrap();
+        // Clocks go back on 2026-11-01; Thanksgiving 11-26 is closed. Complete through Thursday
+        // 10-29: missing 10-30, 5 + 5 + 5 weekdays, then 23, 24, 25 and the half day 27.
+        let t = task(BarSize::Hours8, "6 M");
+        let path = dir.path().join("fall.parquet");
+        write_bars(&t, &path, &[at(10, 29, 9, 30)]);
+        assert_eq!(requested(&t, &path), "20 D");
+        // A bar inside Monday 11-02's session (after the change) asks for that session again.
+        let t = task(BarSize::Mins30, "1 M");
+        let path = dir.path().join("partial.parquet");
+        write_bars(&t, &path, &[at(11, 2, 12, 0)]);
+        assert_eq!(requested(&t, &path), "19 D");
+        // Clocks go forward on 2026-03-08; Good Friday 2026-04-03 is closed. Complete through
+        // Thursday 03-05, the task ending Monday 04-06: 03-06, 3 weeks of 5, 03-30..04-02, 04-06.
+        let t = task_ending(BarSize::Hours8, "6 M", d(4, 6));
+        let path = dir.path().join("spring.parquet");
+        write_bars(&t, &path, &[at(3, 5, 9, 30)]);
+        assert_eq!(requested(&t, &path), "21 D");
+    }
+
+    #[test]
+    fn half_day_close_ends_the_last_session() {
+        let dir = tempfile::tempdir().unwrap();
+        // The task ends at the 13:00 close of 2026-11-27.
+        let t = task(BarSize::Mins30, "1 M");
+        let path = dir.path().join("half.parquet");
+        write_bars(&t, &path, &[at(11, 27, 12, 0)]);
+        assert_eq!(requested(&t, &path), "1 D", "12:30 bar missing");
+        write_bars(&t, &path, &[at(11, 27, 12, 30)]);
+        assert!(
+            requested(&t, &path).starts_with("up to date"),
+            "12:30 + 30 min is the close"
         );
     }
 }
