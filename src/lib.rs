@@ -13,6 +13,7 @@ pub mod plan;
 pub mod report;
 pub mod sim;
 pub mod store;
+pub mod verify;
 
 /// Process exit codes, documented in the README.
 pub mod exit {

@@ -245,6 +245,9 @@ struct Shared {
     /// Coverage of files as the run started (fast path for files without a Parquet record).
     index: CoverageIndex,
     index_writer: Arc<Mutex<IndexWriter>>,
+    /// Coverage of series without a file recorded in this run (the index above is as of the
+    /// start).
+    fileless: Mutex<HashMap<String, FileCoverage>>,
     limits: Mutex<LearnedLimits>,
     probes: Mutex<HashMap<BarSize, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -263,12 +266,25 @@ impl Shared {
         self.cfg.now.unwrap_or_else(Utc::now)
     }
 
-    /// Coverage of a series without a file (all-empty so far), from the index.
+    /// Coverage of a series without a file (all-empty so far): recorded earlier in this run, or
+    /// in the index by an earlier one.
     fn index_entry(&self, rel: &str, path: &std::path::Path) -> Option<FileCoverage> {
+        if !path.exists() {
+            if let Some(c) = self.fileless.lock().ok().and_then(|m| m.get(rel).cloned()) {
+                return Some(c);
+            }
+        }
         self.index.current(rel, path)
     }
 
     async fn record_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
+        if let Ok(mut m) = self.fileless.lock() {
+            if path.exists() {
+                m.remove(rel);
+            } else {
+                m.insert(rel.to_string(), cov.clone());
+            }
+        }
         let (w, rel, path, cov, now) = (
             self.index_writer.clone(),
             rel.to_string(),
@@ -375,6 +391,7 @@ pub async fn execute(
         today: crate::calendar::to_ny(cfg.now.unwrap_or_else(Utc::now)).date_naive(),
         index,
         index_writer: index_writer.clone(),
+        fileless: Mutex::new(HashMap::new()),
         limits: Mutex::new(LearnedLimits::default()),
         probes: Mutex::new(HashMap::new()),
     });
@@ -824,9 +841,11 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
             req.units.clone(),
             mode,
         );
-        let merged =
-            tokio::task::spawn_blocking(move || parquet::merge_units(&p2, &k2, &b2, &u2, now, m2))
-                .await;
+        let prior = last_cov.clone();
+        let merged = tokio::task::spawn_blocking(move || {
+            parquet::merge_units(&p2, &k2, &b2, &u2, now, m2, prior.as_ref())
+        })
+        .await;
         mode = WriteMode::Merge;
         match merged {
             Ok(Ok(m)) => {
