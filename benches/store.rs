@@ -123,10 +123,11 @@ fn coverage_resume_bench(n: usize) {
     use opt_backfill::store::coverage::{window_units, Answer, Cover, FileCoverage};
     use opt_backfill::store::coverage_index::IndexWriter;
     let dir = tempfile::tempdir().unwrap();
-    let end = opt_backfill::calendar::session(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap())
-        .unwrap()
-        .unwrap()
-        .close;
+    let end =
+        opt_backfill::calendar::session(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap())
+            .unwrap()
+            .unwrap()
+            .close;
     let duration: opt_backfill::bars::Duration = "6 M".parse().unwrap();
     let mut cov = FileCoverage::default();
     for u in window_units(end, duration) {

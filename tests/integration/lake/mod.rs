@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod edits;
 mod limits;
+mod sequences;
 
 /// Every bar of every file of a lake: relative path -> (ts ms, open, high, low, close, volume,
 /// wap, count) rows, as the bytes would be compared (f64 bits).
