@@ -299,6 +299,9 @@ pub struct ReportRow {
     /// Where that close came from (`snapshot`, `cache`, `gateway`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference_source: Option<crate::cache::CloseSource>,
+    /// Windows split because the gateway answered a window over the strict limit table with
+    /// zero bars or "Time length exceed max".
+    pub splits: u64,
 }
 
 type RowKey = (String, String, Option<String>);
@@ -339,6 +342,7 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
             (a, b) => a.or(b),
         };
         row.requests += u64::from(r.attempts);
+        row.splits += u64::from(r.splits);
         if by_symbol && r.reference_close.is_some() {
             row.reference_close = r.reference_close;
             row.reference_source = r.reference_source;
@@ -430,6 +434,11 @@ pub fn format_report(rows: &[ReportRow]) -> String {
             r.error_codes.iter().map(|(c, n)| format!("{c}x{n}")).collect::<Vec<_>>().join(" "),
             if errs.is_empty() { String::new() } else { format!(" [{}]", errs.join(" ")) }
         ));
+        if r.splits > 0 {
+            // Before the newline: windows split to the strict limit table.
+            s.pop();
+            s.push_str(&format!(" splits {}\n", r.splits));
+        }
         if let (Some(c), Some(src)) = (r.reference_close, r.reference_source) {
             // Before the newline: the close the near-ATM strikes were picked with.
             s.pop();

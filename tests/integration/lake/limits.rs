@@ -69,6 +69,20 @@ async fn silent_empty_windows_are_split_to_the_strict_limit_with_one_probe() {
     )
     .unwrap();
     assert_eq!(run["learned_limits"]["1 min"], "1 D", "{run}");
+    let rep = run_cli_async(
+        vec![
+            "report".into(),
+            ws.root.join("state/run_logs/test").display().to_string(),
+        ],
+        ws.root.clone(),
+    )
+    .await;
+    let table = ok(&rep);
+    let table = String::from_utf8_lossy(&rep.stdout).into_owned() + &table;
+    assert!(
+        table.contains("splits 2"),
+        "one split per contract: {table}"
+    );
     let (code, out) = verify(&ws, &plan, &[]).await;
     assert_eq!(code, Some(0), "{out}");
 }
