@@ -94,6 +94,7 @@ async fn run(label: &str, n: usize, fixed: Option<u32>) -> (f64, u64) {
         phase_deps: BTreeMap::new(),
         active_series: 64,
         reference_closes: BTreeMap::new(),
+        now: None,
     };
     let ts = tasks(&sim.market(), n);
     let (_tx, stop) = tokio::sync::watch::channel(false);

@@ -84,6 +84,8 @@ fn resume_bench(n: usize) {
             inflight_limit: Some(16),
             reference_close: None,
             reference_source: None,
+            requests: Vec::new(),
+            splits: 0,
             started_at: t,
             finished_at: t,
         })

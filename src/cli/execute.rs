@@ -205,6 +205,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         phase_deps,
         active_series: 64,
         reference_closes: BTreeMap::new(),
+        now: None,
     };
     // The plan's snapshot is compiled into the manifest's selections; --closes adds a newer one.
     let snapshot_path = args.closes.clone();
@@ -397,5 +398,7 @@ fn no_reference_record(
         finished_at: now,
         reference_close: None,
         reference_source: None,
+        requests: Vec::new(),
+        splits: 0,
     }
 }

@@ -1,84 +1,210 @@
-//! Incremental fetching: what to request for a task given what its Parquet file already holds.
+//! Request planning against coverage: which requests a task needs given what its file already
+//! covers.
 //!
-//! A file that covers the whole window needs no request (UP_TO_DATE); one that ends inside the
-//! window needs only the sessions after its last complete one (a shorter `N D`, which the
-//! gateway counts in trading sessions); anything else gets the task's full window.
+//! A task is a window of sessions. The sessions to fetch are the window's sessions minus those
+//! the file's coverage records as answered (a provisional session counts once it has closed).
+//! None missing: UP_TO_DATE, no request. All missing: the task's own request. Some missing: one
+//! `N D` request per run of consecutive missing sessions (holes in the middle included), each
+//! ending at the close of its last session; a run is never longer than the window, so it stays
+//! within the bar size's limit. Seconds chunks are all or nothing.
 
-use crate::bars::{Duration as IbDuration, DurationUnit};
+use crate::bars::{BarSize, Duration as IbDuration, DurationUnit};
 use crate::compile::task::FetchTask;
-use crate::store::parquet;
+use crate::store::coverage::{FileCoverage, Unit};
+use crate::store::parquet::WriteMode;
+use chrono::{DateTime, Utc};
 
-/// What to send for a task given what its file already holds.
+/// One request of a task and the units it answers for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Request {
+    /// Request end.
+    pub end: DateTime<Utc>,
+    /// Request duration.
+    pub duration: IbDuration,
+    /// The sessions (or chunk) the answer covers, oldest first.
+    pub units: Vec<Unit>,
+}
+
+/// What to send for a task.
+#[derive(Debug)]
 pub(crate) enum Plan {
     /// Nothing to send; why.
     UpToDate(String),
-    /// Send the request with this duration (the task's, or a shorter one).
-    Fetch(IbDuration),
+    /// Send these requests in order, merging each answer with `mode` (Replace applies to the
+    /// first request only).
+    Fetch {
+        /// Requests, oldest first.
+        requests: Vec<Request>,
+        /// How the first answer meets the existing file.
+        mode: WriteMode,
+    },
 }
 
-/// Decide the request for `t` given its file at `path` (`incremental`: merge into the file;
-/// otherwise skip an existing file when `resume`, else overwrite it).
-pub(crate) fn plan_request(
+/// How the run treats existing files.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// Plan against coverage (default); otherwise fetch whole windows.
+    pub incremental: bool,
+    /// With `incremental = false`: skip an existing file at the series' first window.
+    pub resume: bool,
+    /// This task is the first window of its series in this run.
+    pub first_of_series: bool,
+}
+
+/// Decide the requests for `t` (window `units`) given its file's coverage (None: no file).
+pub(crate) fn plan_task(
     t: &FetchTask,
-    path: &std::path::Path,
-    incremental: bool,
-    resume: bool,
+    units: &[Unit],
+    coverage: Option<&FileCoverage>,
+    file_exists: bool,
+    now: DateTime<Utc>,
+    policy: Policy,
 ) -> Plan {
-    let exists = path.exists();
-    if !incremental {
-        return if exists && resume {
-            Plan::UpToDate("file exists (--no-incremental --resume)".into())
-        } else {
-            Plan::Fetch(t.duration)
+    let whole = || Request {
+        end: t.end,
+        duration: t.duration,
+        units: units.to_vec(),
+    };
+    if !policy.incremental {
+        if policy.first_of_series && file_exists {
+            if policy.resume {
+                return Plan::UpToDate("file exists (--no-incremental --resume)".into());
+            }
+            return Plan::Fetch {
+                requests: vec![whole()],
+                mode: WriteMode::Replace,
+            };
+        }
+        return Plan::Fetch {
+            requests: vec![whole()],
+            mode: WriteMode::Merge,
         };
     }
-    let Ok(Some(cov)) = parquet::coverage(path) else {
-        return Plan::Fetch(t.duration);
-    };
-    let bar = chrono::Duration::seconds(t.bar_size.seconds());
-    if cov.last + bar >= t.end {
-        return Plan::UpToDate(format!("file already holds bars up to {}", cov.last));
+    let empty = FileCoverage::default();
+    let cov = coverage.unwrap_or(&empty);
+    let missing: Vec<bool> = units.iter().map(|u| cov.needs(u, now)).collect();
+    if units.is_empty() {
+        return Plan::Fetch {
+            requests: vec![whole()],
+            mode: WriteMode::Merge,
+        };
     }
-    let start = t.duration.window_start(t.end);
-    if cov.last < start {
-        return Plan::Fetch(t.duration);
+    if !missing.iter().any(|m| *m) {
+        return Plan::UpToDate(format!(
+            "every session of the window is covered ({} .. {})",
+            units[0].session().date,
+            units[units.len() - 1].session().date
+        ));
     }
-    // Request the sessions from the one holding the last stored bar (if not finished) to the end.
-    let last_day = crate::calendar::to_ny(cov.last).date_naive();
-    let end_day = crate::calendar::to_ny(t.end).date_naive();
-    let Ok(sessions) = crate::calendar::sessions_between(last_day, end_day) else {
-        return Plan::Fetch(t.duration);
-    };
-    let mut n = sessions.iter().filter(|s| s.open < t.end).count() as u32;
-    if let Some(first) = sessions.first() {
-        if first.date == last_day && cov.last + bar >= first.close {
-            n = n.saturating_sub(1);
+    if missing.iter().all(|m| *m) {
+        return Plan::Fetch {
+            requests: vec![whole()],
+            mode: WriteMode::Merge,
+        };
+    }
+    let mut requests = Vec::new();
+    let mut i = 0;
+    while i < units.len() {
+        if !missing[i] {
+            i += 1;
+            continue;
         }
+        let mut j = i;
+        while j + 1 < units.len() && missing[j + 1] {
+            j += 1;
+        }
+        requests.push(request_for(t, &units[i..=j], j + 1 == units.len()));
+        i = j + 1;
     }
-    if n == 0 {
-        return Plan::UpToDate(format!("file already holds bars up to {}", cov.last));
+    Plan::Fetch {
+        requests,
+        mode: WriteMode::Merge,
     }
-    let shorter = IbDuration {
-        n,
-        unit: DurationUnit::Days,
-    };
-    if shorter.window_start(t.end) <= start {
-        Plan::Fetch(t.duration)
+}
+
+/// The request answering exactly `run` (consecutive units of one window); `last`: the run ends
+/// the window, so it ends at the task's end.
+fn request_for(t: &FetchTask, run: &[Unit], last: bool) -> Request {
+    let end = if last {
+        t.end
     } else {
-        Plan::Fetch(shorter)
+        run.last().map(Unit::end).unwrap_or(t.end)
+    };
+    let duration = match (t.duration.unit, run.first()) {
+        (DurationUnit::Seconds, Some(first)) => {
+            let start = match first {
+                Unit::Chunk { start, .. } => *start,
+                Unit::Session(s) => s.open,
+            };
+            IbDuration {
+                n: (end - start).num_seconds().max(1) as u32,
+                unit: DurationUnit::Seconds,
+            }
+        }
+        _ => IbDuration {
+            n: run.len() as u32,
+            unit: DurationUnit::Days,
+        },
+    };
+    Request {
+        end,
+        duration,
+        units: run.to_vec(),
     }
+}
+
+/// Sessions one request may cover under a limit: the limit's length in trading sessions,
+/// counted low (a month is 19 sessions in the shortest February), so a split never exceeds it.
+pub(crate) fn sessions_within(limit: IbDuration) -> usize {
+    let n = limit.n as usize;
+    match limit.unit {
+        DurationUnit::Seconds => 1,
+        DurationUnit::Days => n,
+        DurationUnit::Weeks => 5 * n,
+        DurationUnit::Months => 19 * n,
+        DurationUnit::Years => 250 * n,
+    }
+    .max(1)
+}
+
+/// Split a request into requests of at most `max_sessions` sessions each (oldest first); a
+/// request already within it is returned as it is.
+pub(crate) fn split(t: &FetchTask, req: &Request, max_sessions: usize) -> Vec<Request> {
+    if t.duration.unit == DurationUnit::Seconds || req.units.len() <= max_sessions {
+        return vec![req.clone()];
+    }
+    let mut out = Vec::new();
+    let mut hi = req.units.len();
+    while hi > 0 {
+        let lo = hi.saturating_sub(max_sessions);
+        let last = hi == req.units.len();
+        let mut r = request_for(t, &req.units[lo..hi], last);
+        if last {
+            r.end = req.end;
+        }
+        out.push(r);
+        hi = lo;
+    }
+    out.reverse();
+    out
+}
+
+/// Whether a request is longer than the strict limit table allows for `bar` (so a silent empty
+/// answer to it may be the gateway refusing its length rather than an empty window).
+pub(crate) fn over_strict(req: &Request, bar: BarSize) -> bool {
+    let strict = bar.strict_max_duration();
+    strict.unit != DurationUnit::Seconds
+        && req.duration.unit != DurationUnit::Seconds
+        && req.units.len() > sessions_within(strict)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bars::BarSize;
     use crate::cache::Right;
-    use crate::calendar::{ny_to_utc, session};
-    use crate::ib::FetchedBar;
-    use crate::store::parquet::SeriesKey;
-    use chrono::{DateTime, Utc};
-    use chrono::{NaiveDate, NaiveTime};
+    use crate::calendar::session;
+    use crate::store::coverage::{window_units, Answer, Cover};
+    use chrono::NaiveDate;
 
     fn d(m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, m, day).unwrap()
@@ -109,85 +235,143 @@ mod tests {
         }
     }
 
-    fn write_bars(t: &FetchTask, path: &std::path::Path, stamps: &[DateTime<Utc>]) {
-        let key = SeriesKey {
-            symbol: t.symbol.clone(),
-            con_id: t.con_id,
-            expiry: t.expiry,
-            strike: t.strike,
-            right: t.right,
-            bar_size: t.bar_size,
-            what: t.what.clone(),
+    const INC: Policy = Policy {
+        incremental: true,
+        resume: true,
+        first_of_series: true,
+    };
+
+    fn covered(units: &[Unit], which: impl Fn(NaiveDate) -> bool) -> FileCoverage {
+        let mut c = FileCoverage::default();
+        for u in units.iter().filter(|u| which(u.session().date)) {
+            c.set(
+                u,
+                Cover {
+                    answer: Answer::Bars,
+                    provisional: false,
+                },
+            );
+        }
+        c
+    }
+
+    fn durations(p: &Plan) -> Vec<String> {
+        match p {
+            Plan::Fetch { requests, .. } => {
+                requests.iter().map(|r| r.duration.to_string()).collect()
+            }
+            Plan::UpToDate(_) => vec![],
+        }
+    }
+
+    #[test]
+    fn requests_cover_exactly_the_missing_sessions_holes_included() {
+        let t = task(BarSize::Hours8, "1 M");
+        let units = window_units(t.end, t.duration);
+        let now = t.end + chrono::Duration::days(3);
+        assert_eq!(
+            durations(&plan_task(&t, &units, None, false, now, INC)),
+            vec!["1 M"]
+        );
+        // Covered up to 11-20: the last sessions (23, 24, 25, 27; 26 is Thanksgiving).
+        let c = covered(&units, |x| x <= d(11, 20));
+        assert_eq!(
+            durations(&plan_task(&t, &units, Some(&c), true, now, INC)),
+            vec!["4 D"]
+        );
+        // A hole in the middle (11-09 .. 11-13) and the tail.
+        let c = covered(&units, |x| {
+            x < d(11, 9) || (x > d(11, 13) && x <= d(11, 20))
+        });
+        let p = plan_task(&t, &units, Some(&c), true, now, INC);
+        assert_eq!(durations(&p), vec!["5 D", "4 D"]);
+        let Plan::Fetch { requests, .. } = p else {
+            panic!()
         };
-        let bars: Vec<FetchedBar> = stamps
-            .iter()
-            .map(|ts| FetchedBar {
-                ts: *ts,
-                open: 1.0,
-                high: 1.0,
-                low: 1.0,
-                close: 1.0,
-                volume: 1.0,
-                wap: 1.0,
-                count: 1,
-            })
-            .collect();
-        parquet::merge_bars(path, &key, &bars, Utc::now(), true).unwrap();
-    }
-
-    fn at(m: u32, day: u32, h: u32, min: u32) -> DateTime<Utc> {
-        ny_to_utc(d(m, day), NaiveTime::from_hms_opt(h, min, 0).unwrap())
-    }
-
-    #[test]
-    fn incremental_requests_only_the_missing_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = task(BarSize::Hours8, "6 M");
-        let path = dir.path().join("f.parquet");
-        assert!(
-            matches!(plan_request(&t, &path, true, true), Plan::Fetch(d) if d == t.duration),
-            "no file: full window"
-        );
-        write_bars(&t, &path, &[at(11, 19, 9, 30), at(11, 20, 9, 30)]);
-        // Missing: Mon 23, Tue 24, Wed 25, Fri 27 (Thanksgiving closed).
-        assert!(
-            matches!(plan_request(&t, &path, true, true), Plan::Fetch(d) if d.to_string() == "4 D")
-        );
-        write_bars(&t, &path, &[at(11, 27, 9, 30)]);
+        assert_eq!(requests[0].end, session(d(11, 13)).unwrap().unwrap().close);
+        assert_eq!(requests[1].end, t.end);
+        let c = covered(&units, |_| true);
         assert!(matches!(
-            plan_request(&t, &path, true, true),
+            plan_task(&t, &units, Some(&c), true, now, INC),
             Plan::UpToDate(_)
         ));
     }
 
     #[test]
-    fn partial_session_is_requested_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = task(BarSize::Mins30, "1 M");
-        let path = dir.path().join("f.parquet");
-        write_bars(&t, &path, &[at(11, 25, 12, 0)]);
-        assert!(
-            matches!(plan_request(&t, &path, true, true), Plan::Fetch(d) if d.to_string() == "2 D")
+    fn a_provisional_session_is_fetched_again_once_closed() {
+        let t = task(BarSize::Mins30, "5 D");
+        let units = window_units(t.end, t.duration);
+        let mut c = covered(&units, |_| true);
+        let last = units.last().unwrap();
+        c.set(
+            last,
+            Cover {
+                answer: Answer::Bars,
+                provisional: true,
+            },
         );
-        // A file older than the window start gets the whole window.
-        let p2 = dir.path().join("g.parquet");
-        write_bars(&t, &p2, &[at(9, 1, 10, 0)]);
-        assert!(matches!(plan_request(&t, &p2, true, true), Plan::Fetch(d) if d == t.duration));
+        let p = plan_task(&t, &units, Some(&c), true, t.end, INC);
+        assert_eq!(durations(&p), vec!["1 D"]);
+        let before_close = last.session().open;
+        assert!(matches!(
+            plan_task(&t, &units, Some(&c), true, before_close, INC),
+            Plan::UpToDate(_)
+        ));
     }
 
     #[test]
-    fn plain_mode_skips_or_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = task(BarSize::Hours8, "6 M");
-        let path = dir.path().join("f.parquet");
-        write_bars(&t, &path, &[at(11, 20, 9, 30)]);
+    fn plain_mode_skips_or_replaces_at_the_first_window_only() {
+        let t = task(BarSize::Hours8, "1 M");
+        let units = window_units(t.end, t.duration);
+        let c = covered(&units, |_| true);
+        let plain = |resume, first| Policy {
+            incremental: false,
+            resume,
+            first_of_series: first,
+        };
         assert!(matches!(
-            plan_request(&t, &path, false, true),
+            plan_task(&t, &units, Some(&c), true, t.end, plain(true, true)),
             Plan::UpToDate(_)
         ));
         assert!(matches!(
-            plan_request(&t, &path, false, false),
-            Plan::Fetch(_)
+            plan_task(&t, &units, Some(&c), true, t.end, plain(false, true)),
+            Plan::Fetch {
+                mode: WriteMode::Replace,
+                ..
+            }
         ));
+        assert!(matches!(
+            plan_task(&t, &units, Some(&c), true, t.end, plain(true, false)),
+            Plan::Fetch {
+                mode: WriteMode::Merge,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn splitting_keeps_every_session_once_and_within_the_limit() {
+        let t = task(BarSize::Min1, "1 M");
+        let units = window_units(t.end, t.duration);
+        let whole = Request {
+            end: t.end,
+            duration: t.duration,
+            units: units.clone(),
+        };
+        assert!(over_strict(&whole, BarSize::Min1));
+        let parts = split(&t, &whole, 1);
+        assert_eq!(parts.len(), units.len());
+        assert!(parts.iter().all(|r| r.duration.to_string() == "1 D"));
+        let dates: Vec<NaiveDate> = parts.iter().map(|r| r.units[0].session().date).collect();
+        let want: Vec<NaiveDate> = units.iter().map(|u| u.session().date).collect();
+        assert_eq!(dates, want);
+        assert_eq!(parts.last().unwrap().end, t.end);
+        assert_eq!(parts[0].end, units[0].session().close);
+        let weeks = split(&t, &whole, sessions_within("1 W".parse().unwrap()));
+        assert!(weeks.iter().all(|r| r.units.len() <= 5));
+        assert_eq!(
+            weeks.iter().map(|r| r.units.len()).sum::<usize>(),
+            units.len()
+        );
     }
 }

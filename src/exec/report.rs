@@ -30,6 +30,11 @@ pub struct RunStats {
     pub elapsed_secs: f64,
     /// Governor state at the end (or now).
     pub governor: GovernorStats,
+    /// Windows split because a window longer than the strict limit table answered zero bars or
+    /// "Time length exceed max".
+    pub limit_splits: u64,
+    /// Limits learned in this run, per bar size (windows are split to this many sessions).
+    pub learned_limits: BTreeMap<String, String>,
 }
 
 impl RunStats {

@@ -7,13 +7,15 @@
 //! finished.
 
 use super::governor::{GovernorConfig, PacingGovernor};
-use super::incremental::{plan_request, Plan};
+use super::incremental::{over_strict, plan_task, sessions_within, split, Plan, Policy, Request};
 use super::report::{Reporter, RunStats};
 use super::small_bars::SmallBarKey;
-use crate::bars::Duration as IbDuration;
+use crate::bars::BarSize;
 use crate::compile::task::FetchTask;
 use crate::ib::{FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec, OutcomeClass};
-use crate::store::parquet::{self, SeriesKey};
+use crate::store::coverage::{window_units, Answer, FileCoverage, Unit};
+use crate::store::coverage_index::{CoverageIndex, IndexWriter};
+use crate::store::parquet::{self, SeriesKey, StoreError, WriteMode};
 use crate::store::summary::{self, SummaryRecord, SummaryWriter};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -58,6 +60,9 @@ pub struct ExecConfig {
     /// Near-ATM reference close and its source per (phase, symbol), copied into every summary
     /// record of those tasks.
     pub reference_closes: BTreeMap<(String, String), (f64, crate::cache::CloseSource)>,
+    /// The clock for coverage decisions (a session fetched before its close is provisional):
+    /// `None` is the wall clock; tests and `--now` pin it.
+    pub now: Option<DateTime<Utc>>,
 }
 
 /// How a run ended.
@@ -133,40 +138,76 @@ pub fn lock_scope(cfg: &ExecConfig) -> Result<RunLock, ExecError> {
     }
 }
 
-/// Drop tasks an earlier run finished (summary says OK/EMPTY/UP_TO_DATE and the file is there).
+/// Drop tasks whose window the lake already covers, by the scope's coverage index: a task is
+/// done when the index entry of its file still matches the file on disk (size and mtime) and
+/// records every session of the window as answered (provisional ones only until they close).
+/// Anything else goes to the scheduler, which reads the file itself. A scope without an index
+/// (written by an older version) falls back to the summaries for tasks that wrote no file
+/// (EMPTY), and its files are re-read at run time, which records them in the index.
 pub fn filter_resumed(
     cfg: &ExecConfig,
     tasks: Vec<FetchTask>,
 ) -> Result<(Vec<FetchTask>, u64), ExecError> {
-    if !cfg.resume {
+    if !cfg.resume || !cfg.incremental {
         return Ok((tasks, 0));
     }
-    let state = summary::load_resume_state(&cfg.state_root, &cfg.scope).map_err(|source| {
-        ExecError::Io {
-            path: cfg.state_root.clone(),
-            source,
-        }
-    })?;
+    let io = |path: PathBuf| move |source| ExecError::Io { path, source };
+    let index = CoverageIndex::load(&cfg.state_root, &cfg.scope).map_err(io(
+        crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
+    ))?;
+    let legacy = if index.is_empty() {
+        Some(
+            summary::load_resume_state(&cfg.state_root, &cfg.scope)
+                .map_err(io(cfg.state_root.clone()))?,
+        )
+    } else {
+        None
+    };
+    let now = cfg.now.unwrap_or_else(Utc::now);
+    let mut windows: HashMap<(DateTime<Utc>, String), Vec<Unit>> = HashMap::new();
+    let mut files: HashMap<String, Option<FileCoverage>> = HashMap::new();
     let mut checked = HashSet::new();
     let before = tasks.len();
     let left: Vec<FetchTask> = tasks
         .into_iter()
-        .filter(|t| !state.is_done(&t.id, &mut checked))
+        .filter(|t| {
+            let key = series_key(t);
+            let rel = relative_bar_path(&key);
+            let cov = files.entry(rel.clone()).or_insert_with(|| {
+                let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
+                index.current(&rel, &path)
+            });
+            let done = match cov {
+                Some(cov) => {
+                    let units = windows
+                        .entry((t.end, t.duration.to_string()))
+                        .or_insert_with(|| window_units(t.end, t.duration));
+                    !units.is_empty() && units.iter().all(|u| !cov.needs(u, now))
+                }
+                None => legacy.as_ref().is_some_and(|st| {
+                    st.done_without_file(&t.id) && st.is_done(&t.id, &mut checked)
+                }),
+            };
+            !done
+        })
         .collect();
     let skipped = (before - left.len()) as u64;
     Ok((left, skipped))
 }
 
+/// Everything that writes one output file, in phase (depends-on) then window order: one series
+/// per file, so two phases writing the same file never race.
 struct Series {
-    phase: String,
+    phases: Vec<String>,
     symbol: String,
     tasks: Vec<FetchTask>,
 }
 
 enum Event {
     Request { retry: bool },
+    Learned { bar: BarSize, sessions: usize },
     Finished { class: OutcomeClass, bars: u64 },
-    SeriesDone { phase: String, symbol: String },
+    SeriesDone { phases: Vec<String>, symbol: String },
     Reconnected,
     GatewayLost(String),
 }
@@ -181,6 +222,85 @@ struct Shared {
     lost: watch::Sender<Option<String>>,
     reconnecting: tokio::sync::Mutex<()>,
     today: chrono::NaiveDate,
+    /// Coverage of files as the run started (fast path for files without a Parquet record).
+    index: CoverageIndex,
+    index_writer: Arc<Mutex<IndexWriter>>,
+    limits: Mutex<LearnedLimits>,
+    probes: Mutex<HashMap<BarSize, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Per bar size, what this run learned about the gateway's duration limit (in sessions).
+#[derive(Default)]
+struct LearnedLimits {
+    /// Longest window that answered with bars.
+    confirmed: HashMap<BarSize, usize>,
+    /// Windows are split to this many sessions (a longer one answered zero bars or too long).
+    learned: HashMap<BarSize, usize>,
+}
+
+impl Shared {
+    fn now(&self) -> DateTime<Utc> {
+        self.cfg.now.unwrap_or_else(Utc::now)
+    }
+
+    /// Coverage of a series without a file (all-empty so far), from the index.
+    fn index_entry(&self, rel: &str, path: &std::path::Path) -> Option<FileCoverage> {
+        self.index.current(rel, path)
+    }
+
+    async fn record_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
+        let (w, rel, path, cov, now) = (
+            self.index_writer.clone(),
+            rel.to_string(),
+            path.to_path_buf(),
+            cov.clone(),
+            Utc::now(),
+        );
+        let res = tokio::task::spawn_blocking(move || {
+            w.lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .record(&rel, &path, &cov, now)
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("cannot append to the coverage index: {e}"),
+            Err(e) => tracing::error!("coverage index task failed: {e}"),
+        }
+    }
+
+    fn learned_limit(&self, bar: BarSize) -> Option<usize> {
+        self.limits.lock().ok()?.learned.get(&bar).copied()
+    }
+
+    fn confirmed(&self, bar: BarSize, sessions: usize) -> bool {
+        self.limits
+            .lock()
+            .map(|l| l.confirmed.get(&bar).is_some_and(|c| *c >= sessions))
+            .unwrap_or(false)
+    }
+
+    fn confirm(&self, bar: BarSize, sessions: usize) {
+        if let Ok(mut l) = self.limits.lock() {
+            let c = l.confirmed.entry(bar).or_default();
+            *c = (*c).max(sessions);
+        }
+    }
+
+    fn learn(&self, bar: BarSize, sessions: usize) {
+        if let Ok(mut l) = self.limits.lock() {
+            let e = l.learned.entry(bar).or_insert(sessions);
+            *e = (*e).min(sessions);
+        }
+        let _ = self.events.send(Event::Learned { bar, sessions });
+    }
+
+    fn probe_lock(&self, bar: BarSize) -> Arc<tokio::sync::Mutex<()>> {
+        match self.probes.lock() {
+            Ok(mut m) => m.entry(bar).or_default().clone(),
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
 }
 
 /// Run `tasks` (already resume-filtered) against the gateway. `stop` turns true on Ctrl-C:
@@ -203,6 +323,22 @@ pub async fn execute(
     for rec in &skipped {
         writer.append(rec).map_err(io_err)?;
     }
+    let index = tokio::task::block_in_place(|| CoverageIndex::load(&cfg.state_root, &cfg.scope))
+        .map_err(|source| ExecError::Io {
+            path: crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
+            source,
+        })?;
+    let index_writer = IndexWriter::open(
+        &cfg.state_root,
+        &cfg.scope,
+        cfg.batch_index,
+        cfg.batch_count,
+    )
+    .map_err(|source| ExecError::Io {
+        path: crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
+        source,
+    })?;
+    let index_writer = Arc::new(Mutex::new(index_writer));
     let gateway = Gateway::connect(cfg.gateway.clone()).await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -216,22 +352,30 @@ pub async fn execute(
         stop: stop.clone(),
         lost: lost_tx,
         reconnecting: tokio::sync::Mutex::new(()),
-        today: crate::calendar::to_ny(Utc::now()).date_naive(),
+        today: crate::calendar::to_ny(cfg.now.unwrap_or_else(Utc::now)).date_naive(),
+        index,
+        index_writer: index_writer.clone(),
+        limits: Mutex::new(LearnedLimits::default()),
+        probes: Mutex::new(HashMap::new()),
     });
 
-    // Group into series, keeping the manifest's order.
-    let mut order: Vec<(String, i64, String, crate::bars::BarSize)> = Vec::new();
-    let mut groups: HashMap<(String, i64, String, crate::bars::BarSize), Series> = HashMap::new();
+    // Group into series (one per output file), keeping the manifest's order.
+    let rank = phase_ranks(&cfg.phase_deps);
+    let mut order: Vec<(i64, String, BarSize)> = Vec::new();
+    let mut groups: HashMap<(i64, String, BarSize), Series> = HashMap::new();
     for t in tasks {
-        let key = (t.phase.clone(), t.con_id, t.what.clone(), t.bar_size);
+        let key = (t.con_id, t.what.clone(), t.bar_size);
         let s = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key.clone());
             Series {
-                phase: t.phase.clone(),
+                phases: Vec::new(),
                 symbol: t.symbol.clone(),
                 tasks: Vec::new(),
             }
         });
+        if !s.phases.contains(&t.phase) {
+            s.phases.push(t.phase.clone());
+        }
         s.tasks.push(t);
     }
     let mut remaining: HashMap<(String, String), usize> = HashMap::new();
@@ -246,23 +390,31 @@ pub async fn execute(
     let mut series_in_order = Vec::new();
     for key in order {
         if let Some(mut s) = groups.remove(&key) {
-            s.tasks.sort_by_key(|t| t.window);
+            s.tasks.sort_by(|a, b| {
+                let ra = rank.get(&a.phase).copied().unwrap_or(0);
+                let rb = rank.get(&b.phase).copied().unwrap_or(0);
+                (ra, &a.phase, a.window).cmp(&(rb, &b.phase, b.window))
+            });
             stats.total += s.tasks.len() as u64;
-            *remaining
-                .entry((s.phase.clone(), s.symbol.clone()))
-                .or_default() += 1;
+            for p in &s.phases {
+                *remaining.entry((p.clone(), s.symbol.clone())).or_default() += 1;
+            }
             series_in_order.push(s);
         }
     }
     let deps = cfg.phase_deps.clone();
-    let blocked = |phase: &str, symbol: &str, remaining: &HashMap<(String, String), usize>| {
-        deps.get(phase).is_some_and(|ds| {
-            ds.iter().any(|d| {
-                remaining
-                    .get(&(d.clone(), symbol.to_string()))
-                    .copied()
-                    .unwrap_or(0)
-                    > 0
+    // A series waits while a phase it holds depends on a phase with unfinished series of the
+    // symbol other than itself (its own tasks run in depends-on order).
+    let blocked = |s: &Series, remaining: &HashMap<(String, String), usize>| {
+        s.phases.iter().any(|phase| {
+            deps.get(phase).is_some_and(|ds| {
+                ds.iter().any(|d| {
+                    let open = remaining
+                        .get(&(d.clone(), s.symbol.clone()))
+                        .copied()
+                        .unwrap_or(0);
+                    open > usize::from(s.phases.contains(d))
+                })
             })
         })
     };
@@ -271,7 +423,7 @@ pub async fn execute(
     let mut ready: VecDeque<Series> = VecDeque::new();
     let mut waiting: HashMap<String, Vec<Series>> = HashMap::new();
     for s in series_in_order {
-        if blocked(&s.phase, &s.symbol, &remaining) {
+        if blocked(&s, &remaining) {
             waiting.entry(s.symbol.clone()).or_default().push(s);
         } else {
             ready.push_back(s);
@@ -301,17 +453,17 @@ pub async fn execute(
         }
         tokio::select! {
             Some(ev) = rx.recv() => {
-                if let Some((phase, symbol)) = count_event(&mut stats, &mut gateway_lost, ev) {
+                if let Some((phases, symbol)) = count_event(&mut stats, &mut gateway_lost, ev) {
                     active -= 1;
-                    let key = (phase, symbol);
-                    if let Some(n) = remaining.get_mut(&key) { *n = n.saturating_sub(1); }
-                    if remaining.get(&key) == Some(&0) {
-                        if let Some(list) = waiting.remove(&key.1) {
-                            let (now, later): (Vec<Series>, Vec<Series>) =
-                                list.into_iter().partition(|s| !blocked(&s.phase, &s.symbol, &remaining));
-                            ready.extend(now);
-                            if !later.is_empty() { waiting.insert(key.1.clone(), later); }
-                        }
+                    for phase in phases {
+                        let key = (phase, symbol.clone());
+                        if let Some(n) = remaining.get_mut(&key) { *n = n.saturating_sub(1); }
+                    }
+                    if let Some(list) = waiting.remove(&symbol) {
+                        let (now, later): (Vec<Series>, Vec<Series>) =
+                            list.into_iter().partition(|s| !blocked(s, &remaining));
+                        ready.extend(now);
+                        if !later.is_empty() { waiting.insert(symbol.clone(), later); }
                     }
                 }
             }
@@ -332,6 +484,13 @@ pub async fn execute(
     stats.elapsed_secs = started.elapsed().as_secs_f64();
     stats.governor = governor.stats();
     reporter.finish(&stats);
+    let compacted = index_writer
+        .lock()
+        .map_err(|_| std::io::Error::other("poisoned"))
+        .and_then(|mut w| w.compact(&cfg.state_root, &cfg.scope));
+    if let Err(e) = compacted {
+        tracing::error!("cannot compact the coverage index: {e}");
+    }
     let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
     if let Err(e) = crate::store::atomic::write_json(&run_file, &stats) {
         tracing::error!("{}: {e}", run_file.display());
@@ -344,13 +503,47 @@ pub async fn execute(
     })
 }
 
-/// Count an event into the stats; a finished series is handed back (phase, symbol) for the
+/// Depth of each phase in the depends-on graph (0: no dependencies), so one series runs its
+/// phases' windows in dependency order.
+fn phase_ranks(deps: &BTreeMap<String, Vec<String>>) -> HashMap<String, usize> {
+    fn rank(
+        p: &str,
+        deps: &BTreeMap<String, Vec<String>>,
+        memo: &mut HashMap<String, usize>,
+        depth: usize,
+    ) -> usize {
+        if let Some(r) = memo.get(p) {
+            return *r;
+        }
+        let r = if depth > deps.len() {
+            0 // a cycle (refused by the plan compiler): do not recurse forever
+        } else {
+            deps.get(p)
+                .map(|ds| {
+                    ds.iter()
+                        .map(|d| rank(d, deps, memo, depth + 1) + 1)
+                        .max()
+                        .unwrap_or(0)
+                })
+                .unwrap_or(0)
+        };
+        memo.insert(p.to_string(), r);
+        r
+    }
+    let mut memo = HashMap::new();
+    for p in deps.keys() {
+        rank(p, deps, &mut memo, 0);
+    }
+    memo
+}
+
+/// Count an event into the stats; a finished series is handed back (phases, symbol) for the
 /// scheduler's bookkeeping.
 fn count_event(
     stats: &mut RunStats,
     gateway_lost: &mut Option<String>,
     ev: Event,
-) -> Option<(String, String)> {
+) -> Option<(Vec<String>, String)> {
     match ev {
         Event::Request { retry } => {
             stats.requests += 1;
@@ -363,26 +556,55 @@ fn count_event(
             stats.bars += bars;
         }
         Event::Reconnected => stats.reconnects += 1,
+        Event::Learned { bar, sessions } => {
+            stats.limit_splits += 1;
+            stats
+                .learned_limits
+                .insert(bar.as_str().to_string(), format!("{sessions} D"));
+        }
         Event::GatewayLost(why) => *gateway_lost = Some(why),
-        Event::SeriesDone { phase, symbol } => return Some((phase, symbol)),
+        Event::SeriesDone { phases, symbol } => return Some((phases, symbol)),
     }
     None
 }
 
 async fn run_series(sh: Arc<Shared>, s: Series) {
-    for t in &s.tasks {
+    for (i, t) in s.tasks.iter().enumerate() {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
             break;
         }
-        run_task(&sh, t).await;
+        run_task(&sh, t, i == 0).await;
     }
     let _ = sh.events.send(Event::SeriesDone {
-        phase: s.phase,
+        phases: s.phases,
         symbol: s.symbol,
     });
 }
 
-fn hist_request(t: &FetchTask, duration: IbDuration) -> HistRequest {
+fn series_key(t: &FetchTask) -> SeriesKey {
+    SeriesKey {
+        symbol: t.symbol.clone(),
+        con_id: t.con_id,
+        expiry: t.expiry,
+        strike: t.strike,
+        right: t.right,
+        bar_size: t.bar_size,
+        what: t.what.clone(),
+    }
+}
+
+/// A bar file's path relative to the scope's bar directory (the coverage index's key).
+fn relative_bar_path(key: &SeriesKey) -> String {
+    format!(
+        "{}/{}/{}/{}.parquet",
+        key.symbol,
+        key.con_id,
+        key.what,
+        key.bar_size.file_stem()
+    )
+}
+
+fn hist_request(t: &FetchTask, req: &Request) -> HistRequest {
     HistRequest {
         option: Some(OptionSpec {
             symbol: t.symbol.clone(),
@@ -399,61 +621,258 @@ fn hist_request(t: &FetchTask, duration: IbDuration) -> HistRequest {
         stock_symbol: t.symbol.clone(),
         what: t.what.clone(),
         bar_size: t.bar_size,
-        duration,
-        end: Some(t.end),
+        duration: req.duration,
+        end: Some(req.end),
         use_rth: t.use_rth,
     }
 }
 
-async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
+/// What one request of a task came to.
+enum Sent {
+    /// Bars (possibly none: a silent empty answer).
+    Bars(Vec<FetchedBar>),
+    /// A final failure (EMPTY included).
+    Failed(crate::ib::Failure),
+    /// The run is stopping: not recorded, the next run does it.
+    Stopped,
+}
+
+/// The running totals of one task, for its summary record.
+#[derive(Default)]
+struct TaskTally {
+    bars: Vec<FetchedBar>,
+    written: u64,
+    attempts: u32,
+    latency_ms: Option<u64>,
+    quarantined: Option<String>,
+    requests: Vec<String>,
+    splits: u32,
+}
+
+async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let cfg = &sh.cfg;
-    let key = SeriesKey {
-        symbol: t.symbol.clone(),
-        con_id: t.con_id,
-        expiry: t.expiry,
-        strike: t.strike,
-        right: t.right,
-        bar_size: t.bar_size,
-        what: t.what.clone(),
-    };
+    let key = series_key(t);
     let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
+    let rel = relative_bar_path(&key);
     let started_at = Utc::now();
-    let plan = {
-        let (t2, p2, inc, res) = (t.clone(), path.clone(), cfg.incremental, cfg.resume);
-        tokio::task::spawn_blocking(move || plan_request(&t2, &p2, inc, res))
-            .await
-            .unwrap_or(Plan::Fetch(t.duration))
+    let now = sh.now();
+    let units = window_units(t.end, t.duration);
+    // Read the file (retrying transient I/O errors); a file that cannot be decoded plans as
+    // absent and is quarantined by the merge.
+    let file = {
+        let p2 = path.clone();
+        let mut tries = 0;
+        loop {
+            let p3 = p2.clone();
+            let res = tokio::task::spawn_blocking(move || parquet::read_file(&p3)).await;
+            match res {
+                Ok(Ok(f)) => break Ok(f),
+                Ok(Err(StoreError::Corrupt { .. })) => break Ok(None),
+                Ok(Err(e)) if tries < 3 => {
+                    tries += 1;
+                    tracing::warn!("{e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << tries)).await;
+                }
+                Ok(Err(e)) => break Err(e.to_string()),
+                Err(e) => break Err(e.to_string()),
+            }
+        }
     };
-    let duration = match plan {
-        Plan::UpToDate(why) => {
-            let out = path.exists().then(|| path.display().to_string());
+    let file = match file {
+        Ok(f) => f,
+        Err(why) => {
             let rec = record(
                 sh,
                 t,
-                t.duration,
+                started_at,
+                OutcomeClass::Other,
+                TaskTally::default(),
+                None,
+                Some(why),
+                None,
+            );
+            write_record(sh, rec, OutcomeClass::Other, 0).await;
+            return;
+        }
+    };
+    let exists = file.is_some();
+    let coverage = match &file {
+        Some(f) => Some(f.effective_coverage()),
+        None => sh.index_entry(&rel, &path),
+    };
+    let policy = Policy {
+        incremental: cfg.incremental,
+        resume: cfg.resume,
+        first_of_series,
+    };
+    let (requests, mode) = match plan_task(t, &units, coverage.as_ref(), exists, now, policy) {
+        Plan::UpToDate(why) => {
+            if let Some(c) = &coverage {
+                sh.record_coverage(&rel, &path, c).await;
+            }
+            let out = exists.then(|| path.display().to_string());
+            let rec = record(
+                sh,
+                t,
                 started_at,
                 OutcomeClass::UpToDate,
-                &[],
-                0,
+                TaskTally::default(),
                 None,
                 Some(why),
                 out,
-                None,
-                0,
-                None,
             );
             write_record(sh, rec, OutcomeClass::UpToDate, 0).await;
             return;
         }
-        Plan::Fetch(d) => d,
+        Plan::Fetch { requests, mode } => (requests, mode),
     };
-    let req = hist_request(t, duration);
+    let mut queue: VecDeque<Request> = requests.into();
+    let mut mode = mode;
+    let mut tally = TaskTally::default();
+    let mut last_cov = coverage;
+    let mut failure: Option<crate::ib::Failure> = None;
+    // IB's "no data" answer (162), kept for the record of a task that ends EMPTY.
+    let mut empty_answer: Option<crate::ib::Failure> = None;
+    while let Some(req) = queue.pop_front() {
+        // A limit learned earlier in the run: split before sending.
+        if let Some(max) = sh.learned_limit(t.bar_size) {
+            let parts = split(t, &req, max);
+            if parts.len() > 1 {
+                tally.splits += 1;
+                for p in parts.into_iter().rev() {
+                    queue.push_front(p);
+                }
+                continue;
+            }
+        }
+        let probe = over_strict(&req, t.bar_size) && !sh.confirmed(t.bar_size, req.units.len());
+        let probe_guard = if probe {
+            let lock = sh.probe_lock(t.bar_size);
+            let g = lock.lock_owned().await;
+            if sh.learned_limit(t.bar_size).is_some() || sh.confirmed(t.bar_size, req.units.len()) {
+                queue.push_front(req);
+                continue;
+            }
+            Some(g)
+        } else {
+            None
+        };
+        tally.requests.push(format!(
+            "{}@{}",
+            req.duration,
+            req.end.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
+        let sent = send(sh, t, &req, &mut tally).await;
+        let too_long = |f: &crate::ib::Failure| {
+            f.class == OutcomeClass::InvalidRequest
+                && (f.message.contains("Time length exceed max")
+                    || f.message.contains("invalid step"))
+        };
+        let fetched = match sent {
+            Sent::Stopped => return,
+            Sent::Bars(bars) if bars.is_empty() && over_strict(&req, t.bar_size) => None,
+            Sent::Failed(f) if too_long(&f) && over_strict(&req, t.bar_size) => None,
+            Sent::Bars(bars) => {
+                sh.confirm(t.bar_size, req.units.len());
+                Some(bars)
+            }
+            Sent::Failed(f) if f.class == OutcomeClass::Empty => {
+                empty_answer = Some(f);
+                Some(Vec::new())
+            }
+            Sent::Failed(f) => {
+                failure = Some(f);
+                break;
+            }
+        };
+        drop(probe_guard);
+        let Some(bars) = fetched else {
+            // Zero bars (or "too long") for a window over the strict table: learn the strict
+            // limit for the rest of the run and split this window to it.
+            let strict = sessions_within(t.bar_size.strict_max_duration());
+            sh.learn(t.bar_size, strict);
+            tally.splits += 1;
+            for p in split(t, &req, strict).into_iter().rev() {
+                queue.push_front(p);
+            }
+            continue;
+        };
+        let (p2, k2, b2, u2, m2) = (
+            path.clone(),
+            key.clone(),
+            bars.clone(),
+            req.units.clone(),
+            mode,
+        );
+        let merged =
+            tokio::task::spawn_blocking(move || parquet::merge_units(&p2, &k2, &b2, &u2, now, m2))
+                .await;
+        mode = WriteMode::Merge;
+        match merged {
+            Ok(Ok(m)) => {
+                tally.written += m.appended as u64;
+                if let Some(q) = m.quarantined {
+                    tally.quarantined = Some(q.display().to_string());
+                }
+                sh.record_coverage(&rel, &path, &m.coverage).await;
+                last_cov = Some(m.coverage);
+            }
+            Ok(Err(e)) => {
+                tracing::error!("{e}");
+                failure = Some(crate::ib::Failure {
+                    class: OutcomeClass::Other,
+                    code: None,
+                    message: e.to_string(),
+                });
+                break;
+            }
+            Err(e) => {
+                failure = Some(crate::ib::Failure {
+                    class: OutcomeClass::Other,
+                    code: None,
+                    message: e.to_string(),
+                });
+                break;
+            }
+        }
+        tally.bars.extend(bars);
+    }
+    let out = path.exists().then(|| path.display().to_string());
+    let (class, code, message) = match failure {
+        Some(f) => (f.class, f.code, Some(f.message)),
+        None => {
+            let all_empty = last_cov.as_ref().is_some_and(|c| {
+                units.iter().all(|u| {
+                    c.session(u.session().date)
+                        .is_some_and(|cv| cv.answer == Answer::Empty)
+                        || matches!(u, Unit::Chunk { .. }) && tally.bars.is_empty()
+                })
+            });
+            if all_empty {
+                let (code, message) = empty_answer
+                    .map(|f| (f.code, Some(f.message)))
+                    .unwrap_or((None, None));
+                (OutcomeClass::Empty, code, message)
+            } else {
+                (OutcomeClass::Ok, None, None)
+            }
+        }
+    };
+    let n = tally.bars.len() as u64;
+    let rec = record(sh, t, started_at, class, tally, code, message, out);
+    write_record(sh, rec, class, n).await;
+}
+
+/// Send one request with retries and reconnects (the task's attempts are counted in `tally`).
+async fn send(sh: &Arc<Shared>, t: &FetchTask, req: &Request, tally: &mut TaskTally) -> Sent {
+    let cfg = &sh.cfg;
+    let hreq = hist_request(t, req);
     let expired = t.expiry < sh.today;
     let small = t.bar_size.is_small().then(|| SmallBarKey {
         contract: format!("{}|{}|{}", t.con_id, t.exchange, t.what),
         request: format!(
             "{}|{}|{}|{}|{}",
-            t.con_id, t.what, t.bar_size, t.end, duration
+            t.con_id, t.what, t.bar_size, req.end, req.duration
         ),
         weight: if t.what == "BID_ASK" { 2 } else { 1 },
     });
@@ -461,64 +880,31 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
     let mut disconnects = 0u32;
     loop {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
-            return; // not recorded: the next run does it
+            return Sent::Stopped;
         }
         let generation = sh.gateway.generation();
         let permit = sh.governor.acquire(small.as_ref()).await;
         attempts += 1;
+        tally.attempts += 1;
         let _ = sh.events.send(Event::Request {
             retry: attempts > 1,
         });
-        let result = sh.gateway.historical(&req, expired).await;
+        let result = sh.gateway.historical(&hreq, expired).await;
         let class = match &result {
             Ok(_) => OutcomeClass::Ok,
             Err(f) => f.class,
         };
         let latency = permit.finish(class);
-        let latency_ms = Some(latency.as_millis() as u64);
+        tally.latency_ms = Some(latency.as_millis() as u64);
         match result {
-            Ok(bars) => {
-                let (p2, k2, b2, inc) = (path.clone(), key.clone(), bars.clone(), cfg.incremental);
-                let merged = tokio::task::spawn_blocking(move || {
-                    parquet::merge_bars(&p2, &k2, &b2, Utc::now(), inc)
-                })
-                .await;
-                let (class, written, quarantined, err) = match merged {
-                    Ok(Ok(m)) => (
-                        OutcomeClass::Ok,
-                        m.appended as u64,
-                        m.quarantined.map(|q| q.display().to_string()),
-                        None,
-                    ),
-                    Ok(Err(e)) => (OutcomeClass::Other, 0, None, Some(e.to_string())),
-                    Err(e) => (OutcomeClass::Other, 0, None, Some(e.to_string())),
-                };
-                let out = (class == OutcomeClass::Ok && path.exists())
-                    .then(|| path.display().to_string());
-                let rec = record(
-                    sh,
-                    t,
-                    duration,
-                    started_at,
-                    class,
-                    &bars,
-                    written,
-                    None,
-                    err,
-                    out,
-                    quarantined,
-                    attempts,
-                    latency_ms,
-                );
-                write_record(sh, rec, class, bars.len() as u64).await;
-                return;
-            }
+            Ok(bars) => return Sent::Bars(bars),
             Err(f) if f.class == OutcomeClass::Disconnected => {
                 disconnects += 1;
                 if disconnects > 1000 || !reconnect(sh, generation).await {
-                    return;
+                    return Sent::Stopped;
                 }
                 attempts -= 1; // not the task's fault
+                tally.attempts -= 1;
             }
             Err(f) if f.class.is_retryable() && attempts < cfg.max_attempts => {
                 let backoff = cfg
@@ -527,34 +913,7 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                     .min(Duration::from_secs(60));
                 tokio::time::sleep(backoff).await;
             }
-            Err(f) => {
-                let out = path.exists().then(|| path.display().to_string());
-                // No trades in the missing span of a file that already holds the rest of the
-                // window: the window is complete, so the task is OK, not EMPTY.
-                let class =
-                    if f.class == OutcomeClass::Empty && duration != t.duration && out.is_some() {
-                        OutcomeClass::Ok
-                    } else {
-                        f.class
-                    };
-                let rec = record(
-                    sh,
-                    t,
-                    duration,
-                    started_at,
-                    class,
-                    &[],
-                    0,
-                    f.code,
-                    Some(f.message.clone()),
-                    out,
-                    None,
-                    attempts,
-                    latency_ms,
-                );
-                write_record(sh, rec, class, 0).await;
-                return;
-            }
+            Err(f) => return Sent::Failed(f),
         }
     }
 }
@@ -593,23 +952,22 @@ async fn reconnect(sh: &Arc<Shared>, generation: u64) -> bool {
 fn record(
     sh: &Shared,
     t: &FetchTask,
-    duration: IbDuration,
     started_at: DateTime<Utc>,
     class: OutcomeClass,
-    bars: &[FetchedBar],
-    written: u64,
+    tally: TaskTally,
     code: Option<i32>,
     message: Option<String>,
     output_path: Option<String>,
-    quarantined: Option<String>,
-    attempts: u32,
-    latency_ms: Option<u64>,
 ) -> SummaryRecord {
     let reference = sh
         .cfg
         .reference_closes
         .get(&(t.phase.clone(), t.symbol.clone()))
         .copied();
+    let duration = match tally.requests.as_slice() {
+        [one] => one.split('@').next().unwrap_or_default().to_string(),
+        _ => t.duration.to_string(),
+    };
     SummaryRecord {
         run_id: sh.cfg.run_id.clone(),
         task_id: t.id.clone(),
@@ -621,24 +979,26 @@ fn record(
         right: Some(t.right.as_str().to_string()),
         bar_size: t.bar_size.as_str().to_string(),
         what: t.what.clone(),
-        duration: duration.to_string(),
+        duration,
         end: t.end,
         status: class.as_str().to_string(),
-        bars: bars.len() as u64,
-        bars_written: written,
-        first: bars.iter().map(|b| b.ts).min(),
-        last: bars.iter().map(|b| b.ts).max(),
+        bars: tally.bars.len() as u64,
+        bars_written: tally.written,
+        first: tally.bars.iter().map(|b| b.ts).min(),
+        last: tally.bars.iter().map(|b| b.ts).max(),
         error_code: code,
         error_message: message,
         output_path,
-        quarantined,
-        attempts,
-        latency_ms,
+        quarantined: tally.quarantined,
+        attempts: tally.attempts,
+        latency_ms: tally.latency_ms,
         inflight_limit: Some(sh.governor.stats().limit),
         started_at,
         finished_at: Utc::now(),
         reference_close: reference.map(|r| r.0),
         reference_source: reference.map(|r| r.1),
+        requests: tally.requests,
+        splits: tally.splits,
     }
 }
 

@@ -32,6 +32,10 @@ pub enum OutcomeClass {
     Other,
     /// Not requested (e.g. no reference close for a near-ATM phase).
     Skipped,
+    /// Zero bars and no error for a window longer than the strict limit table allows: a real
+    /// gateway's silent answer to a too-long window. Not done, not EMPTY: the executor splits
+    /// the window; a task records it only when it ended before the split answered.
+    ZeroBars,
 }
 
 impl OutcomeClass {
@@ -70,6 +74,7 @@ impl OutcomeClass {
             OutcomeClass::Permission => "PERMISSION",
             OutcomeClass::Other => "OTHER",
             OutcomeClass::Skipped => "SKIPPED",
+            OutcomeClass::ZeroBars => "ZERO_BARS",
         }
     }
 }
@@ -243,6 +248,7 @@ mod tests {
             Permission,
             Other,
             Skipped,
+            ZeroBars,
         ] {
             assert!(!(c.is_done() && c.is_retryable()), "{c}");
         }

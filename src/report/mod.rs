@@ -477,6 +477,8 @@ mod tests {
             finished_at: t,
             reference_close: None,
             reference_source: None,
+            requests: Vec::new(),
+            splits: 0,
         }
     }
 

@@ -1,15 +1,19 @@
 //! Per-contract Parquet bar files with incremental merge and atomic writes.
 //!
 //! One file per `{root}/raw/ib/historical_bars_{scope}/{SYMBOL}/{conId}/{WHAT}/{BAR}.parquet`.
-//! A merge reads the file (if any), keeps its rows, appends only fetched bars newer than its last
-//! `ts`, deduplicates on (ts, conid, bar_size, what_to_show), sorts by `ts` and writes a temporary
-//! file in the same directory that is then renamed over the old one: a crash leaves either the old
-//! or the new file, never half of one. These functions block: call them from `spawn_blocking`.
+//! A merge reads the file (if any), replaces the rows of the sessions just fetched with the
+//! answer (merged by the key ts, conid, bar_size, what_to_show; conid, bar size and what are
+//! constant in a file), sorts by `ts`, records what each fetched session answered in the file's
+//! coverage ([`super::coverage`], in the Parquet key-value metadata) and writes a temporary file
+//! in the same directory that is then renamed over the old one: a crash leaves either the old or
+//! the new file, never half of one. These functions block: call them from `spawn_blocking`.
 
 use crate::bars::BarSize;
 use crate::cache::Right;
 use crate::ib::FetchedBar;
+use crate::store::coverage::{Answer, Cover, FileCoverage, Unit, COVERAGE_KEY};
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
+use polars::io::parquet::write::KeyValueMetadata;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -122,12 +126,64 @@ pub enum StoreError {
 /// Result of a merge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeOutcome {
-    /// Rows newly written.
+    /// Rows the file did not hold before (new timestamps).
     pub appended: usize,
     /// Rows in the file after the merge.
     pub total: usize,
     /// Where a corrupt previous file was moved, if one was.
     pub quarantined: Option<PathBuf>,
+    /// The file's coverage after the merge.
+    pub coverage: FileCoverage,
+    /// False when nothing was written: no file existed and the answer had no bars (the coverage
+    /// then lives only in the scope's coverage index).
+    pub written: bool,
+}
+
+/// How fetched bars meet an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Keep the file's other sessions; the fetched units replace theirs.
+    Merge,
+    /// Start the file afresh from the fetched bars (`--no-incremental --no-resume`).
+    Replace,
+}
+
+/// A bar file as read back: its rows and the coverage record it carries (None for files written
+/// by older versions or by other tools).
+#[derive(Debug, Clone, Default)]
+pub struct BarFile {
+    /// Rows, in file order.
+    pub rows: Vec<StoredBar>,
+    /// The file's coverage record, if it has one.
+    pub coverage: Option<FileCoverage>,
+}
+
+impl BarFile {
+    /// The coverage to plan with: the record checked against the rows (a session recorded with
+    /// bars that has none in the file is forgotten), or, without a record, rebuilt from them.
+    pub fn effective_coverage(&self) -> FileCoverage {
+        let times = || self.rows.iter().map(|r| (r.bar.ts, Some(r.fetched_at)));
+        match &self.coverage {
+            None => FileCoverage::from_bar_times(times()),
+            Some(c) => {
+                let held: std::collections::BTreeSet<NaiveDate> = self
+                    .rows
+                    .iter()
+                    .map(|r| crate::calendar::to_ny(r.bar.ts).date_naive())
+                    .collect();
+                let mut c = c.clone();
+                let lost: Vec<NaiveDate> = c
+                    .sessions()
+                    .filter(|(d, cv)| cv.answer == Answer::Bars && !held.contains(*d))
+                    .map(|(d, _)| *d)
+                    .collect();
+                for d in lost {
+                    c.forget_session(d);
+                }
+                c
+            }
+        }
+    }
 }
 
 fn corrupt(path: &Path, reason: impl ToString) -> StoreError {
@@ -137,8 +193,42 @@ fn corrupt(path: &Path, reason: impl ToString) -> StoreError {
     }
 }
 
-/// Read every row of a bar file. `Ok(None)` when it does not exist.
-pub fn read_bars(path: &Path) -> Result<Option<Vec<StoredBar>>, StoreError> {
+/// A polars error while reading: I/O errors (EMFILE, EIO, ...) are transient and leave the file
+/// alone; anything else means the bytes cannot be decoded.
+fn read_error(path: &Path, e: PolarsError) -> StoreError {
+    match e {
+        PolarsError::IO { error, .. } => StoreError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(error.kind(), error.to_string()),
+        },
+        other => corrupt(path, other),
+    }
+}
+
+/// Milliseconds since the epoch of a timestamp column, whatever its unit and zone (files
+/// rewritten by pandas/pyarrow carry µs or ns); integers are taken as milliseconds.
+fn epoch_ms(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, StoreError> {
+    let col = df
+        .column(name)
+        .map_err(|_| corrupt(path, format!("no `{name}` column")))?;
+    let per_ms: i64 = match col.dtype() {
+        DataType::Datetime(TimeUnit::Nanoseconds, _) => 1_000_000,
+        DataType::Datetime(TimeUnit::Microseconds, _) => 1_000,
+        DataType::Datetime(TimeUnit::Milliseconds, _) => 1,
+        DataType::Int64 | DataType::Int32 | DataType::UInt64 | DataType::UInt32 => 1,
+        other => return Err(corrupt(path, format!("`{name}`: unexpected type {other}"))),
+    };
+    let phys = col
+        .to_physical_repr()
+        .cast(&DataType::Int64)
+        .map_err(|e| corrupt(path, format!("`{name}`: {e}")))?;
+    let ca = phys.i64().map_err(|e| corrupt(path, e))?;
+    Ok(ca.iter().map(|v| v.map(|v| v.div_euclid(per_ms))).collect())
+}
+
+/// Read a bar file. `Ok(None)` when it does not exist; [`StoreError::Io`] for a transient read
+/// failure (retry, never quarantine); [`StoreError::Corrupt`] when its bytes cannot be decoded.
+pub fn read_file(path: &Path) -> Result<Option<BarFile>, StoreError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -149,19 +239,16 @@ pub fn read_bars(path: &Path) -> Result<Option<Vec<StoredBar>>, StoreError> {
             })
         }
     };
-    let df = ParquetReader::new(file)
-        .finish()
-        .map_err(|e| corrupt(path, e))?;
-    let ms = |name: &str| -> Result<Vec<Option<i64>>, StoreError> {
-        let col = df
-            .column(name)
-            .map_err(|_| corrupt(path, format!("no `{name}` column")))?;
-        let phys = col
-            .cast(&DataType::Int64)
-            .map_err(|e| corrupt(path, format!("`{name}`: {e}")))?;
-        let ca = phys.i64().map_err(|e| corrupt(path, e))?;
-        Ok(ca.iter().collect())
+    let mut reader = ParquetReader::new(file);
+    let coverage = {
+        let meta = reader.get_metadata().map_err(|e| read_error(path, e))?;
+        meta.key_value_metadata()
+            .as_ref()
+            .and_then(|kv| kv.iter().find(|k| k.key == COVERAGE_KEY))
+            .and_then(|k| k.value.as_deref())
+            .and_then(|v| FileCoverage::decode(v).ok())
     };
+    let df = reader.finish().map_err(|e| read_error(path, e))?;
     let f64s = |name: &str| -> Result<Vec<Option<f64>>, StoreError> {
         let col = df
             .column(name)
@@ -171,12 +258,12 @@ pub fn read_bars(path: &Path) -> Result<Option<Vec<StoredBar>>, StoreError> {
             .map_err(|e| corrupt(path, format!("`{name}`: {e}")))?;
         Ok(c.f64().map_err(|e| corrupt(path, e))?.iter().collect())
     };
-    let ts = ms("ts")?;
-    let fetched = ms("fetched_at").unwrap_or_else(|_| vec![None; ts.len()]);
+    let ts = epoch_ms(path, &df, "ts")?;
+    let fetched = epoch_ms(path, &df, "fetched_at").unwrap_or_else(|_| vec![None; ts.len()]);
     let (open, high, low, close) = (f64s("open")?, f64s("high")?, f64s("low")?, f64s("close")?);
     let (volume, wap) = (f64s("volume")?, f64s("wap")?);
     let count: Vec<Option<f64>> = f64s("bar_count")?;
-    let mut out = Vec::with_capacity(ts.len());
+    let mut rows = Vec::with_capacity(ts.len());
     for i in 0..ts.len() {
         let t = ts[i].ok_or_else(|| corrupt(path, format!("row {i}: null ts")))?;
         let to_utc = |ms: i64| Utc.timestamp_millis_opt(ms).single();
@@ -191,9 +278,14 @@ pub fn read_bars(path: &Path) -> Result<Option<Vec<StoredBar>>, StoreError> {
             count: count[i].map(|c| c as i32).unwrap_or(-1),
         };
         let fetched_at = fetched[i].and_then(to_utc).unwrap_or(bar.ts);
-        out.push(StoredBar { bar, fetched_at });
+        rows.push(StoredBar { bar, fetched_at });
     }
-    Ok(Some(out))
+    Ok(Some(BarFile { rows, coverage }))
+}
+
+/// Every row of a bar file. `Ok(None)` when it does not exist.
+pub fn read_bars(path: &Path) -> Result<Option<Vec<StoredBar>>, StoreError> {
+    Ok(read_file(path)?.map(|f| f.rows))
 }
 
 /// Coverage of an existing file; `Ok(None)` if absent or empty, `Err(Corrupt)` if unreadable.
@@ -213,16 +305,20 @@ pub fn coverage(path: &Path) -> Result<Option<Coverage>, StoreError> {
     })
 }
 
-/// Move an unusable file aside (kept for inspection) and return its new name.
+/// Move an unusable file aside (kept for inspection) under a name no earlier quarantine used,
+/// and return it.
 pub fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, StoreError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let target = path.with_file_name(format!(
-        "{name}.corrupt-{}",
-        now.format("%Y%m%dT%H%M%S%.3fZ")
-    ));
+    let stamp = now.format("%Y%m%dT%H%M%S%.3fZ");
+    let mut target = path.with_file_name(format!("{name}.corrupt-{stamp}"));
+    let mut n = 1;
+    while target.exists() {
+        target = path.with_file_name(format!("{name}.corrupt-{stamp}-{n}"));
+        n += 1;
+    }
     std::fs::rename(path, &target).map_err(|source| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -230,9 +326,85 @@ pub fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, StoreError
     Ok(target)
 }
 
-/// Merge fetched bars into the series' file. `incremental = true`: keep the file's rows and append
-/// only bars newer than its last `ts`; `false`: replace the file with the fetched bars. A file that
-/// cannot be read is quarantined first and the fetched bars written fresh.
+/// Merge bars fetched for `units` into the series' file: in [`WriteMode::Merge`] the file's
+/// rows of other units stay, the fetched units' stored rows are replaced by the answer (merged
+/// by key: ts within the file's conid, bar size and what), and the coverage records what each
+/// unit answered; `Replace` starts the file afresh. A file that cannot be decoded is quarantined
+/// first; one that cannot be read (I/O) fails the merge and is left alone.
+pub fn merge_units(
+    path: &Path,
+    key: &SeriesKey,
+    fetched: &[FetchedBar],
+    units: &[Unit],
+    fetched_at: DateTime<Utc>,
+    mode: WriteMode,
+) -> Result<MergeOutcome, StoreError> {
+    let mut quarantined = None;
+    let existing = match mode {
+        WriteMode::Replace => None,
+        WriteMode::Merge => match read_file(path) {
+            Ok(f) => f,
+            Err(StoreError::Corrupt { .. }) => {
+                quarantined = Some(quarantine(path, fetched_at)?);
+                None
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    let (rows, mut coverage) = match existing {
+        Some(f) => {
+            let cov = f.effective_coverage();
+            (f.rows, cov)
+        }
+        None => (Vec::new(), FileCoverage::default()),
+    };
+    let before: std::collections::HashSet<i64> =
+        rows.iter().map(|r| r.bar.ts.timestamp_millis()).collect();
+    let mut by_ts: BTreeMap<i64, StoredBar> = rows
+        .into_iter()
+        .filter(|r| !units.iter().any(|u| u.holds(r.bar.ts)))
+        .map(|r| (r.bar.ts.timestamp_millis(), r))
+        .collect();
+    for b in fetched {
+        by_ts.insert(
+            b.ts.timestamp_millis(),
+            StoredBar {
+                bar: *b,
+                fetched_at,
+            },
+        );
+    }
+    for u in units {
+        let answer = if fetched.iter().any(|b| u.holds(b.ts)) {
+            Answer::Bars
+        } else {
+            Answer::Empty
+        };
+        coverage.set(
+            u,
+            Cover {
+                answer,
+                provisional: fetched_at < u.end(),
+            },
+        );
+    }
+    let appended = by_ts.keys().filter(|k| !before.contains(k)).count();
+    let rows: Vec<StoredBar> = by_ts.into_values().collect();
+    let written = !rows.is_empty() || path.exists();
+    if written {
+        write_atomic(path, key, &rows, &coverage)?;
+    }
+    Ok(MergeOutcome {
+        appended,
+        total: rows.len(),
+        quarantined,
+        coverage,
+        written,
+    })
+}
+
+/// Merge fetched bars whatever sessions they fall in (tests and benchmarks: the units are the
+/// sessions of the bars). `incremental = false` replaces the file.
 pub fn merge_bars(
     path: &Path,
     key: &SeriesKey,
@@ -240,50 +412,21 @@ pub fn merge_bars(
     fetched_at: DateTime<Utc>,
     incremental: bool,
 ) -> Result<MergeOutcome, StoreError> {
-    let mut quarantined = None;
-    let existing = if incremental {
-        match read_bars(path) {
-            Ok(rows) => rows.unwrap_or_default(),
-            Err(StoreError::Corrupt { .. }) => {
-                quarantined = Some(quarantine(path, fetched_at)?);
-                Vec::new()
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        Vec::new()
-    };
-    let last = existing.iter().map(|r| r.bar.ts).max();
-    // Keyed on ts: conid, bar size and what are constant within a file, so this is the
-    // (ts, conid, bar_size, what_to_show) dedupe.
-    let mut rows: BTreeMap<i64, StoredBar> = existing
-        .into_iter()
-        .map(|r| (r.bar.ts.timestamp_millis(), r))
+    let dates: std::collections::BTreeSet<NaiveDate> = fetched
+        .iter()
+        .map(|b| crate::calendar::to_ny(b.ts).date_naive())
         .collect();
-    let before = rows.len();
-    for b in fetched {
-        if last.is_none_or(|l| b.ts > l) {
-            rows.entry(b.ts.timestamp_millis()).or_insert(StoredBar {
-                bar: *b,
-                fetched_at,
-            });
-        }
-    }
-    let appended = rows.len() - before;
-    if appended == 0 && quarantined.is_none() && path.exists() {
-        return Ok(MergeOutcome {
-            appended: 0,
-            total: rows.len(),
-            quarantined,
-        });
-    }
-    let rows: Vec<StoredBar> = rows.into_values().collect();
-    write_atomic(path, key, &rows)?;
-    Ok(MergeOutcome {
-        appended,
-        total: rows.len(),
-        quarantined,
-    })
+    let units: Vec<Unit> = dates
+        .into_iter()
+        .filter_map(|d| crate::calendar::session(d).ok().flatten())
+        .map(Unit::Session)
+        .collect();
+    let mode = if incremental {
+        WriteMode::Merge
+    } else {
+        WriteMode::Replace
+    };
+    merge_units(path, key, fetched, &units, fetched_at, mode)
 }
 
 fn build_frame(key: &SeriesKey, rows: &[StoredBar]) -> PolarsResult<DataFrame> {
@@ -350,14 +493,24 @@ fn build_frame(key: &SeriesKey, rows: &[StoredBar]) -> PolarsResult<DataFrame> {
     DataFrame::new(n, cols)
 }
 
-/// Write rows to `path` via a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, key: &SeriesKey, rows: &[StoredBar]) -> Result<(), StoreError> {
+/// Write rows and their coverage record to `path` via a temporary file in the same directory
+/// and a rename: the record and the bars it describes become visible together.
+pub fn write_atomic(
+    path: &Path,
+    key: &SeriesKey,
+    rows: &[StoredBar],
+    coverage: &FileCoverage,
+) -> Result<(), StoreError> {
     let mut df = build_frame(key, rows).map_err(|source| StoreError::Write {
         path: path.to_path_buf(),
         source,
     })?;
     crate::store::atomic::write_with(path, |f| {
         ParquetWriter::new(f)
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
+                COVERAGE_KEY.to_string(),
+                coverage.encode(),
+            )])))
             .finish(&mut df)
             .map(|_| ())
             .map_err(std::io::Error::other)
@@ -404,12 +557,13 @@ mod tests {
         let now = Utc::now();
         let out = merge_bars(&path, &key(), &[bar(2000, 2.0), bar(1000, 1.0)], now, true).unwrap();
         assert_eq!((out.appended, out.total), (2, 2));
-        // An overlapping fetch: 2000 is already there (with another close), 3000 is new.
+        // An overlapping fetch: 2000 is already there (with another close), 3000 is new. The
+        // newer answer replaces the stored bar of the same key.
         let out = merge_bars(&path, &key(), &[bar(2000, 99.0), bar(3000, 3.0)], now, true).unwrap();
         assert_eq!((out.appended, out.total), (1, 3));
         let rows = read_bars(&path).unwrap().unwrap();
         let closes: Vec<f64> = rows.iter().map(|r| r.bar.close).collect();
-        assert_eq!(closes, vec![1.0, 2.0, 3.0], "old bar kept, sorted by ts");
+        assert_eq!(closes, vec![1.0, 99.0, 3.0], "merged by key, sorted by ts");
         let cov = coverage(&path).unwrap().unwrap();
         assert_eq!(cov.last.timestamp(), 3000);
     }

@@ -75,6 +75,18 @@ pub struct SummaryRecord {
     /// Where that close came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_source: Option<crate::cache::CloseSource>,
+    /// Requests the task sent for the sessions its file lacked, as `duration@end` (RFC 3339),
+    /// oldest first, splits included; empty when nothing was sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
+    /// Windows split because the gateway answered zero bars or "Time length exceed max" for a
+    /// window longer than the strict limit table.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub splits: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Directory of one run's summaries.
@@ -191,6 +203,12 @@ pub fn load_resume_state(state_root: &Path, scope: &str) -> std::io::Result<Resu
 }
 
 impl ResumeState {
+    /// True when the task finished earlier without writing a file (EMPTY): the only trace of
+    /// those sessions in a lake written before coverage was recorded.
+    pub fn done_without_file(&self, task_id: &str) -> bool {
+        matches!(self.done.get(task_id), Some(None))
+    }
+
     /// True when the task finished earlier and its output (if it wrote one) is still there.
     pub fn is_done(&self, task_id: &str, checked_files: &mut HashSet<String>) -> bool {
         match self.done.get(task_id) {
@@ -246,6 +264,8 @@ mod tests {
             finished_at: t,
             reference_close: None,
             reference_source: None,
+            requests: Vec::new(),
+            splits: 0,
         }
     }
 

@@ -145,7 +145,7 @@ async fn hours_phase_for_ten_symbols_matches_the_simulator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn next_day_run_appends_only_new_bars_with_shorter_requests() {
+async fn next_day_run_requests_only_the_sessions_not_yet_covered() {
     let sim = sim("fast", |_| {}).await;
     let market = sim.market();
     let syms = symbols(2, &market);
@@ -162,33 +162,21 @@ async fn next_day_run_appends_only_new_bars_with_shorter_requests() {
     let log = sim.historical_log();
     let second: Vec<_> = log[first_run..].to_vec();
     assert!(!second.is_empty());
-    // Last bar each contract's file held after Wednesday's run.
-    let last_bar: BTreeMap<i64, chrono::DateTime<chrono::Utc>> = latest(&ws.summaries())
-        .values()
-        .filter(|r| r.end.date_naive() <= wed && r.status == "OK")
-        .filter_map(|r| r.last.map(|l| (r.con_id, l)))
-        .collect();
-    assert!(!last_bar.is_empty());
+    // Wednesday's run answered every session up to Wednesday for every contract (with bars or
+    // empty), so Friday's run asks each contract for the sessions after Wednesday only.
+    let after_wed = opt_backfill::calendar::sessions_between(wed.succ_opt().unwrap(), end_date())
+        .unwrap()
+        .len();
+    let contracts: std::collections::BTreeSet<i64> = second.iter().map(|r| r.con_id).collect();
     for r in &second {
-        if let Some(last) = last_bar.get(&r.con_id) {
-            // One 8-hour bar covers its whole session: request the sessions after it.
-            let last_day = opt_backfill::calendar::to_ny(*last).date_naive();
-            let missing =
-                opt_backfill::calendar::sessions_between(last_day.succ_opt().unwrap(), end_date())
-                    .unwrap()
-                    .len();
-            assert_eq!(
-                r.duration,
-                format!("{missing} D"),
-                "contract {} last held {last}",
-                r.con_id
-            );
-        }
+        assert_eq!(
+            r.duration,
+            format!("{after_wed} D"),
+            "contract {}",
+            r.con_id
+        );
     }
-    assert!(
-        second.iter().any(|r| r.duration == "1 D"),
-        "contracts that traded on Wednesday only miss Friday"
-    );
+    assert_eq!(second.len(), contracts.len(), "one request per contract");
     // Files hold exactly the simulator's bars up to Friday.
     assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
 }

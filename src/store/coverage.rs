@@ -1,0 +1,443 @@
+//! Coverage: which sessions of a bar file (and, for seconds bars, which chunks of a session)
+//! were asked for and answered, and how.
+//!
+//! A file's newest bar says nothing about holes: a window that timed out between two that
+//! succeeded, a cell lengthened from `1 M` to `6 M`, a session fetched before it closed. So the
+//! store records per session what the gateway answered: bars, no bars (`Empty`), and whether the
+//! session was still open when it was fetched (`provisional`, fetched again once it closed).
+//!
+//! The record travels with the bars in the Parquet file's key-value metadata (written in the
+//! same atomic rename), and a per-scope index ([`super::coverage_index`]) caches it for a fast
+//! resume. A lost record only costs requests: a session without a record is fetched, and a
+//! range whose session count no longer matches the calendar is dropped.
+
+use crate::bars::Duration as IbDuration;
+use crate::calendar::{self, Session};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Format version of the encoded coverage.
+pub const COVERAGE_VERSION: u32 = 1;
+
+/// Key of the coverage record in a bar file's Parquet key-value metadata.
+pub const COVERAGE_KEY: &str = "opt_backfill.coverage";
+
+/// What the gateway answered for a session or chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// At least one bar.
+    Bars,
+    /// Asked, answered, no bars (no trades, or before the contract's listing).
+    Empty,
+}
+
+/// One unit's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cover {
+    /// What was answered.
+    pub answer: Answer,
+    /// The unit had not ended when it was fetched: fetch it again once it has.
+    pub provisional: bool,
+}
+
+impl Cover {
+    fn code(self) -> &'static str {
+        match (self.answer, self.provisional) {
+            (Answer::Bars, false) => "B",
+            (Answer::Empty, false) => "E",
+            (Answer::Bars, true) => "b",
+            (Answer::Empty, true) => "e",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Cover> {
+        let (answer, provisional) = match code {
+            "B" => (Answer::Bars, false),
+            "E" => (Answer::Empty, false),
+            "b" => (Answer::Bars, true),
+            "e" => (Answer::Empty, true),
+            _ => return None,
+        };
+        Some(Cover {
+            answer,
+            provisional,
+        })
+    }
+}
+
+/// A unit of a window: a whole session, or a chunk of one (seconds bars).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A whole regular session.
+    Session(Session),
+    /// `[start, end)` inside `session`.
+    Chunk {
+        /// The session the chunk lies in.
+        session: Session,
+        /// Chunk start.
+        start: DateTime<Utc>,
+        /// Chunk end (exclusive).
+        end: DateTime<Utc>,
+    },
+}
+
+impl Unit {
+    /// The session of the unit.
+    pub fn session(&self) -> &Session {
+        match self {
+            Unit::Session(s) | Unit::Chunk { session: s, .. } => s,
+        }
+    }
+
+    /// When the unit ends.
+    pub fn end(&self) -> DateTime<Utc> {
+        match self {
+            Unit::Session(s) => s.close,
+            Unit::Chunk { end, .. } => *end,
+        }
+    }
+
+    /// Whether a bar starting at `ts` belongs to the unit.
+    pub fn holds(&self, ts: DateTime<Utc>) -> bool {
+        match self {
+            Unit::Session(s) => calendar::to_ny(ts).date_naive() == s.date,
+            Unit::Chunk { start, end, .. } => ts >= *start && ts < *end,
+        }
+    }
+}
+
+/// The units of the window `[end - duration, end)`: every session the window spans, and a chunk
+/// for a session it spans only in part. Empty when the calendar cannot answer.
+pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
+    let start = duration.window_start(end);
+    let (Ok(sessions), true) = (
+        calendar::sessions_between(
+            calendar::to_ny(start).date_naive(),
+            calendar::to_ny(end).date_naive(),
+        ),
+        start < end,
+    ) else {
+        return Vec::new();
+    };
+    // A session the window only partly spans (a `1 M` window starting at 13:00, a seconds
+    // chunk) is a chunk: answering it says nothing about the rest of the session.
+    sessions
+        .into_iter()
+        .filter(|s| s.close > start && s.open < end)
+        .map(|s| {
+            if s.open >= start && s.close <= end {
+                Unit::Session(s)
+            } else {
+                Unit::Chunk {
+                    session: s,
+                    start: start.max(s.open),
+                    end: end.min(s.close),
+                }
+            }
+        })
+        .collect()
+}
+
+/// Coverage of one bar file (or of one series whose file does not exist: all empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileCoverage {
+    sessions: BTreeMap<NaiveDate, Cover>,
+    chunks: BTreeMap<(i64, i64), Cover>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Encoded {
+    v: u32,
+    /// `[first date, last date, sessions in between (inclusive), code]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    s: Vec<(NaiveDate, NaiveDate, u32, String)>,
+    /// `[start ms, end ms, code]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    c: Vec<(i64, i64, String)>,
+}
+
+impl FileCoverage {
+    /// No unit recorded.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty() && self.chunks.is_empty()
+    }
+
+    /// Sessions recorded.
+    pub fn sessions(&self) -> impl Iterator<Item = (&NaiveDate, &Cover)> {
+        self.sessions.iter()
+    }
+
+    /// The record of one session.
+    pub fn session(&self, date: NaiveDate) -> Option<Cover> {
+        self.sessions.get(&date).copied()
+    }
+
+    /// Record what a unit answered (replacing an earlier record of it).
+    pub fn set(&mut self, unit: &Unit, cover: Cover) {
+        match unit {
+            Unit::Session(s) => {
+                self.sessions.insert(s.date, cover);
+                // A whole session supersedes the chunks inside it.
+                let (lo, hi) = (s.open.timestamp_millis(), s.close.timestamp_millis());
+                self.chunks.retain(|(a, b), _| !(*a >= lo && *b <= hi));
+            }
+            Unit::Chunk { start, end, .. } => {
+                self.chunks
+                    .insert((start.timestamp_millis(), end.timestamp_millis()), cover);
+            }
+        }
+    }
+
+    /// Forget a session (its bars were found missing from the file).
+    pub fn forget_session(&mut self, date: NaiveDate) {
+        self.sessions.remove(&date);
+    }
+
+    /// Whether `unit` must be fetched at `now`: never answered, or answered while it had not
+    /// ended and it has ended since.
+    pub fn needs(&self, unit: &Unit, now: DateTime<Utc>) -> bool {
+        let due = |c: &Cover| c.provisional && unit.end() <= now;
+        if let Some(c) = self.sessions.get(&unit.session().date) {
+            return due(c);
+        }
+        match unit {
+            Unit::Session(_) => true,
+            Unit::Chunk { start, end, .. } => {
+                let (a, b) = (start.timestamp_millis(), end.timestamp_millis());
+                !self
+                    .chunks
+                    .iter()
+                    .any(|((s, e), c)| *s <= a && *e >= b && !due(c))
+            }
+        }
+    }
+
+    /// Add every record of `other` that this one lacks.
+    pub fn absorb(&mut self, other: &FileCoverage) {
+        for (d, c) in &other.sessions {
+            self.sessions.entry(*d).or_insert(*c);
+        }
+        for (k, c) in &other.chunks {
+            self.chunks.entry(*k).or_insert(*c);
+        }
+    }
+
+    /// Compact text form: runs of consecutive sessions with the same record.
+    pub fn encode(&self) -> String {
+        let mut s: Vec<(NaiveDate, NaiveDate, u32, String)> = Vec::new();
+        let mut prev: Option<NaiveDate> = None;
+        for (date, cover) in &self.sessions {
+            let code = cover.code();
+            let extends = match (s.last(), prev) {
+                (Some(last), Some(p)) => {
+                    last.3 == code
+                        && calendar::session_after(p)
+                            .map(|n| n.date == *date)
+                            .unwrap_or(false)
+                }
+                _ => false,
+            };
+            match s.last_mut() {
+                Some(last) if extends => {
+                    last.1 = *date;
+                    last.2 += 1;
+                }
+                _ => s.push((*date, *date, 1, code.to_string())),
+            }
+            prev = Some(*date);
+        }
+        let c = self
+            .chunks
+            .iter()
+            .map(|((a, b), cover)| (*a, *b, cover.code().to_string()))
+            .collect();
+        serde_json::to_string(&Encoded {
+            v: COVERAGE_VERSION,
+            s,
+            c,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Parse [`FileCoverage::encode`]'s form. A run whose session count no longer matches the
+    /// calendar is dropped (its sessions are fetched again), never trusted.
+    pub fn decode(text: &str) -> Result<FileCoverage, String> {
+        let e: Encoded = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if e.v != COVERAGE_VERSION {
+            return Err(format!(
+                "coverage format version {} (this tool reads {COVERAGE_VERSION})",
+                e.v
+            ));
+        }
+        let mut out = FileCoverage::default();
+        for (first, last, n, code) in e.s {
+            let Some(cover) = Cover::from_code(&code) else {
+                return Err(format!("unknown coverage code `{code}`"));
+            };
+            let Ok(sessions) = calendar::sessions_between(first, last) else {
+                continue;
+            };
+            if sessions.len() != n as usize {
+                continue;
+            }
+            for s in sessions {
+                out.sessions.insert(s.date, cover);
+            }
+        }
+        for (a, b, code) in e.c {
+            let Some(cover) = Cover::from_code(&code) else {
+                return Err(format!("unknown coverage code `{code}`"));
+            };
+            out.chunks.insert((a, b), cover);
+        }
+        Ok(out)
+    }
+
+    /// Rebuild from the bars of a file that carries no record (an older file, or one rewritten
+    /// by another tool): a session with bars is covered, provisional when every bar of it was
+    /// fetched before its close. Sessions without bars stay unknown (fetched again).
+    pub fn from_bar_times(
+        bars: impl Iterator<Item = (DateTime<Utc>, Option<DateTime<Utc>>)>,
+    ) -> Self {
+        let mut latest: BTreeMap<NaiveDate, Option<DateTime<Utc>>> = BTreeMap::new();
+        for (ts, fetched) in bars {
+            let date = calendar::to_ny(ts).date_naive();
+            let e = latest.entry(date).or_insert(fetched);
+            *e = match (*e, fetched) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        let mut out = FileCoverage::default();
+        for (date, fetched) in latest {
+            let Ok(Some(s)) = calendar::session(date) else {
+                continue;
+            };
+            let provisional = fetched.is_some_and(|f| f < s.close);
+            out.sessions.insert(
+                date,
+                Cover {
+                    answer: Answer::Bars,
+                    provisional,
+                },
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, day).unwrap()
+    }
+
+    fn sess(date: NaiveDate) -> Session {
+        calendar::session(date).unwrap().unwrap()
+    }
+
+    const BARS: Cover = Cover {
+        answer: Answer::Bars,
+        provisional: false,
+    };
+
+    #[test]
+    fn window_units_cover_the_sessions_of_the_window() {
+        let end = sess(d(11, 27)).close;
+        let units = window_units(end, "5 D".parse().unwrap());
+        let dates: Vec<NaiveDate> = units.iter().map(|u| u.session().date).collect();
+        // Thanksgiving (11-26) is closed; 11-27 is a half day.
+        assert_eq!(
+            dates,
+            vec![d(11, 20), d(11, 23), d(11, 24), d(11, 25), d(11, 27)]
+        );
+        let month = window_units(end, "1 M".parse().unwrap());
+        // One month back from 13:00 on 11-27 is 13:00 on 10-27: that session is a chunk.
+        assert!(matches!(month[0], Unit::Chunk { session, .. } if session.date == d(10, 27)));
+        assert!(matches!(month[1], Unit::Session(s) if s.date == d(10, 28)));
+        let chunk = window_units(end, "1800 S".parse().unwrap());
+        assert!(matches!(chunk.as_slice(), [Unit::Chunk { .. }]));
+    }
+
+    #[test]
+    fn encode_decode_round_trips_and_compacts_runs() {
+        let mut c = FileCoverage::default();
+        for u in window_units(sess(d(11, 27)).close, "1 M".parse().unwrap()) {
+            c.set(&u, BARS);
+        }
+        c.set(
+            &Unit::Session(sess(d(11, 24))),
+            Cover {
+                answer: Answer::Empty,
+                provisional: false,
+            },
+        );
+        let text = c.encode();
+        assert!(text.contains(r#""s":[["2026-10-28","2026-11-23",19,"B"],["2026-11-24","2026-11-24",1,"E"],["2026-11-25","2026-11-27",2,"B"]]"#), "{text}");
+        assert_eq!(FileCoverage::decode(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn a_run_whose_count_disagrees_with_the_calendar_is_dropped() {
+        let text =
+            r#"{"v":1,"s":[["2026-11-23","2026-11-27",5,"B"],["2026-11-30","2026-11-30",1,"E"]]}"#;
+        let c = FileCoverage::decode(text).unwrap();
+        assert_eq!(c.session(d(11, 24)), None, "4 sessions there, not 5");
+        assert!(c.session(d(11, 30)).is_some());
+        assert!(FileCoverage::decode(r#"{"v":9}"#).is_err());
+        assert!(
+            FileCoverage::decode(r#"{"v":1,"s":[["2026-11-30","2026-11-30",1,"X"]]}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn provisional_sessions_are_due_once_closed() {
+        let s = sess(d(11, 30));
+        let mut c = FileCoverage::default();
+        c.set(
+            &Unit::Session(s),
+            Cover {
+                answer: Answer::Bars,
+                provisional: true,
+            },
+        );
+        assert!(!c.needs(&Unit::Session(s), s.open));
+        assert!(c.needs(&Unit::Session(s), s.close));
+        assert!(c.needs(&Unit::Session(sess(d(11, 27))), s.open));
+    }
+
+    #[test]
+    fn chunks_are_covered_by_chunks_or_their_session() {
+        let s = sess(d(11, 30));
+        let chunk = Unit::Chunk {
+            session: s,
+            start: s.open,
+            end: s.open + chrono::Duration::minutes(30),
+        };
+        let mut c = FileCoverage::default();
+        assert!(c.needs(&chunk, s.close));
+        c.set(&chunk, BARS);
+        assert!(!c.needs(&chunk, s.close));
+        assert!(c.needs(&Unit::Session(s), s.close));
+        c.set(&Unit::Session(s), BARS);
+        assert!(!c.needs(&chunk, s.close));
+    }
+
+    #[test]
+    fn rebuild_from_bars_marks_sessions_fetched_before_their_close_provisional() {
+        let a = sess(d(11, 27));
+        let b = sess(d(11, 30));
+        let c = FileCoverage::from_bar_times(
+            [
+                (a.open, Some(a.close + chrono::Duration::hours(1))),
+                (b.open, Some(b.open + chrono::Duration::minutes(5))),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(c.session(a.date), Some(BARS));
+        assert!(c.session(b.date).unwrap().provisional);
+    }
+}
