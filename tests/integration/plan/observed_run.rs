@@ -61,7 +61,8 @@ async fn run(sim: &SimHandle, strict: bool) -> (Lake, usize, usize) {
     let market = sim.market();
     let sym = market.underlyings()[0].symbol.clone();
     let ws = Workspace::new();
-    let contracts = write_caches_sampled(&market, &[sym.clone()], &ws.caches(), 4, 0.1, 8);
+    let contracts =
+        write_caches_sampled(&market, std::slice::from_ref(&sym), &ws.caches(), 4, 0.1, 8);
     let plan = ws.plan("minutes", &[sym], regular_end(), sim.addr().port(), MINUTES);
     if strict {
         let text = std::fs::read_to_string(&plan).unwrap();
