@@ -66,7 +66,8 @@ pub struct ExecuteArgs {
     /// Run id (default: the UTC start time).
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Compile as if it were this instant (RFC 3339), for `end = "last-session"`.
+    /// Run as if it were this instant (RFC 3339): resolves `end = "last-session"` and decides
+    /// which fetched sessions were still open (provisional).
     #[arg(long)]
     pub now: Option<String>,
     /// Initial in-flight limit of the pacing governor.
@@ -80,6 +81,22 @@ pub struct ExecuteArgs {
 fn bad(msg: impl std::fmt::Display) -> i32 {
     eprintln!("error: {msg}");
     crate::exit::BAD_INPUT
+}
+
+/// The pinned clock (`--now`, else `OPT_BACKFILL_NOW`), if any.
+fn pinned_now(args: &ExecuteArgs) -> Result<Option<chrono::DateTime<Utc>>, i32> {
+    match args
+        .now
+        .clone()
+        .or_else(|| std::env::var(super::plan::NOW_ENV).ok())
+    {
+        Some(s) => Ok(Some(
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map_err(|e| bad(format!("--now `{s}`: {e}")))?
+                .with_timezone(&Utc),
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Load the manifest: read it, or load and compile the plan.
@@ -96,18 +113,7 @@ fn load_manifest(args: &ExecuteArgs) -> Result<Manifest, i32> {
         eprintln!("{e}");
         crate::exit::BAD_INPUT
     })?;
-    let now = match args
-        .now
-        .clone()
-        .or_else(|| std::env::var(super::plan::NOW_ENV).ok())
-    {
-        Some(s) => Some(
-            chrono::DateTime::parse_from_rfc3339(&s)
-                .map_err(|e| bad(format!("--now `{s}`: {e}")))?
-                .with_timezone(&Utc),
-        ),
-        None => None,
-    };
+    let now = pinned_now(args)?;
     let batching = match (args.batch_count, args.batch_index) {
         (Some(count), Some(index)) => Some(crate::plan::Batching { count, index }),
         _ => None,
@@ -205,7 +211,10 @@ pub fn run(args: ExecuteArgs) -> i32 {
         phase_deps,
         active_series: 64,
         reference_closes: BTreeMap::new(),
-        now: None,
+        now: match pinned_now(&args) {
+            Ok(n) => n,
+            Err(code) => return code,
+        },
     };
     // The plan's snapshot is compiled into the manifest's selections; --closes adds a newer one.
     let snapshot_path = args.closes.clone();

@@ -285,9 +285,78 @@ mod tests {
         assert_eq!(w.len(), 7); // 3.5 h
     }
 
+    /// Window ends of `cell` split by `limit` and ending at the session of `end`, as RFC 3339.
+    fn ends(size: BarSize, dur: &str, limit: &str, end: NaiveDate) -> Vec<String> {
+        split(cell(size, dur), limit.parse().unwrap(), &sess(end))
+            .unwrap()
+            .iter()
+            .map(|w| w.end.to_rfc3339())
+            .collect()
+    }
+
+    #[test]
+    fn day_windows_across_the_spring_dst_change() {
+        // Clocks go forward on Sunday 2026-03-08: 16:00 New York is 21:00 UTC on Friday and
+        // 20:00 UTC on Monday.
+        assert_eq!(
+            ends(BarSize::Min1, "2 D", "1 D", d(2026, 3, 9)),
+            ["2026-03-06T21:00:00+00:00", "2026-03-09T20:00:00+00:00"]
+        );
+        // Chunks start at the open: 14:30 UTC on Friday, 13:30 UTC on Monday.
+        let chunks = ends(BarSize::Secs1, "2 D", "1800 S", d(2026, 3, 9));
+        assert_eq!(chunks.len(), 26);
+        assert_eq!(chunks[0], "2026-03-06T15:00:00+00:00");
+        assert_eq!(chunks[12], "2026-03-06T21:00:00+00:00");
+        assert_eq!(chunks[13], "2026-03-09T14:00:00+00:00");
+        assert_eq!(chunks[25], "2026-03-09T20:00:00+00:00");
+    }
+
+    #[test]
+    fn day_windows_across_the_autumn_dst_change() {
+        // Clocks go back on Sunday 2026-11-01: 16:00 New York is 20:00 UTC, then 21:00 UTC.
+        assert_eq!(
+            ends(BarSize::Min1, "2 D", "1 D", d(2026, 11, 2)),
+            ["2026-10-30T20:00:00+00:00", "2026-11-02T21:00:00+00:00"]
+        );
+        let chunks = ends(BarSize::Secs1, "2 D", "1800 S", d(2026, 11, 2));
+        assert_eq!(chunks[0], "2026-10-30T14:00:00+00:00", "opens 13:30 UTC");
+        assert_eq!(chunks[13], "2026-11-02T15:00:00+00:00", "opens 14:30 UTC");
+    }
+
+    #[test]
+    fn day_windows_skip_holidays_and_end_at_13_00_on_half_days() {
+        // Thanksgiving 2026-11-26 is closed, the Friday after closes at 13:00 (18:00 UTC).
+        assert_eq!(
+            ends(BarSize::Min1, "3 D", "1 D", d(2026, 11, 27)),
+            [
+                "2026-11-24T21:00:00+00:00",
+                "2026-11-25T21:00:00+00:00",
+                "2026-11-27T18:00:00+00:00"
+            ]
+        );
+        // Juneteenth 2027 falls on a Saturday: NYSE closes Friday 2027-06-18, opens Monday.
+        assert_eq!(
+            ends(BarSize::Min1, "3 D", "1 D", d(2027, 6, 21)),
+            [
+                "2027-06-16T20:00:00+00:00",
+                "2027-06-17T20:00:00+00:00",
+                "2027-06-21T20:00:00+00:00"
+            ]
+        );
+        // A 1 W window ending on the half day ends at its 13:00 close.
+        let w = ends(BarSize::Mins5, "10 D", "1 W", d(2026, 11, 27));
+        assert_eq!(w.last().unwrap(), "2026-11-27T18:00:00+00:00");
+        // 20 sessions back (Thanksgiving skipped) reach across the DST change to Friday
+        // 2026-10-30, whose 16:00 close is 20:00 UTC.
+        let w = ends(BarSize::Min1, "20 D", "1 D", d(2026, 11, 27));
+        assert_eq!(w.len(), 20);
+        assert_eq!(w[0], "2026-10-30T20:00:00+00:00");
+        assert_eq!(w[1], "2026-11-02T21:00:00+00:00");
+    }
+
     #[test]
     fn outside_calendar_is_an_error() {
-        let end = sess(d(2020, 3, 2));
+        let end = sess(d(2000, 3, 2));
         assert!(split(cell(BarSize::Min1, "1 Y"), "1 D".parse().unwrap(), &end).is_err());
         // Absurd durations are errors, not overflows.
         let end = sess(d(2026, 11, 27));

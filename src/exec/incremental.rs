@@ -211,7 +211,11 @@ mod tests {
     }
 
     fn task(bar: BarSize, duration: &str) -> FetchTask {
-        let end = session(d(11, 27)).unwrap().unwrap().close;
+        task_ending(bar, duration, d(11, 27))
+    }
+
+    fn task_ending(bar: BarSize, duration: &str, end_day: NaiveDate) -> FetchTask {
+        let end = session(end_day).unwrap().unwrap().close;
         let duration = duration.parse().unwrap();
         FetchTask {
             id: crate::compile::task::task_id(7, "TRADES", bar, end, duration, true),
@@ -372,6 +376,54 @@ mod tests {
         assert_eq!(
             weeks.iter().map(|r| r.units.len()).sum::<usize>(),
             units.len()
+        );
+    }
+
+    /// The requests planned for `t` when its file covers every session through `through`.
+    fn requested(t: &FetchTask, through: NaiveDate) -> String {
+        let units = window_units(t.end, t.duration);
+        let c = covered(&units, |x| x <= through);
+        let now = t.end + chrono::Duration::days(1);
+        match plan_task(t, &units, Some(&c), true, now, INC) {
+            Plan::Fetch { requests, .. } => requests
+                .iter()
+                .map(|r| r.duration.to_string())
+                .collect::<Vec<_>>()
+                .join("+"),
+            Plan::UpToDate(why) => format!("up to date: {why}"),
+        }
+    }
+
+    #[test]
+    fn n_days_count_sessions_across_dst_and_holidays() {
+        // Clocks go back on 2026-11-01; Thanksgiving 11-26 is closed. Covered through Thursday
+        // 10-29: missing 10-30, 5 + 5 + 5 weekdays, then 23, 24, 25 and the half day 27.
+        let t = task(BarSize::Hours8, "6 M");
+        assert_eq!(requested(&t, d(10, 29)), "20 D");
+        // Covered through Friday 10-30, the window of one month ending 11-27: 19 sessions left.
+        let t = task(BarSize::Mins30, "1 M");
+        assert_eq!(requested(&t, d(10, 30)), "19 D");
+        // Clocks go forward on 2026-03-08; Good Friday 2026-04-03 is closed. Covered through
+        // Thursday 03-05, the task ending Monday 04-06: 03-06, 3 weeks of 5, 03-30..04-02, 04-06.
+        let t = task_ending(BarSize::Hours8, "6 M", d(4, 6));
+        assert_eq!(requested(&t, d(3, 5)), "21 D");
+        // The request of the run ends at the task's end, whatever the offset that day.
+        let units = window_units(t.end, t.duration);
+        assert_eq!(units.last().unwrap().session().close, t.end);
+    }
+
+    #[test]
+    fn half_day_close_ends_the_last_session() {
+        // The task ends at the 13:00 close of 2026-11-27.
+        let t = task(BarSize::Mins30, "1 M");
+        assert_eq!(requested(&t, d(11, 25)), "1 D", "the half day is missing");
+        assert!(requested(&t, d(11, 27)).starts_with("up to date"));
+        let units = window_units(t.end, t.duration);
+        let last = units.last().unwrap().session();
+        assert!(last.half_day);
+        assert_eq!(
+            crate::calendar::to_ny(last.close).time(),
+            chrono::NaiveTime::from_hms_opt(13, 0, 0).unwrap()
         );
     }
 }

@@ -6,7 +6,7 @@
 //! so a typo never silently runs the default. See `examples/scenarios/*.toml`.
 
 use crate::bars::{BarSize, Duration, DurationUnit};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -441,10 +441,13 @@ impl Scenario {
                 "must be between 0 and 1".into(),
             ));
         }
-        if crate::calendar::session_on_or_before(self.today).is_err() {
+        use super::universe::{SIM_FIRST_YEAR, SIM_LAST_YEAR};
+        if !(SIM_FIRST_YEAR..=SIM_LAST_YEAR).contains(&self.today.year())
+            || crate::calendar::session_on_or_before(self.today).is_err()
+        {
             return Err((
                 "today".into(),
-                "outside the trading calendar (2020-2030)".into(),
+                format!("outside the simulated market's years ({SIM_FIRST_YEAR}-{SIM_LAST_YEAR})"),
             ));
         }
         if let SimClock::At(t) = self.clock {
@@ -590,6 +593,15 @@ mod tests {
         assert!(e.to_string().contains("7 mins"), "{e}");
         let e = Scenario::from_toml_str("[faults]\nhang-fraction = 2.0\n", "w.toml").unwrap_err();
         assert!(e.to_string().contains("faults.hang-fraction"), "{e}");
+        // The NYSE calendar knows 2031, but the simulated market's paths stop in 2030.
+        let e = Scenario::from_toml_str("today = 2031-06-02\n", "v.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("today") && msg.contains("(2020-2030)"),
+            "{msg}"
+        );
+        assert!(Scenario::from_toml_str("today = 2019-12-31\n", "u.toml").is_err());
+        assert!(Scenario::from_toml_str("today = 2030-12-31\n", "t.toml").is_ok());
     }
 
     #[test]

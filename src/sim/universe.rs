@@ -1,7 +1,7 @@
 //! The synthetic underlyings and their price paths.
 //!
 //! Each underlying has a daily open/close path on the US trading calendar from
-//! [`PATH_START`] to the end of the calendar (2030), a mean-reverting geometric Brownian motion
+//! [`PATH_START`] to the end of [`SIM_LAST_YEAR`] (2030), a mean-reverting geometric Brownian motion
 //! seeded per symbol, and an intraday path per session: a Brownian bridge from the open to the
 //! close at one-minute knots, linearly interpolated between them. Both depend only on the seed
 //! and the symbol, never on the scenario's `today`, so a server started "the next day" sees the
@@ -13,6 +13,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 /// First session of every price path.
 pub const PATH_START: (i32, u32, u32) = (2022, 1, 3);
+
+/// First year a scenario's `today` may be in. The NYSE calendar reaches further (2000-2035),
+/// but the simulated market keeps its own, shorter range: every underlying's path holds one
+/// open and close per session up to [`SIM_LAST_YEAR`], so a longer range costs memory and start
+/// time for every market built, and the paths (indexed by session) stay as they were.
+pub const SIM_FIRST_YEAR: i32 = 2020;
+/// Last year of the simulated market's price paths and of a scenario's `today`.
+pub const SIM_LAST_YEAR: i32 = 2030;
 
 /// An underlying stock or ETF.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -245,11 +253,11 @@ pub struct DailyPath {
     pub closes: Vec<f64>,
 }
 
-/// All sessions from [`PATH_START`] to the end of the calendar.
+/// All sessions from [`PATH_START`] to the end of [`SIM_LAST_YEAR`].
 pub fn all_sessions() -> Vec<Session> {
     let from =
         NaiveDate::from_ymd_opt(PATH_START.0, PATH_START.1, PATH_START.2).unwrap_or_default();
-    let to = NaiveDate::from_ymd_opt(calendar::MAX_YEAR, 12, 31).unwrap_or_default();
+    let to = NaiveDate::from_ymd_opt(SIM_LAST_YEAR, 12, 31).unwrap_or_default();
     calendar::sessions_between(from, to).unwrap_or_default()
 }
 

@@ -5,8 +5,11 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The temporary name used next to `path` while it is being written.
+/// A temporary name next to `path`, unique to this process and write: `.{name}.tmp-{pid}-{n}`.
+/// Created with `create_new`, so two writers (two tasks, two processes) never share one.
 pub fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -15,7 +18,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dir.join(format!(".{name}.tmp-{}", std::process::id()))
+    dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Remove temporary files of `path` left by processes that no longer exist (a run killed while
@@ -37,6 +40,7 @@ fn remove_stale_temps(path: &Path) {
         let fname = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = fname
             .strip_prefix(&prefix)
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
@@ -61,7 +65,10 @@ pub fn write_with(
     remove_stale_temps(path);
     let tmp = temp_path(path);
     let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         fill(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

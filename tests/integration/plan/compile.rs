@@ -223,6 +223,41 @@ fn last_session_resolves_from_now() {
 }
 
 #[test]
+fn explicit_end_follows_the_nyse_calendar() {
+    // Days the former calendar got wrong: Saturday holidays close the Friday before (but the
+    // Monday after is open), and the national day of mourning 2025-01-09 is closed.
+    let mut plan = load("examples/fixtures/small.toml");
+    let date = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+    for (end, session, half_day) in [
+        ("2027-06-18", "2027-06-17", false),
+        ("2027-06-21", "2027-06-21", false),
+        ("2027-12-24", "2027-12-23", false),
+        ("2027-12-27", "2027-12-27", false),
+        ("2021-12-24", "2021-12-23", false),
+        ("2022-01-03", "2022-01-03", false),
+        ("2025-01-09", "2025-01-08", false),
+        ("2026-11-27", "2026-11-27", true),
+    ] {
+        plan.end = EndSpec::Date(date(end));
+        let m = compile::compile(&plan, &opts()).unwrap().manifest;
+        assert_eq!(m.end.session.to_string(), session, "end = {end}");
+        assert_eq!(m.end.half_day, half_day, "end = {end}");
+    }
+    // On Christmas Day 2027 the last complete session is Thursday 2027-12-23.
+    plan.end = EndSpec::LastSession;
+    let o = CompileOptions {
+        now: Some(
+            chrono::DateTime::parse_from_rfc3339("2027-12-25T15:00:00Z")
+                .unwrap()
+                .to_utc(),
+        ),
+        ..opts()
+    };
+    let m = compile::compile(&plan, &o).unwrap().manifest;
+    assert_eq!(m.end.session.to_string(), "2027-12-23");
+}
+
+#[test]
 fn manifest_round_trip_and_atomic_write() {
     let m = small().manifest;
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,130 @@
+//! US equity-options trading calendar: which days have a regular session and when it opens and
+//! closes, in New York time and in UTC.
+//!
+//! Both the plan compiler (to resolve `end = "last-session"` and split windows per session) and
+//! the simulated gateway (to place bars where IB places them) need the same answer, so it lives
+//! here once. Closures and early closes come from a checked-in table generated from
+//! `exchange_calendars`' XNYS calendar (see [`table`] and `scripts/nyse_calendar.py`): NYSE's
+//! own rules (Saturday holidays close the Friday before, except New Year's Day) and one-off
+//! closures such as national days of mourning are not derivable from a rule.
+
+mod table;
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::America::New_York;
+use chrono_tz::Tz;
+
+/// First and last year the calendar knows; outside them every question is an error, because a
+/// guess about holidays would silently plan the wrong sessions.
+pub const MIN_YEAR: i32 = 2000;
+/// See [`MIN_YEAR`].
+pub const MAX_YEAR: i32 = 2035;
+
+/// Regular session open, New York time.
+pub const RTH_OPEN: NaiveTime = match NaiveTime::from_hms_opt(9, 30, 0) {
+    Some(t) => t,
+    None => unreachable!(),
+};
+/// Regular session close on a full day, New York time.
+pub const RTH_CLOSE: NaiveTime = match NaiveTime::from_hms_opt(16, 0, 0) {
+    Some(t) => t,
+    None => unreachable!(),
+};
+/// Close on a half day (day after Thanksgiving, Christmas Eve, July 3rd), New York time: the
+/// only early close time NYSE has in 2000-2035 (the table carries each day's own).
+pub const HALF_DAY_CLOSE: NaiveTime = match NaiveTime::from_hms_opt(13, 0, 0) {
+    Some(t) => t,
+    None => unreachable!(),
+};
+
+/// A date outside the years the calendar covers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("date {0} is outside the trading calendar's range ({MIN_YEAR}-{MAX_YEAR})")]
+pub struct OutOfRange(pub NaiveDate);
+
+/// One regular trading session (RTH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    /// Trading date in New York.
+    pub date: NaiveDate,
+    /// Open instant (09:30 New York).
+    pub open: DateTime<Utc>,
+    /// Close instant (16:00, or the early close, 13:00, on a half day).
+    pub close: DateTime<Utc>,
+    /// True on a half day (an early close).
+    pub half_day: bool,
+}
+
+/// New York local date-time to UTC (09:30 and 16:00 are never in a DST gap).
+pub fn ny_to_utc(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    New_York
+        .from_local_datetime(&date.and_time(time))
+        .earliest()
+        .expect("market hours never fall in a DST gap")
+        .with_timezone(&Utc)
+}
+
+/// An instant as New York local time.
+pub fn to_ny(t: DateTime<Utc>) -> DateTime<Tz> {
+    t.with_timezone(&New_York)
+}
+
+/// True when `date` has a regular session.
+pub fn is_session(date: NaiveDate) -> Result<bool, OutOfRange> {
+    Ok(session(date)?.is_some())
+}
+
+/// The session on `date`, or `None` on a weekend or holiday.
+pub fn session(date: NaiveDate) -> Result<Option<Session>, OutOfRange> {
+    table::days().get(date).ok_or(OutOfRange(date))
+}
+
+/// The last session on or before `date`.
+pub fn session_on_or_before(date: NaiveDate) -> Result<Session, OutOfRange> {
+    let mut d = date;
+    loop {
+        if let Some(s) = session(d)? {
+            return Ok(s);
+        }
+        d = d.pred_opt().ok_or(OutOfRange(date))?;
+    }
+}
+
+/// The first session strictly after `date`.
+pub fn session_after(date: NaiveDate) -> Result<Session, OutOfRange> {
+    let mut d = date.succ_opt().ok_or(OutOfRange(date))?;
+    loop {
+        if let Some(s) = session(d)? {
+            return Ok(s);
+        }
+        d = d.succ_opt().ok_or(OutOfRange(date))?;
+    }
+}
+
+/// The last session that has completely closed at instant `now` (for `end = "last-session"`).
+pub fn last_complete_session(now: DateTime<Utc>) -> Result<Session, OutOfRange> {
+    let today = to_ny(now).date_naive();
+    let s = session_on_or_before(today)?;
+    if s.close <= now {
+        Ok(s)
+    } else {
+        session_on_or_before(s.date.pred_opt().ok_or(OutOfRange(today))?)
+    }
+}
+
+/// All sessions with `from <= date <= to`, in order.
+pub fn sessions_between(from: NaiveDate, to: NaiveDate) -> Result<Vec<Session>, OutOfRange> {
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let days = table::days();
+    for d in [from, to] {
+        if days.get(d).is_none() {
+            return Err(OutOfRange(d));
+        }
+    }
+    let span = days.span(from, to).ok_or(OutOfRange(from))?;
+    Ok(span.iter().flatten().copied().collect())
+}
