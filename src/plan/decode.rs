@@ -131,6 +131,16 @@ impl<'n> Table<'n> {
             }
             let path = child(&self.path, &k.name);
             let msg = format!("unknown key `{}`", k.name);
+            if !self.path.is_empty() && TOP_KEYS.contains(&k.name.as_str()) {
+                // TOML: a top-level key written after a `[table]` header lands in that table.
+                ctx.err_hint(
+                    k.loc,
+                    &path,
+                    msg,
+                    format!("`{}` is a top-level key: in TOML, write it before the first `[table]` header", k.name),
+                );
+                continue;
+            }
             match closest(&k.name, self.known.iter().copied()) {
                 Some(c) => ctx.err_hint(k.loc, &path, msg, format!("did you mean `{c}`?")),
                 None => ctx.err_hint(

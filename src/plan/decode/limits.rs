@@ -213,6 +213,12 @@ mod tests {
             e.starts_with("p.yaml:7:9: limits.base: unknown limit table `strictt` (hint: did you mean `strict`?"),
             "{e}"
         );
+        // A top-level string after a table header lands in that table: say where it belongs.
+        let e = first_error(toml("", "limits = \"strict\""));
+        assert_eq!(
+            e,
+            "p.toml:7:1: universe.limits: unknown key `limits` (hint: `limits` is a top-level key: in TOML, write it before the first `[table]` header)"
+        );
         let e = first_error(yaml("limits: [strict]"));
         assert!(
             e.starts_with("p.yaml:6:9: limits: expected a table name"),
