@@ -233,11 +233,12 @@ impl<'de> Deserialize<'de> for BarSize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitTable {
-    /// The older TWS API table ([`BarSize::strict_max_duration`]): always accepted, many more
-    /// requests (`1 min` x `1 M` is 22 requests of `1 D`).
+    /// The older TWS API table (`1 min` 1 D, `3`-`20 mins` 1 W, `30 mins`-`8 hours` 1 M):
+    /// always accepted, many more requests (`1 min` x `1 M` is 22 requests of `1 D`).
     Strict,
-    /// What real gateways were seen to serve ([`BarSize::observed_max_duration`]); the default
-    /// for plans, since the executor splits a window the gateway will not serve.
+    /// What real gateways were seen to serve (`1 min`-`3 mins` 1 M, `5 mins`-`8 hours` 1 Y;
+    /// seconds bars as strict): the default for plans, since the executor splits a window the
+    /// gateway will not serve.
     #[default]
     Observed,
 }
