@@ -389,11 +389,15 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         time_zone: plan.time_zone.name().to_string(),
         batch,
         gateway: plan.gateway.clone(),
+        limit_table: plan.limits.base,
+        limit_table_origin: plan.limits.origin,
         limits: plan
             .limits
+            .overrides
             .iter()
             .map(|(b, d)| (b.to_string(), d.to_string()))
             .collect(),
+        effective_limits: effective_limits(plan),
         phases,
         symbols,
         missing_cache: missing,
@@ -404,6 +408,16 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
     };
     let graph = TaskGraph::build(&manifest).map_err(|e| CompileError::Cycle(e.0))?;
     Ok(Compiled { manifest, graph })
+}
+
+/// The longest duration per request of every bar size the plan's cells use (override, else the
+/// base table's entry), as the manifest records it.
+fn effective_limits(plan: &ValidatedPlan) -> BTreeMap<String, String> {
+    plan.phases
+        .iter()
+        .flat_map(|p| p.bars.iter())
+        .map(|c| (c.size.to_string(), plan.limit(c.size).to_string()))
+        .collect()
 }
 
 /// Read the caches, in parallel on two threads (parsing dominates compile time), in symbol order.
