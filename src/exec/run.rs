@@ -277,7 +277,9 @@ impl Shared {
         self.index.current(rel, path)
     }
 
-    async fn record_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
+    /// Note a series' coverage for the rest of this run (series without a file live only here
+    /// and in the index).
+    fn note_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
         if let Ok(mut m) = self.fileless.lock() {
             if path.exists() {
                 m.remove(rel);
@@ -285,6 +287,12 @@ impl Shared {
                 m.insert(rel.to_string(), cov.clone());
             }
         }
+    }
+
+    /// Append a series' coverage to the index. Called after the task's summary record is
+    /// written: a run killed in between leaves the index stale (the file's fingerprint no longer
+    /// matches), so the task is planned again from the file and recorded UP_TO_DATE.
+    async fn persist_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
         let (w, rel, path, cov, now) = (
             self.index_writer.clone(),
             rel.to_string(),
@@ -744,9 +752,6 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     };
     let (requests, mode) = match plan_task(t, &units, coverage.as_ref(), exists, now, policy) {
         Plan::UpToDate(why) => {
-            if let Some(c) = &coverage {
-                sh.record_coverage(&rel, &path, c).await;
-            }
             let out = exists.then(|| path.display().to_string());
             let rec = record(
                 sh,
@@ -759,6 +764,9 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
                 out,
             );
             write_record(sh, rec, OutcomeClass::UpToDate, 0).await;
+            if let Some(c) = &coverage {
+                sh.persist_coverage(&rel, &path, c).await;
+            }
             return;
         }
         Plan::Fetch { requests, mode } => (requests, mode),
@@ -770,6 +778,7 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let mut failure: Option<crate::ib::Failure> = None;
     // IB's "no data" answer (162), kept for the record of a task that ends EMPTY.
     let mut empty_answer: Option<crate::ib::Failure> = None;
+    let mut merged_any = false;
     while let Some(req) = queue.pop_front() {
         // A limit learned earlier in the run: split before sending.
         if let Some(max) = sh.learned_limit(t.bar_size) {
@@ -853,8 +862,9 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
                 if let Some(q) = m.quarantined {
                     tally.quarantined = Some(q.display().to_string());
                 }
-                sh.record_coverage(&rel, &path, &m.coverage).await;
+                sh.note_coverage(&rel, &path, &m.coverage);
                 last_cov = Some(m.coverage);
+                merged_any = true;
             }
             Ok(Err(e)) => {
                 tracing::error!("{e}");
@@ -900,6 +910,9 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let n = tally.bars.len() as u64;
     let rec = record(sh, t, started_at, class, tally, code, message, out);
     write_record(sh, rec, class, n).await;
+    if let (true, Some(c)) = (merged_any, &last_cov) {
+        sh.persist_coverage(&rel, &path, c).await;
+    }
 }
 
 /// Send one request with retries and reconnects (the task's attempts are counted in `tally`).

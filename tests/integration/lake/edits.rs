@@ -102,10 +102,14 @@ async fn timeouts_inside_a_series_are_refetched_by_a_plain_rerun() {
     // The same plan against a healthy gateway (same market): a plain run repairs everything.
     let good = sim("fast", |_| {}).await;
     let port = good.addr().port();
-    let text = std::fs::read_to_string(&plan).unwrap().replace(
-        &format!("port = {}", hung.addr().port()),
-        &format!("port = {port}"),
-    );
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace(
+            &format!("port = {}", hung.addr().port()),
+            &format!("port = {port}"),
+        )
+        .replace("request-timeout = \"300ms\"", "request-timeout = \"5s\"")
+        .replace("max-attempts = 1", "max-attempts = 6");
     std::fs::write(&plan, text).unwrap();
     let (code, err) = execute(&ws, &plan, &[]).await;
     assert_eq!(code, Some(0), "{err}");
