@@ -13,7 +13,7 @@ use crate::compile::task::FetchTask;
 use crate::store::coverage::{window_units, Answer, FileCoverage};
 use crate::store::coverage_index::CoverageIndex;
 use crate::store::parquet::{self, SeriesKey, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -72,6 +72,56 @@ pub struct Audit {
     /// Near-ATM (phase, symbol) whose contracts no run has chosen yet: all their sessions are
     /// missing, and how many requests they hold is in the manifest's selections.
     pub unselected: Vec<(String, String)>,
+    /// Per symbol, session by session (and per expiry): the heatmap of the HTML page. Not in
+    /// `verify --json` (it is as large as the plan).
+    #[serde(skip)]
+    pub cells: BTreeMap<String, SymbolCells>,
+}
+
+/// One symbol's sessions, over all its series (phases, bar sizes, contracts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SymbolCells {
+    /// Per session (New York date).
+    pub sessions: BTreeMap<NaiveDate, Cell>,
+    /// Per expiry, per session.
+    pub expiries: BTreeMap<NaiveDate, BTreeMap<NaiveDate, Cell>>,
+}
+
+/// How the series' units of one session were answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Cell {
+    /// Covered with bars.
+    pub bars: u32,
+    /// Answered empty.
+    pub empty: u32,
+    /// Fetched before the close.
+    pub provisional: u32,
+    /// Never answered.
+    pub missing: u32,
+}
+
+impl Cell {
+    /// Units counted.
+    pub fn total(&self) -> u32 {
+        self.bars + self.empty + self.provisional + self.missing
+    }
+
+    fn add(&mut self, answer: CellAnswer) {
+        match answer {
+            CellAnswer::Bars => self.bars += 1,
+            CellAnswer::Empty => self.empty += 1,
+            CellAnswer::Provisional => self.provisional += 1,
+            CellAnswer::Missing => self.missing += 1,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum CellAnswer {
+    Bars,
+    Empty,
+    Provisional,
+    Missing,
 }
 
 impl Audit {
@@ -249,15 +299,35 @@ pub fn audit(
                 .as_ref()
                 .filter(|c| !c.needs(u, now))
                 .and_then(|c| c.cover_of(u));
-            match rec {
-                Some(c) if c.provisional => counts.provisional += 1,
-                Some(c) if c.answer == Answer::Empty => counts.empty += 1,
-                Some(_) => counts.bars += 1,
+            let answer = match rec {
+                Some(c) if c.provisional => {
+                    counts.provisional += 1;
+                    CellAnswer::Provisional
+                }
+                Some(c) if c.answer == Answer::Empty => {
+                    counts.empty += 1;
+                    CellAnswer::Empty
+                }
+                Some(_) => {
+                    counts.bars += 1;
+                    CellAnswer::Bars
+                }
                 None => {
                     counts.missing += 1;
                     missing.push(u.session().date.to_string());
+                    CellAnswer::Missing
                 }
-            }
+            };
+            let date = u.session().date;
+            let cells = audit.cells.entry(t.symbol.clone()).or_default();
+            cells.sessions.entry(date).or_default().add(answer);
+            cells
+                .expiries
+                .entry(t.expiry)
+                .or_default()
+                .entry(date)
+                .or_default()
+                .add(answer);
         }
         if !missing.is_empty() {
             audit.missing.push(MissingTask {

@@ -199,6 +199,25 @@ pub fn run(args: ExecuteArgs) -> i32 {
             return crate::exit::LOCKED;
         }
     };
+    // What `report --html` needs to find the plan again (for the coverage heatmap).
+    let timeline_file = crate::exec::timeline::timeline_path(
+        &crate::store::summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id),
+        cfg.batch_index,
+        cfg.batch_count,
+    );
+    let plan_line = crate::exec::timeline::TimelineLine::Plan {
+        at: Utc::now(),
+        plan: args
+            .input
+            .canonicalize()
+            .unwrap_or_else(|_| args.input.clone())
+            .display()
+            .to_string(),
+        now: cfg.now,
+    };
+    if let Err(e) = crate::exec::timeline::append_line(&timeline_file, &plan_line) {
+        tracing::warn!("{}: {e}", timeline_file.display());
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -304,6 +323,13 @@ pub fn run(args: ExecuteArgs) -> i32 {
             }
         }
     });
+    let exit_line = crate::exec::timeline::TimelineLine::Exit {
+        at: Utc::now(),
+        code,
+    };
+    if let Err(e) = crate::exec::timeline::append_line(&timeline_file, &exit_line) {
+        tracing::warn!("{}: {e}", timeline_file.display());
+    }
     drop(lock);
     code
 }

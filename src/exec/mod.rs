@@ -7,6 +7,7 @@ pub mod reconnect;
 pub mod report;
 pub mod run;
 pub mod small_bars;
+pub mod timeline;
 
 pub use governor::{GovernorConfig, GovernorStats, PacingGovernor, Permit};
 pub use report::{ConsoleReporter, QuietReporter, Reporter, RunStats};

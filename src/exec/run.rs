@@ -10,6 +10,7 @@ use super::governor::{GovernorConfig, PacingGovernor};
 use super::incremental::{over_strict, plan_task, sessions_within, split, Plan, Policy, Request};
 use super::report::{Reporter, RunStats};
 use super::small_bars::SmallBarKey;
+use super::timeline::TimelineRecorder;
 use crate::bars::BarSize;
 use crate::compile::task::FetchTask;
 use crate::ib::{FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec, OutcomeClass};
@@ -224,12 +225,30 @@ struct Series {
 }
 
 enum Event {
-    Request { retry: bool },
-    Learned { bar: BarSize, sessions: usize },
-    Finished { class: OutcomeClass, bars: u64 },
-    SeriesDone { phases: Vec<String>, symbol: String },
+    Request {
+        retry: bool,
+    },
+    Learned {
+        bar: BarSize,
+        sessions: usize,
+    },
+    Finished {
+        class: OutcomeClass,
+        bars: u64,
+    },
+    SeriesDone {
+        phases: Vec<String>,
+        symbol: String,
+    },
     Reconnected,
     GatewayLost(String),
+    /// A request was answered (any class) after this long: for the timeline.
+    Answered {
+        class: OutcomeClass,
+        latency: Duration,
+    },
+    /// A request found the connection gone (an outage starts): for the timeline.
+    Disconnected,
 }
 
 struct Shared {
@@ -476,6 +495,16 @@ pub async fn execute(
     }
 
     let started = Instant::now();
+    let mut timeline = TimelineRecorder::open(&run_dir, cfg.batch_index, cfg.batch_count);
+    timeline.start(
+        Utc::now(),
+        &cfg.run_id,
+        &cfg.scope,
+        (cfg.batch_index, cfg.batch_count),
+        stats.total,
+        resumed,
+        &governor.stats(),
+    );
     let mut active = 0usize;
     let max_active = cfg.active_series.max(1);
     let mut joins = tokio::task::JoinSet::new();
@@ -498,6 +527,7 @@ pub async fn execute(
         }
         tokio::select! {
             Some(ev) = rx.recv() => {
+                feed_timeline(&mut timeline, &ev);
                 if let Some((phases, symbol)) = count_event(&mut stats, &mut gateway_lost, ev) {
                     active -= 1;
                     for phase in phases {
@@ -520,14 +550,24 @@ pub async fn execute(
         }
         stats.elapsed_secs = started.elapsed().as_secs_f64();
         stats.governor = governor.stats();
+        timeline.tick(Utc::now(), &stats.governor);
         reporter.progress(&stats);
     }
     while joins.join_next().await.is_some() {}
     while let Ok(ev) = rx.try_recv() {
+        feed_timeline(&mut timeline, &ev);
         let _ = count_event(&mut stats, &mut gateway_lost, ev);
     }
     stats.elapsed_secs = started.elapsed().as_secs_f64();
     stats.governor = governor.stats();
+    timeline.end(
+        Utc::now(),
+        &stats.governor,
+        stats.requests,
+        stats.reconnects,
+        interrupted,
+        gateway_lost.as_deref(),
+    );
     reporter.finish(&stats);
     let compacted = index_writer
         .lock()
@@ -608,9 +648,24 @@ fn count_event(
                 .insert(bar.as_str().to_string(), format!("{sessions} D"));
         }
         Event::GatewayLost(why) => *gateway_lost = Some(why),
+        Event::Answered { .. } | Event::Disconnected => {}
         Event::SeriesDone { phases, symbol } => return Some((phases, symbol)),
     }
     None
+}
+
+/// Feed the scheduler's events to the timeline (timestamped as the loop sees them).
+fn feed_timeline(tl: &mut TimelineRecorder, ev: &Event) {
+    let now = Utc::now();
+    match ev {
+        Event::Request { retry } => tl.request(now, *retry),
+        Event::Answered { class, latency } => tl.answer(now, *class, *latency),
+        Event::Finished { class, bars } => tl.finished(now, *class, *bars),
+        Event::Disconnected => tl.disconnected(now),
+        Event::Reconnected => tl.reconnected(now),
+        Event::GatewayLost(_) => tl.gateway_lost(now),
+        Event::Learned { .. } | Event::SeriesDone { .. } => {}
+    }
 }
 
 async fn run_series(sh: Arc<Shared>, s: Series) {
@@ -948,9 +1003,14 @@ async fn send(sh: &Arc<Shared>, t: &FetchTask, req: &Request, tally: &mut TaskTa
         };
         let latency = permit.finish(class);
         tally.latency_ms = Some(latency.as_millis() as u64);
+        let _ = sh.events.send(Event::Answered { class, latency });
         match result {
             Ok(bars) => return Sent::Bars(bars),
             Err(f) if f.class == OutcomeClass::Disconnected => {
+                // Late answers from a connection already replaced do not reopen the outage.
+                if sh.gateway.generation() == generation {
+                    let _ = sh.events.send(Event::Disconnected);
+                }
                 disconnects += 1;
                 if disconnects > 1000 || !reconnect(sh, generation).await {
                     return Sent::Stopped;
