@@ -156,8 +156,13 @@ pub fn run(args: DemoArgs) -> i32 {
         "demo",
     ]);
 
-    step("4/5 report");
-    let _ = sub(&["report", "state/run_logs/demo/demo"]);
+    step("4/5 report (and the HTML page)");
+    let _ = sub(&[
+        "report",
+        "state/run_logs/demo/demo",
+        "--html",
+        "report.html",
+    ]);
 
     step("5/5 rerun universe (tasks that did not finish)");
     let _ = sub(&[
@@ -188,10 +193,13 @@ pub fn run(args: DemoArgs) -> i32 {
     eprintln!("  bars (Parquet)     data_test/raw/ib/historical_bars_demo/{{SYMBOL}}/{{conId}}/TRADES/{{8_hours,30_mins}}.parquet");
     eprintln!("  summaries (JSONL)  state/run_logs/demo/demo/summary_{{phase}}_0of1.jsonl");
     eprintln!("  rerun universe     state/rerun_demo.csv");
+    eprintln!("  HTML report        report.html (open it in a browser; it loads nothing)");
     eprintln!("query them, e.g. with Python polars:");
     eprintln!(
         "  python -c \"import polars as pl; print(pl.read_parquet('{}/data_test/raw/ib/historical_bars_demo/**/8_hours.parquet').group_by('symbol').len())\"",
         dir.display()
     );
+    // The page's path on stdout, for scripts (`xdg-open "$(opt-backfill demo)"`).
+    println!("{}", dir.join("report.html").display());
     exec_code
 }

@@ -16,6 +16,12 @@ pub struct ReportArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the HTML report (timeline, statuses, coverage heatmap) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Plan (or manifest) for the coverage heatmap (default: the one the run recorded).
+    #[arg(long, requires = "html")]
+    pub plan: Option<PathBuf>,
 }
 
 /// Arguments of `opt-backfill rerun`.
@@ -52,6 +58,11 @@ pub fn run_report(args: ReportArgs) -> i32 {
     if loaded.files.is_empty() {
         eprintln!("error: no summary_*.jsonl under {:?}", args.paths);
         return crate::exit::BAD_INPUT;
+    }
+    if let Some(path) = &args.html {
+        if let Err(code) = write_html(&args, path) {
+            return code;
+        }
     }
     let mut rows = report_rows(&loaded.records, false);
     if args.by_symbol {
@@ -108,4 +119,65 @@ pub fn run_rerun(args: RerunArgs) -> i32 {
     }
     eprintln!("wrote {rows} rows to {}", args.out.display());
     crate::exit::OK
+}
+
+/// `report --html`: the page for the run directories, with the coverage heatmap of the plan
+/// (given, or recorded by the run) audited as the run saw the clock.
+fn write_html(args: &ReportArgs, path: &std::path::Path) -> Result<(), i32> {
+    let (timelines, _) = crate::report::page::read_timelines(&args.paths);
+    let recorded = crate::report::page::recorded_plan(&timelines);
+    let plan = args
+        .plan
+        .clone()
+        .or_else(|| recorded.as_ref().map(|r| r.0.clone()));
+    let now = recorded.and_then(|r| r.1);
+    // One shard's runs audit that shard; anything else the whole scope.
+    let shards: BTreeSet<(u32, u32)> = timelines
+        .iter()
+        .flat_map(|(_, lines)| lines)
+        .filter_map(|l| match l {
+            crate::exec::timeline::TimelineLine::Start {
+                batch_index,
+                batch_count,
+                ..
+            } => Some((*batch_count, *batch_index)),
+            _ => None,
+        })
+        .collect();
+    let shard = match shards.iter().collect::<Vec<_>>().as_slice() {
+        [one] if one.0 > 1 => Some(**one),
+        _ => None,
+    };
+    let audited = match &plan {
+        Some(p) if p.exists() => {
+            match super::verify::audit_input(p, now, shard.filter(|_| !is_manifest(p))) {
+                Ok(x) => Some(x),
+                Err(code) if args.plan.is_some() => return Err(code),
+                Err(_) => {
+                    eprintln!("warning: {}: no coverage heatmap", p.display());
+                    None
+                }
+            }
+        }
+        Some(p) if args.plan.is_some() => {
+            eprintln!("error: --plan {}: no such file", p.display());
+            return Err(crate::exit::BAD_INPUT);
+        }
+        _ => None,
+    };
+    let audit = audited.as_ref().map(|(m, a)| (a, m.plan.scope.as_str()));
+    match crate::report::html::write_report(path, &args.paths, audit, plan.as_deref()) {
+        Ok(_) => {
+            eprintln!("wrote {}", path.display());
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(crate::exit::BAD_INPUT)
+        }
+    }
+}
+
+fn is_manifest(p: &std::path::Path) -> bool {
+    p.extension().is_some_and(|e| e == "json")
 }

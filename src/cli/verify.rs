@@ -28,6 +28,64 @@ pub struct VerifyArgs {
     /// provisional sessions are due.
     #[arg(long)]
     pub now: Option<String>,
+    /// Also write the HTML report (coverage heatmap, and the latest run's timeline) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// Audit `input`'s scope (a plan or manifest): the manifest and the audit, or the exit code
+/// after the error was printed.
+pub fn audit_input(
+    input: &std::path::Path,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    shard: Option<(u32, u32)>,
+) -> Result<(crate::compile::manifest::Manifest, verify::Audit), i32> {
+    let manifest = super::common::load_manifest(input, now, shard)?;
+    let scope_logs = PathBuf::from(&manifest.plan.state_root)
+        .join("run_logs")
+        .join(&manifest.plan.scope);
+    let outputs: HashMap<String, String> = if scope_logs.exists() {
+        match crate::report::load(&[scope_logs]) {
+            Ok(l) => l
+                .records
+                .into_iter()
+                .filter(|r| r.status == "OK")
+                .filter_map(|r| r.output_path.map(|p| (r.task_id, p)))
+                .collect(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(crate::exit::BAD_INPUT);
+            }
+        }
+    } else {
+        HashMap::new()
+    };
+    match verify::audit(&manifest, now.unwrap_or_else(chrono::Utc::now), &outputs) {
+        Ok(a) => Ok((manifest, a)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(crate::exit::BAD_INPUT)
+        }
+    }
+}
+
+/// The run directory of `scope_logs` written last (by its files' modification times).
+fn latest_run_dir(scope_logs: &std::path::Path) -> Option<PathBuf> {
+    let newest = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.metadata().ok()?.modified().ok())
+            .max()
+    };
+    std::fs::read_dir(scope_logs)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter_map(|p| newest(&p).map(|t| (t, p)))
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// Run `verify`: exit 0 when complete, 1 when anything is missing or a file has a problem, 2 on
@@ -41,34 +99,11 @@ pub fn run(args: VerifyArgs) -> i32 {
         Ok(n) => n,
         Err(e) => return bad(e),
     };
-    let manifest = match super::common::load_manifest(
-        &args.input,
-        now,
-        args.batch_count.zip(args.batch_index),
-    ) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    let scope_logs = PathBuf::from(&manifest.plan.state_root)
-        .join("run_logs")
-        .join(&manifest.plan.scope);
-    let outputs: HashMap<String, String> = if scope_logs.exists() {
-        match crate::report::load(&[scope_logs]) {
-            Ok(l) => l
-                .records
-                .into_iter()
-                .filter(|r| r.status == "OK")
-                .filter_map(|r| r.output_path.map(|p| (r.task_id, p)))
-                .collect(),
-            Err(e) => return bad(e.to_string()),
-        }
-    } else {
-        HashMap::new()
-    };
-    let audit = match verify::audit(&manifest, now.unwrap_or_else(chrono::Utc::now), &outputs) {
-        Ok(a) => a,
-        Err(e) => return bad(e.to_string()),
-    };
+    let (manifest, audit) =
+        match audit_input(&args.input, now, args.batch_count.zip(args.batch_index)) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     if args.json {
         match serde_json::to_string_pretty(&serde_json::json!({
             "scope": manifest.plan.scope,
@@ -90,6 +125,22 @@ pub fn run(args: VerifyArgs) -> i32 {
             crate::store::atomic::write_bytes(path, verify::rerun_csv(&audit).as_bytes())
         {
             return bad(format!("{}: {e}", path.display()));
+        }
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        let scope_logs = PathBuf::from(&manifest.plan.state_root)
+            .join("run_logs")
+            .join(&manifest.plan.scope);
+        let runs: Vec<PathBuf> = latest_run_dir(&scope_logs).into_iter().collect();
+        let plan = args.input.canonicalize().unwrap_or(args.input.clone());
+        if let Err(e) = crate::report::html::write_report(
+            path,
+            &runs,
+            Some((&audit, manifest.plan.scope.as_str())),
+            Some(&plan),
+        ) {
+            return bad(e);
         }
         eprintln!("wrote {}", path.display());
     }

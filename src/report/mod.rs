@@ -7,6 +7,10 @@
 //! gets the wrong type), and would need a second pass to keep only the latest record per task;
 //! serde with the [`SummaryRecord`] type checks every field and skips exactly the torn lines.
 
+pub mod html;
+pub mod page;
+pub mod svg;
+
 use crate::store::summary::SummaryRecord;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
