@@ -13,8 +13,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// Heatmap cells drawn for expiry rows at most (past it, expiry rows are left out, with a note).
-pub const MAX_EXPIRY_CELLS: usize = 400_000;
+/// Heatmap cells drawn for expiry rows at most (about 15 bytes each in the worst case; past it,
+/// the expiry rows of the symbols missing least are left out, with a note).
+pub const MAX_EXPIRY_CELLS: usize = 150_000;
 
 const CSS: &str = r#"
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -415,69 +416,92 @@ fn cell_colour(c: &Cell) -> String {
     )
 }
 
-/// One heatmap row: run-length encoded rectangles, a title per run (holes each get their own).
+/// One heatmap row, drawn compactly (a 300-symbol weekend has tens of thousands of cells): one
+/// `<path>` per colour holding runs of alike cells, a `<title>` with the row's totals, and each
+/// hole (a cell with missing units, when `holes` is given) as its own rectangle whose title lists
+/// what a repair run fetches.
 fn heat_row(
     sessions: &[NaiveDate],
     cells: &BTreeMap<NaiveDate, Cell>,
-    cw: f64,
+    cw: u32,
     label: &str,
     holes: Option<&BTreeMap<NaiveDate, &[String]>>,
 ) -> String {
-    let width = cw * sessions.len() as f64;
-    let mut s = format!("<svg width=\"{width:.0}\" height=\"12\">");
+    let n = sessions.len();
+    let gap = u32::from(cw > 3);
+    let mut paths: BTreeMap<String, String> = BTreeMap::new();
+    let mut hole_rects = String::new();
+    let mut sum = Cell::default();
     let mut i = 0;
-    while i < sessions.len() {
+    while i < n {
         let Some(c) = cells.get(&sessions[i]) else {
             i += 1;
             continue;
         };
         let colour = cell_colour(c);
-        let mut j = i + 1;
-        let mut sum = *c;
-        if c.missing == 0 {
-            while j < sessions.len() {
-                match cells.get(&sessions[j]) {
-                    Some(n) if n.missing == 0 && cell_colour(n) == colour => {
-                        sum.bars += n.bars;
-                        sum.empty += n.empty;
-                        sum.provisional += n.provisional;
-                        j += 1;
-                    }
-                    _ => break,
-                }
-            }
-        }
-        let span = if j - i > 1 {
-            format!("{} .. {}", sessions[i], sessions[j - 1])
-        } else {
-            sessions[i].to_string()
-        };
-        let mut title = format!(
-            "{label} {span}: {} with bars, {} empty, {} provisional, {} missing",
-            sum.bars, sum.empty, sum.provisional, sum.missing
-        );
-        if let Some(r) = holes.and_then(|m| m.get(&sessions[i])) {
-            if c.missing > 0 && !r.is_empty() {
+        let x = cw * i as u32;
+        if let (true, Some(hm)) = (c.missing > 0, holes) {
+            let mut title = format!(
+                "{label} {}: {} with bars, {} empty, {} provisional, {} missing",
+                sessions[i], c.bars, c.empty, c.provisional, c.missing
+            );
+            if let Some(r) = hm.get(&sessions[i]).filter(|r| !r.is_empty()) {
                 title.push_str("; a repair run fetches: ");
                 title.push_str(&r.join(", "));
             }
+            let _ = write!(
+                hole_rects,
+                "<rect x=\"{x}\" width=\"{}\" height=\"12\" fill=\"{colour}\"><title>{}</title></rect>",
+                (cw - gap).max(1),
+                esc(&title)
+            );
+            add_cell(&mut sum, c);
+            i += 1;
+            continue;
         }
-        let _ = write!(
-            s,
-            "<rect x=\"{:.1}\" width=\"{:.1}\" height=\"12\" fill=\"{colour}\"><title>{}</title></rect>",
-            cw * i as f64,
-            (cw * (j - i) as f64 - 0.5).max(0.5),
-            esc(&title)
-        );
+        let mut j = i;
+        while j < n {
+            match cells.get(&sessions[j]) {
+                Some(next)
+                    if cell_colour(next) == colour && (next.missing == 0 || holes.is_none()) =>
+                {
+                    add_cell(&mut sum, next);
+                    j += 1;
+                }
+                _ => break,
+            }
+        }
+        let w = (cw * (j - i) as u32 - gap).max(1);
+        let _ = write!(paths.entry(colour).or_default(), "M{x} 0h{w}v12h-{w}z");
         i = j;
     }
+    let mut s = format!(
+        "<svg width=\"{}\" height=\"12\"><title>{}: {} with bars, {} empty, {} provisional, {} missing</title>",
+        cw * n as u32,
+        esc(label),
+        sum.bars,
+        sum.empty,
+        sum.provisional,
+        sum.missing
+    );
+    for (colour, d) in paths {
+        let _ = write!(s, "<path fill=\"{colour}\" d=\"{d}\"/>");
+    }
+    s.push_str(&hole_rects);
     s.push_str("</svg>");
     s
 }
 
+fn add_cell(sum: &mut Cell, c: &Cell) {
+    sum.bars += c.bars;
+    sum.empty += c.empty;
+    sum.provisional += c.provisional;
+    sum.missing += c.missing;
+}
+
 fn heatmap(h: &mut String, m: &Heatmap, a: &Audit, notes: &mut Vec<String>) {
     let n = m.sessions.len().max(1);
-    let cw = (760.0 / n as f64).clamp(2.0, 16.0);
+    let cw = (760 / n as u32).clamp(2, 16);
     let _ = write!(
         h,
         "<h2>Coverage of scope {}</h2><p>{} symbol(s) x {} session(s). Each cell: the share of the symbol's series (contracts x phases x bar sizes) that session covered with bars, answered empty or missing. Click a symbol for its expiries and what a repair run would fetch; hover a cell for its counts. {}</p>",
@@ -493,17 +517,25 @@ fn heatmap(h: &mut String, m: &Heatmap, a: &Audit, notes: &mut Vec<String>) {
     h.push_str("<div class=\"legend\"><span><i style=\"background:#2e7d32\"></i>bars</span><span><i style=\"background:#b0bec5\"></i>empty</span><span><i style=\"background:#ffb300\"></i>provisional</span><span><i style=\"background:#d32f2f\"></i>missing</span></div>");
     h.push_str("<p><button id=\"sort-missing\" type=\"button\">sort by missing</button><button id=\"sort-symbol\" type=\"button\">sort by symbol</button></p>");
     // Session axis: a label every ~70 px.
-    let every = ((70.0 / cw).ceil() as usize).max(1);
+    let every = 70usize.div_ceil(cw as usize).max(1);
     let _ = write!(
         h,
         "<div class=\"hm\"><div style=\"display:flex\"><span class=\"sym\"></span><span class=\"cnt\"></span><svg width=\"{:.0}\" height=\"16\">",
-        cw * n as f64
+        cw * n as u32
     );
-    for (i, d) in m.sessions.iter().enumerate().step_by(every) {
+    // No label that would be cut at the right edge.
+    let last_label = n.saturating_sub(40usize.div_ceil(cw as usize));
+    for (i, d) in m
+        .sessions
+        .iter()
+        .enumerate()
+        .step_by(every)
+        .filter(|(i, _)| *i <= last_label)
+    {
         let _ = write!(
             h,
-            "<text x=\"{:.1}\" y=\"12\"><title>{d}</title>{}</text>",
-            cw * i as f64,
+            "<text x=\"{}\" y=\"12\"><title>{d}</title>{}</text>",
+            cw * i as u32,
             d.format("%m-%d")
         );
     }
@@ -515,18 +547,9 @@ fn heatmap(h: &mut String, m: &Heatmap, a: &Audit, notes: &mut Vec<String>) {
             .or_default()
             .insert(hole.session, hole.repair.as_slice());
     }
-    let expiry_cells: usize = a
-        .cells
-        .values()
-        .flat_map(|c| c.expiries.values())
-        .map(BTreeMap::len)
-        .sum();
-    let draw_expiries = expiry_cells <= MAX_EXPIRY_CELLS;
-    if !draw_expiries {
-        notes.push(format!(
-            "{expiry_cells} expiry cells: expiry rows left out (more than {MAX_EXPIRY_CELLS})"
-        ));
-    }
+    // Expiry rows within a cell budget, most-missing symbols first (the rows' order).
+    let mut budget = MAX_EXPIRY_CELLS;
+    let mut left_out = 0usize;
     for row in &m.rows {
         let Some(cells) = a.cells.get(&row.symbol) else {
             continue;
@@ -539,7 +562,12 @@ fn heatmap(h: &mut String, m: &Heatmap, a: &Audit, notes: &mut Vec<String>) {
             s = esc(&row.symbol),
             mi = row.missing
         );
-        if draw_expiries {
+        let expiry_cells: usize = cells.expiries.values().map(BTreeMap::len).sum();
+        if expiry_cells > budget {
+            left_out += 1;
+            h.push_str("<div class=\"repair\">Expiry rows left out to keep the page small: run <code>verify --html</code> on a plan of fewer symbols.</div>");
+        } else {
+            budget -= expiry_cells;
             for (exp, ec) in &cells.expiries {
                 let miss: u32 = ec.values().map(|c| c.missing).sum();
                 let _ = write!(
@@ -562,6 +590,11 @@ fn heatmap(h: &mut String, m: &Heatmap, a: &Audit, notes: &mut Vec<String>) {
         h.push_str("</details>");
     }
     h.push_str("</div></div>");
+    if left_out > 0 {
+        notes.push(format!(
+            "expiry rows of {left_out} symbol(s) left out (more than {MAX_EXPIRY_CELLS} expiry cells in all)"
+        ));
+    }
     if !m.problems.is_empty() {
         h.push_str("<h3>File problems</h3><ul>");
         for p in &m.problems {
@@ -636,6 +669,81 @@ mod tests {
         assert_ne!(cell_colour(&c(1, 0, 1)), cell_colour(&c(2, 0, 0)));
     }
 
+    /// A 300-symbol weekend: 6 months of sessions, 8 expiries per symbol, mixed empty answers,
+    /// 2% holes, 60 hours of minutes, cells as varied as they come (little merges). The page must
+    /// stay a few MB.
+    #[test]
+    fn a_300_symbol_weekend_stays_a_few_mb() {
+        use crate::exec::timeline::{MinuteSample, TimelineLine};
+        use crate::verify::{MissingTask, SymbolCells};
+        let mut a = Audit::default();
+        let d0 = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let sessions: Vec<NaiveDate> = (0..180)
+            .map(|i| d0 + chrono::Duration::days(i))
+            .filter(|d| crate::calendar::session(*d).is_ok_and(|s| s.is_some()))
+            .collect();
+        let mut rng = 7u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % 100
+        };
+        for s in 0..300 {
+            let sym = format!("S{s:03}");
+            let mut c = SymbolCells::default();
+            for e in 0..8 {
+                let exp = d0 + chrono::Duration::days(200 + 7 * i64::from(e));
+                for d in &sessions {
+                    let r = next();
+                    let cell = Cell {
+                        bars: 20 - (r % 5) as u32,
+                        empty: (r % 5) as u32,
+                        provisional: 0,
+                        missing: u32::from(r < 2),
+                    };
+                    if cell.missing > 0 {
+                        a.missing.push(MissingTask {
+                            symbol: sym.clone(),
+                            con_id: i64::from(1000 * s + e),
+                            phase: "hours".into(),
+                            bar_size: "8 hours".into(),
+                            sessions: vec![d.to_string()],
+                        });
+                    }
+                    c.expiries.entry(exp).or_default().insert(*d, cell);
+                    let t = c.sessions.entry(*d).or_default();
+                    t.bars += cell.bars;
+                    t.empty += cell.empty;
+                    t.missing += cell.missing;
+                }
+            }
+            a.cells.insert(sym, c);
+        }
+        let t0 = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let lines: Vec<TimelineLine> = (0..3600)
+            .map(|i| {
+                TimelineLine::Minute(MinuteSample {
+                    minute: t0 + chrono::Duration::minutes(i),
+                    requests: 600,
+                    answers: [("OK".to_string(), 590), ("TIMEOUT".to_string(), 10)].into(),
+                    latency_p50_ms: Some(400),
+                    latency_p95_ms: Some(1500),
+                    inflight_limit: 8,
+                    inflight_limit_min: 6,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let data =
+            super::super::page::build(&[], &[("w/0of1".into(), lines)], Some((&a, "s")), None);
+        let html = render(&data, Some(&a));
+        let mb = html.len() as f64 / 1e6;
+        let json = serde_json::to_string(&data).unwrap().len() as f64 / 1e6;
+        eprintln!("300-symbol weekend page: {mb:.2} MB (embedded data {json:.2} MB)");
+        assert!(mb < 5.0, "{mb:.2} MB");
+    }
+
     #[test]
     fn runs_merge_but_holes_stand_alone() {
         let d = |i| NaiveDate::from_ymd_opt(2026, 11, i).unwrap();
@@ -653,8 +761,10 @@ mod tests {
             [(d(2), full), (d(3), full), (d(4), hole), (d(5), full)].into();
         let repair = vec!["7 hours 8 hours".to_string()];
         let holes: BTreeMap<NaiveDate, &[String]> = [(d(4), repair.as_slice())].into();
-        let svg = heat_row(&sessions, &cells, 10.0, "X<", Some(&holes));
-        assert_eq!(svg.matches("<rect").count(), 3, "{svg}");
+        let svg = heat_row(&sessions, &cells, 10, "X<", Some(&holes));
+        assert_eq!(svg.matches("<rect").count(), 1, "{svg}");
+        assert_eq!(svg.matches("<path").count(), 1, "{svg}");
+        assert!(svg.contains("M0 0h19v12h-19zM30 0h9v12h-9z"), "{svg}");
         assert!(svg.contains("a repair run fetches: 7 hours 8 hours"));
         assert!(svg.contains("X&lt;"));
     }

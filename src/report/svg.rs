@@ -275,7 +275,13 @@ pub fn time_chart(
     for k in 0..=ticks {
         let secs = span * f64::from(k) / f64::from(ticks);
         let t = axis.t0() + chrono::Duration::milliseconds((secs * 1000.0) as i64);
-        let fmt = if span > 86_400.0 { "%a %H:%M" } else { "%H:%M" };
+        let fmt = if span > 86_400.0 {
+            "%a %H:%M"
+        } else if span < 600.0 {
+            "%H:%M:%S"
+        } else {
+            "%H:%M"
+        };
         let anchor = match k {
             0 => "start",
             k if k == ticks => "end",
@@ -303,7 +309,7 @@ mod tests {
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
-        let t = |m| DateTime::from_timestamp(60 * m, 0).unwrap();
+        let t = |m: i64| DateTime::from_timestamp(60 * m, 0).unwrap();
         let axis = Axis {
             times: vec![t(0), t(1), t(2), t(3), t(60), t(61)],
             step_secs: 60.0,
