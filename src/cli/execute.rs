@@ -150,10 +150,13 @@ pub fn run(args: ExecuteArgs) -> i32 {
         .iter()
         .map(|p| (p.name.clone(), p.depends_on.clone()))
         .collect();
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let run_id = args.run_id.clone().unwrap_or_else(|| {
+        crate::store::summary::new_run_id(
+            &PathBuf::from(&manifest.plan.state_root),
+            &manifest.plan.scope,
+            Utc::now(),
+        )
+    });
     let state_root = PathBuf::from(&manifest.plan.state_root);
     let mut cfg = ExecConfig {
         scope: manifest.plan.scope.clone(),
