@@ -183,6 +183,23 @@ pub fn run(args: DiscoverArgs) -> i32 {
         cfg.cache_dir.display(),
         cfg.gateway.address()
     );
+    // The run log sits next to the discovery summaries (`discover_<time>.log`).
+    let log_path = cfg.log_dir.join(format!(
+        "discover_{}.log",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
+    ));
+    let _run_log = match crate::logging::open_run_log(&log_path) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!("cannot open the run log {}: {e}", log_path.display());
+            None
+        }
+    };
+    tracing::info!(
+        "discover {} symbols for {date}; gateway {}",
+        symbols.len(),
+        cfg.gateway.address()
+    );
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

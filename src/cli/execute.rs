@@ -223,6 +223,26 @@ pub fn run(args: ExecuteArgs) -> i32 {
             return crate::exit::LOCKED;
         }
     };
+    let run_dir = crate::store::summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id);
+    let log_path = run_dir.join(format!(
+        "execute_{}of{}.log",
+        cfg.batch_index, cfg.batch_count
+    ));
+    let _run_log = match crate::logging::open_run_log(&log_path) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!("cannot open the run log {}: {e}", log_path.display());
+            None
+        }
+    };
+    tracing::info!(
+        "execute {} (scope {}, batch {} of {}), run {}",
+        args.input.display(),
+        cfg.scope,
+        cfg.batch_index,
+        cfg.batch_count,
+        cfg.run_id
+    );
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -320,6 +340,12 @@ pub fn run(args: ExecuteArgs) -> i32 {
                 } else if let Some(why) = rep.gateway_lost {
                     eprintln!("error: {why}; re-run to resume");
                     crate::exit::GATEWAY
+                } else if rep.stats.write_failures > 0 {
+                    eprintln!(
+                        "error: {} summary lines or run totals could not be written (see above); re-run to redo those tasks",
+                        rep.stats.write_failures
+                    );
+                    crate::exit::TASK_ERRORS
                 } else if rep.stats.errors() > 0 {
                     crate::exit::TASK_ERRORS
                 } else {

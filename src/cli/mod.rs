@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
     about = "Backfill historical option bars from Interactive Brokers"
 )]
 pub struct Cli {
+    /// Logging options (global: accepted before or after the subcommand).
+    #[command(flatten)]
+    pub log: crate::logging::LogArgs,
     /// Subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -45,6 +48,8 @@ pub mod sim;
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    crate::logging::init(&cli.log);
+    crate::progress::set_quiet(cli.log.quiet > 0);
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Demo(args) => demo::run(args),

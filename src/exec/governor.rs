@@ -236,6 +236,10 @@ impl PacingGovernor {
                 if st.paused_until.is_none() {
                     st.paused_until = Some(Instant::now() + self.cfg.pacing_pause);
                     st.stats.pacing_pauses += 1;
+                    tracing::warn!(
+                        "pacing violation: dispatch paused for {:?}",
+                        self.cfg.pacing_pause
+                    );
                     st.stats.paused_secs += self.cfg.pacing_pause.as_secs_f64();
                 }
             }

@@ -164,11 +164,21 @@ struct Series {
 }
 
 enum Event {
-    Request { retry: bool },
-    Finished { class: OutcomeClass, bars: u64 },
-    SeriesDone { phase: String, symbol: String },
+    Request {
+        retry: bool,
+    },
+    Finished {
+        class: OutcomeClass,
+        bars: u64,
+    },
+    SeriesDone {
+        phase: String,
+        symbol: String,
+    },
     Reconnected,
     GatewayLost(String),
+    /// A finished task's summary line could not be written: the task is not done.
+    WriteFailed,
 }
 
 struct Shared {
@@ -334,8 +344,19 @@ pub async fn execute(
     reporter.finish(&stats);
     let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
     if let Err(e) = crate::store::atomic::write_json(&run_file, &stats) {
-        tracing::error!("{}: {e}", run_file.display());
+        stats.write_failures += 1;
+        tracing::error!("cannot write the run totals {}: {e}", run_file.display());
     }
+    tracing::info!(
+        "run {} ended: {} of {} tasks done, {} errors, {} requests, {} reconnects{}",
+        cfg.run_id,
+        stats.done(),
+        stats.total,
+        stats.errors(),
+        stats.requests,
+        stats.reconnects,
+        if interrupted { " (interrupted)" } else { "" }
+    );
     Ok(RunReport {
         stats,
         run_dir,
@@ -363,6 +384,7 @@ fn count_event(
             stats.bars += bars;
         }
         Event::Reconnected => stats.reconnects += 1,
+        Event::WriteFailed => stats.write_failures += 1,
         Event::GatewayLost(why) => *gateway_lost = Some(why),
         Event::SeriesDone { phase, symbol } => return Some((phase, symbol)),
     }
@@ -493,6 +515,9 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                     Ok(Err(e)) => (OutcomeClass::Other, 0, None, Some(e.to_string())),
                     Err(e) => (OutcomeClass::Other, 0, None, Some(e.to_string())),
                 };
+                if let Some(e) = &err {
+                    tracing::error!("cannot write {}: {e}", path.display());
+                }
                 let out = (class == OutcomeClass::Ok && path.exists())
                     .then(|| path.display().to_string());
                 let rec = record(
@@ -514,6 +539,12 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                 return;
             }
             Err(f) if f.class == OutcomeClass::Disconnected => {
+                tracing::warn!(
+                    "connection lost during {} {} conId {}: {f}; reconnecting",
+                    t.phase,
+                    t.symbol,
+                    t.con_id
+                );
                 disconnects += 1;
                 if disconnects > 1000 || !reconnect(sh, generation).await {
                     return;
@@ -525,6 +556,15 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                     .retry_backoff
                     .saturating_mul(1 << (attempts - 1).min(6))
                     .min(Duration::from_secs(60));
+                tracing::info!(
+                    "{} {} conId {} {}: {f}; retry {} of {} in {backoff:.1?}",
+                    t.phase,
+                    t.symbol,
+                    t.con_id,
+                    t.bar_size,
+                    attempts + 1,
+                    cfg.max_attempts
+                );
                 tokio::time::sleep(backoff).await;
             }
             Err(f) => {
@@ -643,6 +683,22 @@ fn record(
 }
 
 async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass, bars: u64) {
+    let cfg = &sh.cfg;
+    let path = summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id).join(
+        summary::summary_file_name(&rec.phase, cfg.batch_index, cfg.batch_count),
+    );
+    if !class.is_done() {
+        tracing::info!(
+            "{} {} conId {} {}: {} after {} attempts: {}",
+            rec.phase,
+            rec.symbol,
+            rec.con_id,
+            rec.bar_size,
+            rec.status,
+            rec.attempts,
+            rec.error_message.as_deref().unwrap_or("")
+        );
+    }
     let w = sh.summary.clone();
     let res = tokio::task::spawn_blocking(move || {
         w.lock()
@@ -650,10 +706,21 @@ async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass,
             .append(&rec)
     })
     .await;
-    match res {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("cannot append to the summary: {e}"),
-        Err(e) => tracing::error!("summary writer task failed: {e}"),
+    let failed = match res {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(format!("summary writer task failed: {e}")),
+    };
+    match failed {
+        None => {
+            let _ = sh.events.send(Event::Finished { class, bars });
+        }
+        Some(e) => {
+            tracing::error!(
+                "cannot append to the summary {}: {e}; the task is not recorded done",
+                path.display()
+            );
+            let _ = sh.events.send(Event::WriteFailed);
+        }
     }
-    let _ = sh.events.send(Event::Finished { class, bars });
 }

@@ -446,7 +446,14 @@ async fn connect_client(
             client_id: cfg.client_id,
             source,
         }),
-        Ok(Ok(c)) => Ok(c),
+        Ok(Ok(c)) => {
+            tracing::info!(
+                "connected to {address} (client id {}, server version {})",
+                cfg.client_id,
+                c.server_version()
+            );
+            Ok(c)
+        }
     }
 }
 

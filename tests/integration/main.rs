@@ -3,6 +3,7 @@
 mod discover;
 mod exec;
 mod nearatm;
+mod ops;
 mod plan;
 mod readme;
 mod signals;
