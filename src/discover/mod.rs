@@ -376,7 +376,8 @@ pub async fn discover(
 ) -> Result<DiscoverReport, crate::ib::ConnectError> {
     let run_id = new_run_id();
     let summary_path = cfg.log_dir.join(format!("discover_{run_id}.jsonl"));
-    let gateway = Gateway::connect(cfg.gateway.clone()).await?;
+    let gateway =
+        crate::exec::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, &stop).await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let ctx = Arc::new(Ctx {
         gateway,

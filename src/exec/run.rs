@@ -213,7 +213,8 @@ pub async fn execute(
     for rec in &skipped {
         writer.append(rec).map_err(io_err)?;
     }
-    let gateway = Gateway::connect(cfg.gateway.clone()).await?;
+    let gateway =
+        super::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, &stop).await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (lost_tx, _) = watch::channel(None);

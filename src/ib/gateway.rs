@@ -74,6 +74,32 @@ pub enum ConnectError {
         /// Client id used.
         client_id: i32,
     },
+    /// Stopped (Ctrl-C, SIGTERM) while waiting for the gateway.
+    #[error("interrupted while waiting for the gateway")]
+    Interrupted,
+}
+
+impl ConnectError {
+    /// True when retrying cannot help: the handshake proved a server version too old for
+    /// `ibapi`, or the client id is taken (or the user stopped the wait).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ConnectError::ClientIdInUse { .. } | ConnectError::Interrupted => true,
+            ConnectError::Failed { source, .. } => {
+                matches!(source, ibapi::Error::ServerVersion(..))
+            }
+            ConnectError::Timeout { .. } => false,
+        }
+    }
+
+    /// The cause alone, for "retrying" lines (the full message carries setup advice).
+    pub fn short(&self) -> String {
+        match self {
+            ConnectError::Failed { source, .. } => source.to_string(),
+            ConnectError::Timeout { timeout, .. } => format!("no handshake within {timeout:?}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A fully specified option contract to request bars for.

@@ -612,12 +612,15 @@ async fn unreachable_gateway_exits_3() {
             s(&ws.root.join("state")),
             "--gateway".into(),
             format!("127.0.0.1:{port}"),
+            "--reconnect-for".into(),
+            "1s".into(),
         ],
         ws.root.clone(),
     )
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("retrying for up to"), "{stderr}");
     assert!(stderr.contains("cannot connect"), "{stderr}");
     assert!(!ws.caches().exists());
 }
