@@ -218,7 +218,7 @@ pub fn run(args: DiscoverArgs) -> i32 {
     rt.block_on(async move {
         let stop = ctrl_c_signal();
         match discover(&symbols, cfg, stop).await {
-            Err(crate::ib::ConnectError::Interrupted) => crate::exit::INTERRUPTED,
+            Err(crate::ib::ConnectError::Interrupted) => super::common::interrupted_exit_code(),
             Err(e) => {
                 eprintln!("error: {e}");
                 crate::exit::GATEWAY
@@ -234,7 +234,7 @@ pub fn run(args: DiscoverArgs) -> i32 {
                     rep.summary_path.display()
                 );
                 if rep.interrupted {
-                    crate::exit::INTERRUPTED
+                    super::common::interrupted_exit_code()
                 } else if let Some(why) = rep.gateway_lost {
                     eprintln!("error: {why}; re-run to resume");
                     crate::exit::GATEWAY

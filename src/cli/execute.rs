@@ -298,7 +298,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         let gateway_closes = if !need.is_empty() {
             match fetch_gateway_closes(&cfg.gateway, &need, manifest.end.close, cfg.reconnect_for, &stop).await {
                 Ok(c) => c,
-                Err(crate::ib::ConnectError::Interrupted) => return crate::exit::INTERRUPTED,
+                Err(crate::ib::ConnectError::Interrupted) => return super::common::interrupted_exit_code(),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return crate::exit::GATEWAY;
@@ -351,7 +351,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         match execute(tasks, resumed, skipped, cfg, &mut reporter, stop).await {
             Err(crate::exec::ExecError::Connect(crate::ib::ConnectError::Interrupted)) => {
                 eprintln!("interrupted before the gateway was reached");
-                crate::exit::INTERRUPTED
+                super::common::interrupted_exit_code()
             }
             Err(e @ crate::exec::ExecError::Connect(_)) => {
                 eprintln!("error: {e}");
@@ -364,7 +364,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
             Ok(rep) => {
                 eprintln!("summaries: {}", rep.run_dir.display());
                 if rep.interrupted {
-                    crate::exit::INTERRUPTED
+                    super::common::interrupted_exit_code()
                 } else if let Some(why) = rep.gateway_lost {
                     eprintln!("error: {why}; re-run to resume");
                     crate::exit::GATEWAY

@@ -22,6 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// How long in-flight requests may take to finish after a stop signal before they are
+/// abandoned: below the 90 s systemd and Kubernetes wait before they kill.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
 /// Everything the executor needs besides the tasks.
 #[derive(Debug, Clone)]
 pub struct ExecConfig {
@@ -297,6 +301,9 @@ pub async fn execute(
     let mut interrupted = false;
     let mut gateway_lost = None;
     let mut stop_rx = stop.clone();
+    // Once stopped, in-flight requests get STOP_GRACE to finish; then their series are
+    // abandoned (not recorded: the next run does them).
+    let mut grace_over: Option<tokio::time::Instant> = None;
     loop {
         let stopping = interrupted || gateway_lost.is_some();
         if !stopping {
@@ -329,7 +336,17 @@ pub async fn execute(
             Some(res) = joins.join_next(), if !joins.is_empty() => {
                 if let Err(e) = res { tracing::error!("series task failed: {e}"); }
             }
-            _ = stop_rx.changed() => { if *stop_rx.borrow() { interrupted = true; } }
+            _ = stop_rx.changed() => {
+                if *stop_rx.borrow() && !interrupted {
+                    interrupted = true;
+                    grace_over = Some(tokio::time::Instant::now() + STOP_GRACE);
+                }
+            }
+            _ = tokio::time::sleep_until(grace_over.unwrap_or_else(tokio::time::Instant::now)), if grace_over.is_some() => {
+                tracing::warn!("stop grace of {STOP_GRACE:?} over: abandoning {active} series still in flight");
+                joins.abort_all();
+                break;
+            }
             _ = tick.tick() => {}
         }
         stats.elapsed_secs = started.elapsed().as_secs_f64();

@@ -2,6 +2,7 @@
 //! break the connection, farm outages, and the interfaces orchestrators use.
 
 mod logging;
+mod signals;
 mod startup;
 
 use crate::support::*;
