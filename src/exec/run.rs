@@ -26,6 +26,16 @@ use tokio::sync::{mpsc, watch};
 /// abandoned: below the 90 s systemd and Kubernetes wait before they kill.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// A task whose request was in flight at this many disconnects is sent alone from then on
+/// (no other request in flight), to tell whether it is the cause.
+const SUSPECT_AFTER: u32 = 2;
+/// A task sent alone that loses the connection this many times is quarantined: recorded
+/// QUARANTINED and not sent again in this run.
+const QUARANTINE_AFTER: u32 = 2;
+/// Disconnects one task may see in all (drops it did not cause, e.g. nightly restarts) before
+/// it is recorded DISCONNECTED rather than tried again.
+const MAX_DISCONNECTS: u32 = 50;
+
 /// Everything the executor needs besides the tasks.
 #[derive(Debug, Clone)]
 pub struct ExecConfig {
@@ -195,6 +205,9 @@ struct Shared {
     lost: watch::Sender<Option<String>>,
     reconnecting: tokio::sync::Mutex<()>,
     today: chrono::NaiveDate,
+    /// Requests hold a read guard while in flight; a suspect task sent alone takes the write
+    /// guard (tokio's lock is fair: new requests wait behind it).
+    solo: tokio::sync::RwLock<()>,
 }
 
 /// Run `tasks` (already resume-filtered) against the gateway. `stop` turns true on Ctrl-C:
@@ -232,6 +245,7 @@ pub async fn execute(
         lost: lost_tx,
         reconnecting: tokio::sync::Mutex::new(()),
         today: crate::calendar::to_ny(Utc::now()).date_naive(),
+        solo: tokio::sync::RwLock::new(()),
     });
 
     // Group into series, keeping the manifest's order.
@@ -414,7 +428,7 @@ async fn run_series(sh: Arc<Shared>, s: Series) {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
             break;
         }
-        run_task(&sh, t).await;
+        run_task_caught(&sh, t).await;
     }
     let _ = sh.events.send(Event::SeriesDone {
         phase: s.phase,
@@ -499,10 +513,23 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
     });
     let mut attempts = 0u32;
     let mut disconnects = 0u32;
+    let mut solo_drops = 0u32;
     loop {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
-            return; // not recorded: the next run does it
+            return; // not recorded (the run exits non-zero): the next run does it
         }
+        let solo = disconnects >= SUSPECT_AFTER;
+        let (_shared_guard, _solo_guard) = if solo {
+            tracing::warn!(
+                "{} {} conId {} was in flight at {disconnects} disconnects: sending it alone",
+                t.phase,
+                t.symbol,
+                t.con_id
+            );
+            (None, Some(sh.solo.write().await))
+        } else {
+            (Some(sh.solo.read().await), None)
+        };
         let generation = sh.gateway.generation();
         let permit = sh.governor.acquire(small.as_ref()).await;
         attempts += 1;
@@ -510,6 +537,7 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
             retry: attempts > 1,
         });
         let result = sh.gateway.historical(&req, expired).await;
+        drop((_shared_guard, _solo_guard));
         let class = match &result {
             Ok(_) => OutcomeClass::Ok,
             Err(f) => f.class,
@@ -564,7 +592,47 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                     t.con_id
                 );
                 disconnects += 1;
-                if disconnects > 1000 || !reconnect(sh, generation).await {
+                solo_drops += u32::from(solo);
+                let give_up = if solo_drops >= QUARANTINE_AFTER {
+                    tracing::error!(
+                        "{} {} conId {} {}: the connection dropped each time it was sent alone ({solo_drops} times): quarantined",
+                        t.phase,
+                        t.symbol,
+                        t.con_id,
+                        t.bar_size
+                    );
+                    Some((OutcomeClass::Quarantined, format!("the connection dropped each time this request was sent alone ({solo_drops} times, {disconnects} drops in all): {}", f.message)))
+                } else if disconnects > MAX_DISCONNECTS {
+                    Some((
+                        OutcomeClass::Disconnected,
+                        format!("{disconnects} disconnects: {}", f.message),
+                    ))
+                } else {
+                    None
+                };
+                if let Some((class, message)) = give_up {
+                    // Let the connection come back for the others before leaving.
+                    reconnect(sh, generation).await;
+                    let out = path.exists().then(|| path.display().to_string());
+                    let rec = record(
+                        sh,
+                        t,
+                        duration,
+                        started_at,
+                        class,
+                        &[],
+                        0,
+                        f.code,
+                        Some(message),
+                        out,
+                        None,
+                        attempts,
+                        latency_ms,
+                    );
+                    write_record(sh, rec, class, 0).await;
+                    return;
+                }
+                if !reconnect(sh, generation).await {
                     return;
                 }
                 attempts -= 1; // not the task's fault
@@ -615,6 +683,66 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
             }
         }
     }
+}
+
+/// Run one task, catching a panic: the task is recorded (OTHER, "internal error") and the
+/// series goes on, so the scheduler always hears that the series finished.
+async fn run_task_caught(sh: &Arc<Shared>, t: &FetchTask) {
+    let (sh2, t2) = (sh.clone(), t.clone());
+    let started_at = Utc::now();
+    let handle = tokio::spawn(async move { run_task(&sh2, &t2).await });
+    // If the series itself is aborted (stop grace over), the task goes with it.
+    let _abort = AbortOnDrop(handle.abort_handle());
+    let Err(e) = handle.await else {
+        return;
+    };
+    let why = panic_message(e);
+    tracing::error!(
+        "{} {} conId {} {}: internal error: {why}",
+        t.phase,
+        t.symbol,
+        t.con_id,
+        t.bar_size
+    );
+    let class = OutcomeClass::Other;
+    let message = format!("internal error (please report): {why}");
+    let rec = record(
+        sh,
+        t,
+        t.duration,
+        started_at,
+        class,
+        &[],
+        0,
+        None,
+        Some(message),
+        None,
+        None,
+        0,
+        None,
+    );
+    write_record(sh, rec, class, 0).await;
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a failed task join says: the panic's message, or that it was cancelled.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return format!("task cancelled: {e}");
+    }
+    let p = e.into_panic();
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .map(|m| format!("panic: {m}"))
+        .unwrap_or_else(|| "panic".into())
 }
 
 /// Reconnect after a drop seen on connection `generation`. Returns false when the run must stop.
@@ -740,5 +868,21 @@ async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass,
             );
             let _ = sh.events.send(Event::WriteFailed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_is_described_not_propagated() {
+        let e = tokio::spawn(async { panic!("boom {}", 7) })
+            .await
+            .unwrap_err();
+        assert_eq!(panic_message(e), "panic: boom 7");
+        let h = tokio::spawn(std::future::pending::<()>());
+        h.abort();
+        assert!(panic_message(h.await.unwrap_err()).starts_with("task cancelled"));
     }
 }

@@ -32,6 +32,9 @@ pub enum OutcomeClass {
     Other,
     /// Not requested (e.g. no reference close for a near-ATM phase).
     Skipped,
+    /// The connection dropped every time this task was sent, even alone: set aside so it does
+    /// not disconnect every other request again. An error (in the rerun CSV).
+    Quarantined,
 }
 
 impl OutcomeClass {
@@ -70,6 +73,7 @@ impl OutcomeClass {
             OutcomeClass::Permission => "PERMISSION",
             OutcomeClass::Other => "OTHER",
             OutcomeClass::Skipped => "SKIPPED",
+            OutcomeClass::Quarantined => "QUARANTINED",
         }
     }
 }
@@ -243,6 +247,7 @@ mod tests {
             Permission,
             Other,
             Skipped,
+            Quarantined,
         ] {
             assert!(!(c.is_done() && c.is_retryable()), "{c}");
         }

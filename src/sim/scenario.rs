@@ -219,6 +219,11 @@ pub struct FaultSettings {
     pub hang_fraction: f64,
     /// HMDS farm flapping.
     pub farm_flap: Option<FarmFlapSettings>,
+    /// Drop the connection whenever a historical request names one of these conIds: a
+    /// contract that breaks the session every time it is asked for (the executor must
+    /// quarantine it rather than disconnect everyone again and again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_on_con_ids: Vec<i64>,
 }
 
 /// The default duration limit table: IB's strict older table for bars under 30 minutes
@@ -355,6 +360,7 @@ impl Scenario {
                         every_secs: 300.0,
                         down_secs: 10.0,
                     }),
+                    drop_on_con_ids: Vec::new(),
                 },
                 ..realistic
             },

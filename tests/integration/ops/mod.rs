@@ -2,6 +2,7 @@
 //! break the connection, farm outages, and the interfaces orchestrators use.
 
 mod logging;
+mod quarantine;
 mod signals;
 mod startup;
 
