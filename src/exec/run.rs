@@ -35,6 +35,10 @@ const QUARANTINE_AFTER: u32 = 2;
 /// Disconnects one task may see in all (drops it did not cause, e.g. nightly restarts) before
 /// it is recorded DISCONNECTED rather than tried again.
 const MAX_DISCONNECTS: u32 = 50;
+/// Longest dispatch pause for a broken historical data farm without an OK notice.
+pub const FARM_WAIT: Duration = Duration::from_secs(120);
+/// Timeouts a task may see while the farm is broken without them counting as attempts.
+const MAX_FARM_TIMEOUTS: u32 = 10;
 
 /// Everything the executor needs besides the tasks.
 #[derive(Debug, Clone)]
@@ -307,6 +311,8 @@ pub async fn execute(
         }
     }
 
+    let farm = tokio::spawn(follow_farm(shared.gateway.hmds_down(), governor.clone()));
+    let _farm = AbortOnDrop(farm.abort_handle());
     let started = Instant::now();
     let mut active = 0usize;
     let max_active = cfg.active_series.max(1);
@@ -514,6 +520,7 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
     let mut attempts = 0u32;
     let mut disconnects = 0u32;
     let mut solo_drops = 0u32;
+    let mut farm_timeouts = 0u32;
     loop {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
             return; // not recorded (the run exits non-zero): the next run does it
@@ -637,11 +644,29 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                 }
                 attempts -= 1; // not the task's fault
             }
+            Err(f)
+                if f.class == OutcomeClass::Timeout
+                    && sh.governor.farm_paused()
+                    && farm_timeouts < MAX_FARM_TIMEOUTS =>
+            {
+                // The farm broke while this request was out: not the request's fault. The
+                // governor holds the retry until the farm is back.
+                farm_timeouts += 1;
+                attempts -= 1;
+                tracing::info!(
+                    "{} {} conId {} {}: {f} while the farm is broken; sent again once it is back",
+                    t.phase,
+                    t.symbol,
+                    t.con_id,
+                    t.bar_size
+                );
+            }
             Err(f) if f.class.is_retryable() && attempts < cfg.max_attempts => {
                 let backoff = cfg
                     .retry_backoff
                     .saturating_mul(1 << (attempts - 1).min(6))
                     .min(Duration::from_secs(60));
+                let backoff = super::reconnect::jittered(backoff);
                 tracing::info!(
                     "{} {} conId {} {}: {f}; retry {} of {} in {backoff:.1?}",
                     t.phase,
@@ -681,6 +706,20 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                 write_record(sh, rec, class, 0).await;
                 return;
             }
+        }
+    }
+}
+
+/// Pause and resume dispatch as the gateway reports its historical data farm broken and back.
+async fn follow_farm(mut down: watch::Receiver<bool>, governor: Arc<PacingGovernor>) {
+    loop {
+        if *down.borrow_and_update() {
+            governor.farm_down(FARM_WAIT);
+        } else {
+            governor.farm_ok();
+        }
+        if down.changed().await.is_err() {
+            return;
         }
     }
 }

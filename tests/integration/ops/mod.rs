@@ -1,6 +1,7 @@
 //! Unattended runs (issue 14): logs, a gateway that is down at the start, signals, tasks that
 //! break the connection, farm outages, and the interfaces orchestrators use.
 
+mod farm;
 mod logging;
 mod quarantine;
 mod signals;
