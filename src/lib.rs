@@ -28,6 +28,8 @@ pub mod exit {
     pub const GATEWAY: i32 = 3;
     /// Another executor holds the lock for this scope and batch.
     pub const LOCKED: i32 = 4;
+    /// `plan --diff OLD --exit-code-on-diff`: the new manifest differs from the old one.
+    pub const DIFF_NOT_EMPTY: i32 = 5;
     /// Interrupted by Ctrl-C (128 + SIGINT). A run stopped by SIGTERM exits 143 (128 + 15) and
     /// by SIGHUP 129 (128 + 1), after the same graceful stop; the same command resumes it.
     pub const INTERRUPTED: i32 = 130;

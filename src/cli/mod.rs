@@ -36,9 +36,14 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Write the universe of failed tasks as CSV, to feed back with `execute --rerun`.
     Rerun(report::RerunArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) on stdout: `opt-backfill man > opt-backfill.1`.
+    Man,
 }
 
 pub mod common;
+pub mod completions;
 pub mod demo;
 pub mod discover;
 pub mod execute;
@@ -58,5 +63,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Discover(args) => discover::run(args),
         Command::Report(args) => report::run_report(args),
         Command::Rerun(args) => report::run_rerun(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => completions::run_man(),
     }
 }

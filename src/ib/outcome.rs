@@ -5,8 +5,21 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The class of a request's outcome (the `status` of a summary record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutcomeClass {
     /// Bars received (possibly none beyond what the file already had).
     Ok,

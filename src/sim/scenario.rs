@@ -239,6 +239,28 @@ pub fn default_max_duration(bar: BarSize) -> Duration {
     }
 }
 
+/// The built-in scenarios, for `--preset` (see [`Scenario::preset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// Millisecond latencies, no faults: tests and a quick look.
+    Fast,
+    /// IB-like latencies and throttling.
+    Realistic,
+    /// Realistic plus drops, a gateway restart, farm flapping and hanging requests.
+    Hostile,
+}
+
+impl Preset {
+    /// The preset's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Fast => "fast",
+            Preset::Realistic => "realistic",
+            Preset::Hostile => "hostile",
+        }
+    }
+}
+
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {

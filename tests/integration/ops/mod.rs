@@ -2,6 +2,7 @@
 //! break the connection, farm outages, and the interfaces orchestrators use.
 
 mod farm;
+mod interfaces;
 mod logging;
 mod quarantine;
 mod signals;
