@@ -51,6 +51,15 @@ impl Progress {
         Self::with_mode(label, total, std::io::stderr().is_terminal())
     }
 
+    /// As `new`, with plain lines `every` this often instead of every 10 s.
+    pub fn every(label: &str, total: u64, every: Duration) -> Progress {
+        let mut p = Self::new(label, total);
+        if let Mode::Lines { every: e, .. } = &mut p.mode {
+            *e = every;
+        }
+        p
+    }
+
     /// As `new`, choosing bar (`tty`) or lines explicitly.
     pub fn with_mode(label: &str, total: u64, tty: bool) -> Progress {
         if QUIET.load(Ordering::Relaxed) {

@@ -634,19 +634,27 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
         let symbol = symbol.to_string();
         tokio::spawn(async move {
             let t0 = Instant::now();
+            // A bar on a terminal, a line every `every` otherwise (shared with `execute`).
+            let mut bar = crate::progress::Progress::every(
+                &format!("progress: {symbol}"),
+                total as u64,
+                every,
+            );
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 let n = done.load(std::sync::atomic::Ordering::Relaxed);
                 let g = ctx.governor.stats();
                 let secs = t0.elapsed().as_secs_f64().max(1e-9);
-                eprintln!(
-                    "progress: {symbol} {n}/{total} qualified, {:.1}/s, in flight {} (limit {}), latency {:.0} ms{}",
+                bar.update(n as u64, total as u64, || {
+                    format!(
+                    "{n}/{total} qualified, {:.1}/s, in flight {} (limit {}), latency {:.0} ms{}",
                     n as f64 / secs,
                     g.in_flight,
                     g.limit,
                     g.latency_ms,
                     if g.paused { ", paused" } else { "" }
-                );
+                )
+                });
             }
         })
     });
