@@ -164,6 +164,8 @@ fn summaries(state: &Path) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        // The run logs (`discover_<time>.log`) sit next to the summaries.
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     v.sort();
     v
