@@ -345,7 +345,11 @@ impl Ctx {
                 }
                 Err(e) if e.class.is_retryable() && attempts + 1 < self.cfg.max_attempts => {
                     attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(250 << attempts.min(6))).await;
+                    let wait = crate::exec::reconnect::jittered(Duration::from_millis(
+                        250 << attempts.min(6),
+                    ));
+                    tracing::debug!("retry {attempts} in {wait:.1?}: {e}");
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => return (Err(CallError::Failed(e)), sent),
             }

@@ -108,3 +108,19 @@ pub async fn reconnect_with_backoff(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_quarter_and_varies() {
+        let d = Duration::from_secs(8);
+        let waits: Vec<Duration> = (0..200).map(|_| jittered(d)).collect();
+        assert!(waits
+            .iter()
+            .all(|w| *w >= Duration::from_secs(6) && *w < Duration::from_secs(10)));
+        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 100, "not in lockstep: {}", distinct.len());
+    }
+}
