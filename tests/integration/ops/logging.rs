@@ -19,6 +19,7 @@ async fn an_unwritable_summary_fails_the_run_loudly_naming_the_path() {
             "--run-id",
             "r1",
             "--no-resume",
+            "-q",
         ]),
         ws.root.clone(),
         vec![],
@@ -32,6 +33,8 @@ async fn an_unwritable_summary_fails_the_run_loudly_naming_the_path() {
     );
     assert!(err.contains(&blocker.display().to_string()), "{err}");
     assert!(err.contains("could not be written"), "{err}");
+    // -q: errors still shown, no progress lines.
+    assert!(!err.contains("progress:"), "{err}");
     // The run log in the run directory says the same, with timestamps.
     let log =
         std::fs::read_to_string(ws.root.join("state/run_logs/test/r1/execute_0of1.log")).unwrap();
