@@ -9,6 +9,9 @@
 use super::governor::{GovernorConfig, PacingGovernor};
 use super::incremental::{plan_request, Plan};
 use super::report::{Reporter, RunStats};
+use super::safety::{
+    follow_farm, panic_message, AbortOnDrop, DropTracker, MAX_FARM_TIMEOUTS, STOP_GRACE,
+};
 use super::small_bars::SmallBarKey;
 use crate::bars::Duration as IbDuration;
 use crate::compile::task::FetchTask;
@@ -21,24 +24,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-
-/// How long in-flight requests may take to finish after a stop signal before they are
-/// abandoned: below the 90 s systemd and Kubernetes wait before they kill.
-pub const STOP_GRACE: Duration = Duration::from_secs(30);
-
-/// A task whose request was in flight at this many disconnects is sent alone from then on
-/// (no other request in flight), to tell whether it is the cause.
-const SUSPECT_AFTER: u32 = 2;
-/// A task sent alone that loses the connection this many times is quarantined: recorded
-/// QUARANTINED and not sent again in this run.
-const QUARANTINE_AFTER: u32 = 2;
-/// Disconnects one task may see in all (drops it did not cause, e.g. nightly restarts) before
-/// it is recorded DISCONNECTED rather than tried again.
-const MAX_DISCONNECTS: u32 = 50;
-/// Longest dispatch pause for a broken historical data farm without an OK notice.
-pub const FARM_WAIT: Duration = Duration::from_secs(120);
-/// Timeouts a task may see while the farm is broken without them counting as attempts.
-const MAX_FARM_TIMEOUTS: u32 = 10;
 
 /// Everything the executor needs besides the tasks.
 #[derive(Debug, Clone)]
@@ -518,20 +503,20 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
         weight: if t.what == "BID_ASK" { 2 } else { 1 },
     });
     let mut attempts = 0u32;
-    let mut disconnects = 0u32;
-    let mut solo_drops = 0u32;
+    let mut drops = DropTracker::default();
     let mut farm_timeouts = 0u32;
     loop {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
             return; // not recorded (the run exits non-zero): the next run does it
         }
-        let solo = disconnects >= SUSPECT_AFTER;
+        let solo = drops.solo();
         let (_shared_guard, _solo_guard) = if solo {
             tracing::warn!(
-                "{} {} conId {} was in flight at {disconnects} disconnects: sending it alone",
+                "{} {} conId {} was in flight at {} disconnects: sending it alone",
                 t.phase,
                 t.symbol,
-                t.con_id
+                t.con_id,
+                drops.disconnects
             );
             (None, Some(sh.solo.write().await))
         } else {
@@ -598,25 +583,16 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
                     t.symbol,
                     t.con_id
                 );
-                disconnects += 1;
-                solo_drops += u32::from(solo);
-                let give_up = if solo_drops >= QUARANTINE_AFTER {
+                let give_up = drops.dropped(solo, &f.message);
+                if let Some((class, message)) = &give_up {
                     tracing::error!(
-                        "{} {} conId {} {}: the connection dropped each time it was sent alone ({solo_drops} times): quarantined",
+                        "{} {} conId {} {}: {class}: {message}",
                         t.phase,
                         t.symbol,
                         t.con_id,
                         t.bar_size
                     );
-                    Some((OutcomeClass::Quarantined, format!("the connection dropped each time this request was sent alone ({solo_drops} times, {disconnects} drops in all): {}", f.message)))
-                } else if disconnects > MAX_DISCONNECTS {
-                    Some((
-                        OutcomeClass::Disconnected,
-                        format!("{disconnects} disconnects: {}", f.message),
-                    ))
-                } else {
-                    None
-                };
+                }
                 if let Some((class, message)) = give_up {
                     // Let the connection come back for the others before leaving.
                     reconnect(sh, generation).await;
@@ -710,20 +686,6 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask) {
     }
 }
 
-/// Pause and resume dispatch as the gateway reports its historical data farm broken and back.
-async fn follow_farm(mut down: watch::Receiver<bool>, governor: Arc<PacingGovernor>) {
-    loop {
-        if *down.borrow_and_update() {
-            governor.farm_down(FARM_WAIT);
-        } else {
-            governor.farm_ok();
-        }
-        if down.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Run one task, catching a panic: the task is recorded (OTHER, "internal error") and the
 /// series goes on, so the scheduler always hears that the series finished.
 async fn run_task_caught(sh: &Arc<Shared>, t: &FetchTask) {
@@ -761,27 +723,6 @@ async fn run_task_caught(sh: &Arc<Shared>, t: &FetchTask) {
         None,
     );
     write_record(sh, rec, class, 0).await;
-}
-
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// What a failed task join says: the panic's message, or that it was cancelled.
-fn panic_message(e: tokio::task::JoinError) -> String {
-    if !e.is_panic() {
-        return format!("task cancelled: {e}");
-    }
-    let p = e.into_panic();
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .map(|m| format!("panic: {m}"))
-        .unwrap_or_else(|| "panic".into())
 }
 
 /// Reconnect after a drop seen on connection `generation`. Returns false when the run must stop.
@@ -907,21 +848,5 @@ async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass,
             );
             let _ = sh.events.send(Event::WriteFailed);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_panicking_task_is_described_not_propagated() {
-        let e = tokio::spawn(async { panic!("boom {}", 7) })
-            .await
-            .unwrap_err();
-        assert_eq!(panic_message(e), "panic: boom 7");
-        let h = tokio::spawn(std::future::pending::<()>());
-        h.abort();
-        assert!(panic_message(h.await.unwrap_err()).starts_with("task cancelled"));
     }
 }
