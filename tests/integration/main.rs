@@ -4,6 +4,7 @@ mod discover;
 mod exec;
 mod lake;
 mod nearatm;
+mod ops;
 mod plan;
 mod readme;
 mod signals;
