@@ -9,7 +9,9 @@ pub mod compile;
 pub mod discover;
 pub mod exec;
 pub mod ib;
+pub mod logging;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod sim;
 pub mod store;
@@ -27,6 +29,13 @@ pub mod exit {
     pub const GATEWAY: i32 = 3;
     /// Another executor holds the lock for this scope and batch.
     pub const LOCKED: i32 = 4;
-    /// Interrupted by Ctrl-C (128 + SIGINT).
+    /// `plan --diff OLD --exit-code-on-diff`: the new manifest differs from the old one.
+    pub const DIFF_NOT_EMPTY: i32 = 5;
+    /// Interrupted by Ctrl-C (128 + SIGINT). A run stopped by SIGTERM exits 143 (128 + 15) and
+    /// by SIGHUP 129 (128 + 1), after the same graceful stop; the same command resumes it.
     pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM (128 + 15), gracefully.
+    pub const TERMINATED: i32 = 143;
+    /// Stopped by SIGHUP (128 + 1), gracefully.
+    pub const HANGUP: i32 = 129;
 }

@@ -1,6 +1,7 @@
 //! Pieces shared by the subcommands that talk to a gateway.
 
 use crate::ib::GatewayConfig;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 /// Parse `HOST:PORT`.
@@ -51,19 +52,88 @@ pub fn default_gateway(host: String, port: u16, client_id: i32) -> GatewayConfig
     }
 }
 
-/// A watch channel that turns true on the first Ctrl-C; a second Ctrl-C exits at once with 130.
+/// The signal that stopped the run (0 while none has).
+static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// Exit code of a run stopped by a signal: 128 + the signal number (130 for Ctrl-C/SIGINT,
+/// 143 for SIGTERM, 129 for SIGHUP), as shells and orchestrators expect.
+pub fn interrupted_exit_code() -> i32 {
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => crate::exit::INTERRUPTED,
+        n => 128 + n,
+    }
+}
+
+/// A watch channel that turns true on the first Ctrl-C (SIGINT), SIGTERM or SIGHUP: the run
+/// stops dispatching, lets in-flight requests finish (bounded), flushes and writes its totals.
+/// systemd, Kubernetes, Airflow and Dagster stop a job with SIGTERM, so it takes the same
+/// graceful path. A second signal exits at once.
 pub fn ctrl_c_signal() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: finishing in-flight requests (Ctrl-C again to exit at once)");
-            let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(crate::exit::INTERRUPTED);
+        let mut signals = match Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot listen for signals: {e}");
+                // Keep the sender alive so `stop` never reads as fired.
+                std::future::pending::<()>().await;
+                return;
             }
-        }
+        };
+        let (signo, name) = signals.next().await;
+        STOPPED_BY.store(signo, Ordering::SeqCst);
+        crate::progress::suspend(|| {
+            eprintln!("\n{name}: finishing in-flight requests (send it again to exit at once)")
+        });
+        tracing::warn!(
+            "{name} received: stop dispatching, finish in-flight requests, write totals"
+        );
+        let _ = tx.send(true);
+        let (signo, name) = signals.next().await;
+        tracing::warn!("{name} received again: exiting at once");
+        std::process::exit(128 + signo);
     });
     rx
+}
+
+/// The stop signals this process listens for.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                hup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal: its number and name.
+    async fn next(&mut self) -> (i32, &'static str) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => (2, "interrupted (SIGINT)"),
+                _ = self.term.recv() => (15, "terminated (SIGTERM)"),
+                _ = self.hup.recv() => (1, "hangup (SIGHUP)"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            (2, "interrupted (Ctrl-C)")
+        }
+    }
 }
 
 /// Read symbols from a CSV: a header with a `symbol` column, or one symbol per line.

@@ -20,8 +20,8 @@ pub struct DemoArgs {
     #[arg(long, default_value = "opt-backfill-demo")]
     pub dir: PathBuf,
     /// Simulator preset: `realistic` (IB-like latencies, about two minutes) or `fast`.
-    #[arg(long, default_value = "realistic")]
-    pub preset: String,
+    #[arg(long, value_enum, default_value_t = crate::sim::scenario::Preset::Realistic)]
+    pub preset: crate::sim::scenario::Preset,
     /// Simulator seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -46,7 +46,7 @@ fn sub(args: &[&str]) -> i32 {
 /// Run the demo.
 pub fn run(args: DemoArgs) -> i32 {
     let t0 = Instant::now();
-    let mut scenario = match Scenario::preset(&args.preset) {
+    let mut scenario = match Scenario::preset(args.preset.as_str()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: --preset: {e}");
@@ -98,7 +98,7 @@ pub fn run(args: DemoArgs) -> i32 {
     let gateway = sim.addr().to_string();
     eprintln!(
         "simulated IB Gateway ({} preset) listening on {gateway}; demo directory {}",
-        args.preset,
+        args.preset.as_str(),
         dir.display()
     );
     if let Err(e) = std::env::set_current_dir(&dir) {

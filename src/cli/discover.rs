@@ -38,14 +38,18 @@ pub struct DiscoverArgs {
     pub out: Option<PathBuf>,
     /// State root (discovery summaries go under `<state>/run_logs/discover`; default: the
     /// plan's, else `state`).
-    #[arg(long)]
+    #[arg(long, env = "OPT_BACKFILL_STATE_ROOT")]
     pub state_root: Option<PathBuf>,
     /// Gateway address HOST:PORT (default: the plan's, else 127.0.0.1:4002).
-    #[arg(long)]
+    #[arg(long, env = "OPT_BACKFILL_GATEWAY")]
     pub gateway: Option<String>,
     /// API client id (default: the plan's, else 17).
-    #[arg(long)]
+    #[arg(long, env = "OPT_BACKFILL_CLIENT_ID")]
     pub client_id: Option<i32>,
+    /// How long to keep trying to reach the gateway, at the start and after a drop, e.g. `2h`
+    /// (default: the plan's, else 1h).
+    #[arg(long)]
+    pub reconnect_for: Option<String>,
     /// Messages per second sent to the gateway. IB's default limit is 50 (error 100, then a
     /// drop); 45 leaves headroom. Raise it only if your account allows more.
     #[arg(long, default_value_t = 45)]
@@ -130,6 +134,10 @@ fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
     if let Some(id) = args.client_id {
         gateway.client_id = id;
     }
+    if let Some(r) = &args.reconnect_for {
+        reconnect_for =
+            super::common::parse_duration(r).map_err(|e| bad(format!("--reconnect-for {e}")))?;
+    }
     if args.messages_per_second == 0 {
         return Err(bad("--messages-per-second must be at least 1"));
     }
@@ -183,6 +191,23 @@ pub fn run(args: DiscoverArgs) -> i32 {
         cfg.cache_dir.display(),
         cfg.gateway.address()
     );
+    // The run log sits next to the discovery summaries (`discover_<time>.log`).
+    let log_path = cfg.log_dir.join(format!(
+        "discover_{}.log",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
+    ));
+    let _run_log = match crate::logging::open_run_log(&log_path) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!("cannot open the run log {}: {e}", log_path.display());
+            None
+        }
+    };
+    tracing::info!(
+        "discover {} symbols for {date}; gateway {}",
+        symbols.len(),
+        cfg.gateway.address()
+    );
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -193,6 +218,7 @@ pub fn run(args: DiscoverArgs) -> i32 {
     rt.block_on(async move {
         let stop = ctrl_c_signal();
         match discover(&symbols, cfg, stop).await {
+            Err(crate::ib::ConnectError::Interrupted) => super::common::interrupted_exit_code(),
             Err(e) => {
                 eprintln!("error: {e}");
                 crate::exit::GATEWAY
@@ -208,7 +234,7 @@ pub fn run(args: DiscoverArgs) -> i32 {
                     rep.summary_path.display()
                 );
                 if rep.interrupted {
-                    crate::exit::INTERRUPTED
+                    super::common::interrupted_exit_code()
                 } else if let Some(why) = rep.gateway_lost {
                     eprintln!("error: {why}; re-run to resume");
                     crate::exit::GATEWAY

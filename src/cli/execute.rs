@@ -7,7 +7,7 @@ use crate::exec::closes::{needs_gateway, read_snapshot, resolve, Resolved, Snaps
 use crate::exec::{
     execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
 };
-use crate::ib::{Gateway, GatewayConfig};
+use crate::ib::GatewayConfig;
 use crate::store::summary::SummaryRecord;
 use chrono::Utc;
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,11 +41,21 @@ pub struct ExecuteArgs {
     #[arg(long)]
     pub no_incremental: bool,
     /// Gateway HOST:PORT (overrides the plan).
-    #[arg(long)]
+    #[arg(long, env = "OPT_BACKFILL_GATEWAY")]
     pub gateway: Option<String>,
     /// API client id (overrides the plan).
-    #[arg(long)]
+    #[arg(long, env = "OPT_BACKFILL_CLIENT_ID")]
     pub client_id: Option<i32>,
+    /// State root: summaries, run logs, locks, selections (overrides the plan).
+    #[arg(long, env = "OPT_BACKFILL_STATE_ROOT")]
+    pub state_root: Option<PathBuf>,
+    /// Output root of the Parquet files (overrides the plan).
+    #[arg(long, env = "OPT_BACKFILL_OUTPUT_ROOT")]
+    pub output_root: Option<PathBuf>,
+    /// How long to keep trying to reach the gateway, at the start and after a drop, e.g. `30m`
+    /// (overrides the plan's `reconnect-for`).
+    #[arg(long)]
+    pub reconnect_for: Option<String>,
     /// Per-request timeout, e.g. `60s` (overrides the plan).
     #[arg(long)]
     pub request_timeout: Option<String>,
@@ -130,6 +140,13 @@ pub fn run(args: ExecuteArgs) -> i32 {
             Err(e) => return bad(e),
         }
     }
+    let reconnect_for = match &args.reconnect_for {
+        Some(s) => match parse_duration(s) {
+            Ok(d) => d,
+            Err(e) => return bad(format!("--reconnect-for {e}")),
+        },
+        None => Duration::from_millis(g.reconnect_for_ms),
+    };
     let request_timeout = match &args.request_timeout {
         Some(s) => match parse_duration(s) {
             Ok(d) => d,
@@ -150,14 +167,19 @@ pub fn run(args: ExecuteArgs) -> i32 {
         .iter()
         .map(|p| (p.name.clone(), p.depends_on.clone()))
         .collect();
-    let run_id = args
-        .run_id
+    let state_root = args
+        .state_root
         .clone()
-        .unwrap_or_else(|| Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
-    let state_root = PathBuf::from(&manifest.plan.state_root);
+        .unwrap_or_else(|| PathBuf::from(&manifest.plan.state_root));
+    let run_id = args.run_id.clone().unwrap_or_else(|| {
+        crate::store::summary::new_run_id(&state_root, &manifest.plan.scope, Utc::now())
+    });
     let mut cfg = ExecConfig {
         scope: manifest.plan.scope.clone(),
-        output_root: PathBuf::from(&manifest.plan.output_root),
+        output_root: args
+            .output_root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&manifest.plan.output_root)),
         state_root: state_root.clone(),
         run_id,
         batch_index: manifest.batch.index,
@@ -173,7 +195,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         },
         max_attempts: g.max_attempts.max(1),
         retry_backoff: Duration::from_secs(2),
-        reconnect_for: Duration::from_millis(g.reconnect_for_ms),
+        reconnect_for,
         phase_deps,
         active_series: 64,
         reference_closes: BTreeMap::new(),
@@ -199,12 +221,29 @@ pub fn run(args: ExecuteArgs) -> i32 {
             return crate::exit::LOCKED;
         }
     };
-    // What `report --html` needs to find the plan again (for the coverage heatmap).
-    let timeline_file = crate::exec::timeline::timeline_path(
-        &crate::store::summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id),
+    let run_dir = crate::store::summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id);
+    let log_path = run_dir.join(format!(
+        "execute_{}of{}.log",
+        cfg.batch_index, cfg.batch_count
+    ));
+    let _run_log = match crate::logging::open_run_log(&log_path) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!("cannot open the run log {}: {e}", log_path.display());
+            None
+        }
+    };
+    tracing::info!(
+        "execute {} (scope {}, batch {} of {}), run {}",
+        args.input.display(),
+        cfg.scope,
         cfg.batch_index,
         cfg.batch_count,
+        cfg.run_id
     );
+    // What `report --html` needs to find the plan again (for the coverage heatmap).
+    let timeline_file =
+        crate::exec::timeline::timeline_path(&run_dir, cfg.batch_index, cfg.batch_count);
     let plan_line = crate::exec::timeline::TimelineLine::Plan {
         at: Utc::now(),
         plan: args
@@ -248,8 +287,9 @@ pub fn run(args: ExecuteArgs) -> i32 {
             .filter(|s| needs_gateway(s, &cfg.state_root, &cfg.scope, &snapshot, fetch_closes))
             .collect();
         let gateway_closes = if !need.is_empty() {
-            match fetch_gateway_closes(&cfg.gateway, &need, manifest.end.close).await {
+            match fetch_gateway_closes(&cfg.gateway, &need, manifest.end.close, cfg.reconnect_for, &stop).await {
                 Ok(c) => c,
+                Err(crate::ib::ConnectError::Interrupted) => return super::common::interrupted_exit_code(),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return crate::exit::GATEWAY;
@@ -300,6 +340,10 @@ pub fn run(args: ExecuteArgs) -> i32 {
         );
         let mut reporter = ConsoleReporter::new();
         match execute(tasks, resumed, skipped, cfg, &mut reporter, stop).await {
+            Err(crate::exec::ExecError::Connect(crate::ib::ConnectError::Interrupted)) => {
+                eprintln!("interrupted before the gateway was reached");
+                super::common::interrupted_exit_code()
+            }
             Err(e @ crate::exec::ExecError::Connect(_)) => {
                 eprintln!("error: {e}");
                 crate::exit::GATEWAY
@@ -311,10 +355,16 @@ pub fn run(args: ExecuteArgs) -> i32 {
             Ok(rep) => {
                 eprintln!("summaries: {}", rep.run_dir.display());
                 if rep.interrupted {
-                    crate::exit::INTERRUPTED
+                    super::common::interrupted_exit_code()
                 } else if let Some(why) = rep.gateway_lost {
                     eprintln!("error: {why}; re-run to resume");
                     crate::exit::GATEWAY
+                } else if rep.stats.write_failures > 0 {
+                    eprintln!(
+                        "error: {} summary lines or run totals could not be written (see above); re-run to redo those tasks",
+                        rep.stats.write_failures
+                    );
+                    crate::exit::TASK_ERRORS
                 } else if rep.stats.errors() > 0 {
                     crate::exit::TASK_ERRORS
                 } else {
@@ -340,10 +390,12 @@ async fn fetch_gateway_closes(
     gw: &GatewayConfig,
     selections: &[&crate::compile::manifest::Selection],
     end: chrono::DateTime<Utc>,
+    reconnect_for: Duration,
+    stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<BTreeMap<String, f64>, crate::ib::ConnectError> {
     let mut cfg = gw.clone();
     cfg.client_id = cfg.client_id.saturating_add(1000);
-    let gateway = Gateway::connect(cfg).await?;
+    let gateway = crate::exec::reconnect::connect_with_retry(&cfg, reconnect_for, stop).await?;
     let symbols: BTreeSet<&str> = selections.iter().map(|s| s.symbol.as_str()).collect();
     let mut out = BTreeMap::new();
     for sym in symbols {

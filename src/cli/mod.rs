@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
     about = "Backfill historical option bars from Interactive Brokers"
 )]
 pub struct Cli {
+    /// Logging options (global: accepted before or after the subcommand).
+    #[command(flatten)]
+    pub log: crate::logging::LogArgs,
     /// Subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -35,9 +38,14 @@ pub enum Command {
     Rerun(report::RerunArgs),
     /// Audit a scope's lake against its plan: sessions covered, empty, provisional, missing.
     Verify(verify::VerifyArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) on stdout: `opt-backfill man > opt-backfill.1`.
+    Man,
 }
 
 pub mod common;
+pub mod completions;
 pub mod demo;
 pub mod discover;
 pub mod execute;
@@ -48,6 +56,8 @@ pub mod verify;
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    crate::logging::init(&cli.log);
+    crate::progress::set_quiet(cli.log.quiet > 0);
     match cli.command {
         Command::Sim(args) => sim::run(args),
         Command::Demo(args) => demo::run(args),
@@ -57,5 +67,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Report(args) => report::run_report(args),
         Command::Rerun(args) => report::run_rerun(args),
         Command::Verify(args) => verify::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man => completions::run_man(),
     }
 }

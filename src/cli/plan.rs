@@ -41,6 +41,14 @@ pub struct PlanArgs {
     /// Request rate used for the run-time estimate, requests per second.
     #[arg(long, value_name = "REQ_PER_S", default_value_t = dryrun::DEFAULT_RATE)]
     pub rate: f64,
+    /// Print one JSON document (table, diff, totals; schema in
+    /// `schemas/plan_report.schema.json`) on stdout instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// With --diff: exit 5 when the new manifest differs from the old one (0 when it does
+    /// not), so a script can tell "changed" from "same".
+    #[arg(long, requires = "diff")]
+    pub exit_code_on_diff: bool,
 }
 
 /// Run `plan`; returns the exit code.
@@ -93,14 +101,21 @@ pub fn run(args: PlanArgs) -> i32 {
         }
     };
     let m = &compiled.manifest;
-    print!("{}", dryrun::render(m, args.by_symbol, args.rate));
+    if !args.json {
+        print!("{}", dryrun::render(m, args.by_symbol, args.rate));
+    }
 
+    let mut diff = None;
     if let Some(old_path) = &args.diff {
         match Manifest::read_any_version(old_path) {
             Ok(old) => {
-                println!();
-                println!("changes since {}:", old_path.display());
-                print!("{}", compile::diff::render(&compile::diff::diff(&old, m)));
+                let d = compile::diff::diff(&old, m);
+                if !args.json {
+                    println!();
+                    println!("changes since {}:", old_path.display());
+                    print!("{}", compile::diff::render(&d));
+                }
+                diff = Some(d);
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -108,23 +123,46 @@ pub fn run(args: PlanArgs) -> i32 {
             }
         }
     }
+    let ok = if args.exit_code_on_diff && diff.as_ref().is_some_and(|d| !d.is_empty()) {
+        exit::DIFF_NOT_EMPTY
+    } else {
+        exit::OK
+    };
 
+    let mut written = None;
     if args.dry_run {
-        println!("\ndry run: nothing written");
-        return exit::OK;
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| compile::default_manifest_path(m));
-    match m.write_atomic(&out) {
-        Ok(()) => {
-            println!("\nmanifest written: {}", out.display());
-            exit::OK
+        if !args.json {
+            println!("\ndry run: nothing written");
         }
-        Err(e) => {
-            eprintln!("error: cannot write the manifest: {e}");
-            exit::TASK_ERRORS
+    } else {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| compile::default_manifest_path(m));
+        match m.write_atomic(&out) {
+            Ok(()) => {
+                if !args.json {
+                    println!("\nmanifest written: {}", out.display());
+                }
+                written = Some(out.display().to_string());
+            }
+            Err(e) => {
+                eprintln!("error: cannot write the manifest: {e}");
+                return exit::TASK_ERRORS;
+            }
         }
     }
+    if args.json {
+        let against = args.diff.as_ref().map(|p| p.display().to_string());
+        let d = against.as_deref().zip(diff.as_ref());
+        let doc = compile::plan_json::report(m, args.by_symbol, args.rate, d, written);
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::TASK_ERRORS;
+            }
+        }
+    }
+    ok
 }

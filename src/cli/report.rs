@@ -33,8 +33,8 @@ pub struct RerunArgs {
     /// Statuses to re-run (comma-separated, e.g. `TIMEOUT,EMPTY`). Default: every status
     /// but OK, EMPTY and UP_TO_DATE (errors of every class and SKIPPED). EMPTY tasks are
     /// finished for resume: re-running them needs `execute --no-resume` as well.
-    #[arg(long, value_delimiter = ',')]
-    pub status: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
+    pub status: Vec<crate::ib::OutcomeClass>,
     /// Only this phase.
     #[arg(long)]
     pub phase: Option<String>,
@@ -101,11 +101,7 @@ pub fn run_rerun(args: RerunArgs) -> i32 {
             return crate::exit::BAD_INPUT;
         }
     };
-    let statuses: BTreeSet<String> = args
-        .status
-        .iter()
-        .map(|s| s.trim().to_ascii_uppercase())
-        .collect();
+    let statuses: BTreeSet<String> = args.status.iter().map(|s| s.as_str().to_string()).collect();
     let csv = rerun_csv(
         &loaded.records,
         &statuses,

@@ -14,9 +14,9 @@ pub struct SimArgs {
     /// Scenario TOML file (see examples/scenarios/).
     #[arg(long, conflicts_with = "preset")]
     pub scenario: Option<PathBuf>,
-    /// Built-in preset: fast, realistic or hostile.
-    #[arg(long)]
-    pub preset: Option<String>,
+    /// Built-in preset.
+    #[arg(long, value_enum)]
+    pub preset: Option<crate::sim::scenario::Preset>,
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -33,7 +33,7 @@ pub struct SimArgs {
 fn load(args: &SimArgs) -> Result<Scenario, String> {
     let mut s = match (&args.scenario, &args.preset) {
         (Some(path), _) => Scenario::from_toml_path(path).map_err(|e| e.to_string())?,
-        (None, Some(p)) => Scenario::preset(p).map_err(|e| e.to_string())?,
+        (None, Some(p)) => Scenario::preset(p.as_str()).map_err(|e| e.to_string())?,
         (None, None) => Scenario::preset("realistic").map_err(|e| e.to_string())?,
     };
     // A standalone server is a gateway to point clients at today: it follows the wall clock

@@ -79,7 +79,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn select_label(s: &Select) -> String {
+pub(crate) fn select_label(s: &Select) -> String {
     match s {
         Select::All => "all".into(),
         Select::NearAtm(r) => format!("near-atm K={} E={}", r.strikes, r.expiries),

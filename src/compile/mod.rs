@@ -9,6 +9,7 @@ pub mod dryrun;
 pub mod graph;
 pub mod manifest;
 pub mod near_atm;
+pub mod plan_json;
 pub mod shard;
 pub mod task;
 pub mod universe;

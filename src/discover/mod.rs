@@ -345,7 +345,11 @@ impl Ctx {
                 }
                 Err(e) if e.class.is_retryable() && attempts + 1 < self.cfg.max_attempts => {
                     attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(250 << attempts.min(6))).await;
+                    let wait = crate::exec::reconnect::jittered(Duration::from_millis(
+                        250 << attempts.min(6),
+                    ));
+                    tracing::debug!("retry {attempts} in {wait:.1?}: {e}");
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => return (Err(CallError::Failed(e)), sent),
             }
@@ -376,7 +380,8 @@ pub async fn discover(
 ) -> Result<DiscoverReport, crate::ib::ConnectError> {
     let run_id = new_run_id();
     let summary_path = cfg.log_dir.join(format!("discover_{run_id}.jsonl"));
-    let gateway = Gateway::connect(cfg.gateway.clone()).await?;
+    let gateway =
+        crate::exec::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, &stop).await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let ctx = Arc::new(Ctx {
         gateway,
@@ -633,19 +638,27 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
         let symbol = symbol.to_string();
         tokio::spawn(async move {
             let t0 = Instant::now();
+            // A bar on a terminal, a line every `every` otherwise (shared with `execute`).
+            let mut bar = crate::progress::Progress::every(
+                &format!("progress: {symbol}"),
+                total as u64,
+                every,
+            );
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 let n = done.load(std::sync::atomic::Ordering::Relaxed);
                 let g = ctx.governor.stats();
                 let secs = t0.elapsed().as_secs_f64().max(1e-9);
-                eprintln!(
-                    "progress: {symbol} {n}/{total} qualified, {:.1}/s, in flight {} (limit {}), latency {:.0} ms{}",
+                bar.update(n as u64, total as u64, || {
+                    format!(
+                    "{n}/{total} qualified, {:.1}/s, in flight {} (limit {}), latency {:.0} ms{}",
                     n as f64 / secs,
                     g.in_flight,
                     g.limit,
                     g.latency_ms,
                     if g.paused { ", paused" } else { "" }
-                );
+                )
+                });
             }
         })
     });

@@ -69,6 +69,8 @@ pub struct GovernorStats {
     pub base_latency_ms: f64,
     /// Pauses taken after pacing errors.
     pub pacing_pauses: u32,
+    /// Pauses taken while the historical data farm was broken (2105).
+    pub farm_pauses: u32,
     /// Congestion decreases.
     pub decreases: u32,
     /// Seconds paused so far (pacing pauses and disconnects).
@@ -91,6 +93,9 @@ struct State {
     paused_until: Option<Instant>,
     held: bool,
     held_since: Option<Instant>,
+    /// Set while the HMDS farm is broken: no dispatch until then (bounded wait).
+    farm_until: Option<Instant>,
+    farm_since: Option<Instant>,
     small: SmallBarHistory,
     stats: GovernorStats,
 }
@@ -149,6 +154,8 @@ impl PacingGovernor {
                 paused_until: None,
                 held: false,
                 held_since: None,
+                farm_until: None,
+                farm_since: None,
                 small: SmallBarHistory::default(),
                 stats: GovernorStats {
                     limit: limit as u32,
@@ -177,8 +184,14 @@ impl PacingGovernor {
                 let mut st = self.lock();
                 let now = Instant::now();
                 let mut wait: Option<Duration> = None;
+                if st.farm_until.is_some_and(|u| u <= now) {
+                    tracing::warn!("no farm OK notice within the farm wait: dispatch resumes");
+                    Self::end_farm_pause(&mut st);
+                }
                 if st.held {
                     wait = Some(Duration::from_millis(500));
+                } else if let Some(until) = st.farm_until {
+                    wait = Some((until - now).min(Duration::from_millis(500)));
                 } else if let Some(until) = st.paused_until.filter(|u| *u > now) {
                     wait = Some(until - now);
                 } else if st.in_flight >= (st.limit.floor() as u32).clamp(1, self.hard_cap()) {
@@ -236,6 +249,10 @@ impl PacingGovernor {
                 if st.paused_until.is_none() {
                     st.paused_until = Some(Instant::now() + self.cfg.pacing_pause);
                     st.stats.pacing_pauses += 1;
+                    tracing::warn!(
+                        "pacing violation: dispatch paused for {:?}",
+                        self.cfg.pacing_pause
+                    );
                     st.stats.paused_secs += self.cfg.pacing_pause.as_secs_f64();
                 }
             }
@@ -345,12 +362,50 @@ impl PacingGovernor {
         self.changed.notify_waiters();
     }
 
+    /// The HMDS farm is broken (2105): dispatch no historical request until
+    /// [`PacingGovernor::farm_ok`] or `bound`, whichever comes first. Requests in flight keep
+    /// their own timeout.
+    pub fn farm_down(&self, bound: Duration) {
+        let mut st = self.lock();
+        if st.farm_until.is_none() {
+            st.farm_until = Some(Instant::now() + bound);
+            st.farm_since = Some(Instant::now());
+            st.stats.farm_pauses += 1;
+            tracing::warn!("historical data farm broken: dispatch paused (at most {bound:?})");
+        }
+    }
+
+    /// The HMDS farm is back (2106/2158): resume dispatch.
+    pub fn farm_ok(&self) {
+        let mut st = self.lock();
+        if st.farm_until.is_some() {
+            tracing::info!("historical data farm OK: dispatch resumes");
+            Self::end_farm_pause(&mut st);
+        }
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    /// True while dispatch waits for the farm.
+    pub fn farm_paused(&self) -> bool {
+        self.lock().farm_until.is_some()
+    }
+
+    fn end_farm_pause(st: &mut State) {
+        st.farm_until = None;
+        if let Some(since) = st.farm_since.take() {
+            st.stats.paused_secs += since.elapsed().as_secs_f64();
+        }
+    }
+
     /// Current figures.
     pub fn stats(&self) -> GovernorStats {
         let st = self.lock();
         let mut s = st.stats;
         s.limit = st.limit.floor() as u32;
-        s.paused = st.held || st.paused_until.is_some_and(|u| u > Instant::now());
+        s.paused = st.held
+            || st.farm_until.is_some()
+            || st.paused_until.is_some_and(|u| u > Instant::now());
         s
     }
 }

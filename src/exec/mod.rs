@@ -6,6 +6,7 @@ pub mod incremental;
 pub mod reconnect;
 pub mod report;
 pub mod run;
+pub mod safety;
 pub mod small_bars;
 pub mod timeline;
 

@@ -6,8 +6,6 @@ use super::governor::GovernorStats;
 use crate::ib::OutcomeClass;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
 
 /// Counts of a run so far.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -26,6 +24,10 @@ pub struct RunStats {
     pub bars: u64,
     /// Reconnects made.
     pub reconnects: u64,
+    /// Summary lines or run totals that could not be written: each is an error (logged with
+    /// its path) and makes the run exit non-zero, since a task without its summary line is not
+    /// known to be done.
+    pub write_failures: u64,
     /// Seconds since the run started.
     pub elapsed_secs: f64,
     /// Governor state at the end (or now).
@@ -123,6 +125,12 @@ impl RunStats {
             format_secs(self.elapsed_secs),
             self.reconnects
         ));
+        if self.write_failures > 0 {
+            s.push_str(&format!(
+                "WRITE FAILURES: {} (summary lines or run totals not written; see the log)\n",
+                self.write_failures
+            ));
+        }
         let g = &self.governor;
         s.push_str(&format!(
             "governor: limit {} (peak in flight {}), latency {:.0} ms (floor {:.0} ms), {} decreases, {} pacing pauses, paused {:.1} s\n",
@@ -151,25 +159,17 @@ pub trait Reporter: Send {
     fn finish(&mut self, stats: &RunStats);
 }
 
-/// Progress bar on a terminal, periodic log lines otherwise; final table on stderr.
+/// Progress bar on a terminal, periodic log lines otherwise (see [`crate::progress`]); final
+/// table on stderr.
 pub struct ConsoleReporter {
-    tty: bool,
-    last: Option<Instant>,
-    every: Duration,
+    progress: crate::progress::Progress,
 }
 
 impl ConsoleReporter {
     /// Detects whether stderr is a terminal.
     pub fn new() -> Self {
-        let tty = std::io::stderr().is_terminal();
         ConsoleReporter {
-            tty,
-            last: None,
-            every: if tty {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(10)
-            },
+            progress: crate::progress::Progress::new("progress", 0),
         }
     }
 }
@@ -182,25 +182,13 @@ impl Default for ConsoleReporter {
 
 impl Reporter for ConsoleReporter {
     fn progress(&mut self, stats: &RunStats) {
-        if self.last.is_some_and(|l| l.elapsed() < self.every) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{}", stats.progress_line());
-        } else {
-            let _ = writeln!(err, "progress: {}", stats.progress_line());
-        }
-        let _ = err.flush();
+        self.progress
+            .update(stats.done(), stats.total, || stats.progress_line());
     }
 
     fn finish(&mut self, stats: &RunStats) {
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = writeln!(err);
-        }
-        let _ = write!(err, "{}", stats.final_table());
+        self.progress.finish();
+        eprint!("{}", stats.final_table());
     }
 }
 

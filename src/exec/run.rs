@@ -9,6 +9,9 @@
 use super::governor::{GovernorConfig, PacingGovernor};
 use super::incremental::{over_strict, plan_task, sessions_within, split, Plan, Policy, Request};
 use super::report::{Reporter, RunStats};
+use super::safety::{
+    follow_farm, panic_message, AbortOnDrop, DropTracker, MAX_FARM_TIMEOUTS, STOP_GRACE,
+};
 use super::small_bars::SmallBarKey;
 use super::timeline::TimelineRecorder;
 use crate::bars::BarSize;
@@ -249,6 +252,8 @@ enum Event {
     },
     /// A request found the connection gone (an outage starts): for the timeline.
     Disconnected,
+    /// A finished task's summary line could not be written: the task is not done.
+    WriteFailed,
 }
 
 struct Shared {
@@ -269,6 +274,9 @@ struct Shared {
     fileless: Mutex<HashMap<String, FileCoverage>>,
     limits: Mutex<LearnedLimits>,
     probes: Mutex<HashMap<BarSize, Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests hold a read guard while in flight; a suspect task sent alone takes the write
+    /// guard (tokio's lock is fair: new requests wait behind it).
+    solo: tokio::sync::RwLock<()>,
 }
 
 /// Per bar size, what this run learned about the gateway's duration limit (in sessions).
@@ -402,7 +410,8 @@ pub async fn execute(
         source,
     })?;
     let index_writer = Arc::new(Mutex::new(index_writer));
-    let gateway = Gateway::connect(cfg.gateway.clone()).await?;
+    let gateway =
+        super::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, &stop).await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (lost_tx, _) = watch::channel(None);
@@ -421,6 +430,7 @@ pub async fn execute(
         fileless: Mutex::new(HashMap::new()),
         limits: Mutex::new(LearnedLimits::default()),
         probes: Mutex::new(HashMap::new()),
+        solo: tokio::sync::RwLock::new(()),
     });
 
     // Group into series (one per output file), keeping the manifest's order.
@@ -494,6 +504,8 @@ pub async fn execute(
         }
     }
 
+    let farm = tokio::spawn(follow_farm(shared.gateway.hmds_down(), governor.clone()));
+    let _farm = AbortOnDrop(farm.abort_handle());
     let started = Instant::now();
     let mut timeline = TimelineRecorder::open(&run_dir, cfg.batch_index, cfg.batch_count);
     timeline.start(
@@ -512,6 +524,13 @@ pub async fn execute(
     let mut interrupted = false;
     let mut gateway_lost = None;
     let mut stop_rx = stop.clone();
+    // The HMDS farm's state for the timeline (the governor follows it on its own).
+    let mut farm_rx = shared.gateway.hmds_down();
+    let mut farm_open = true;
+    let mut farm_down = false;
+    // Once stopped, in-flight requests get STOP_GRACE to finish; then their series are
+    // abandoned (not recorded: the next run does them).
+    let mut grace_over: Option<tokio::time::Instant> = None;
     loop {
         let stopping = interrupted || gateway_lost.is_some();
         if !stopping {
@@ -545,7 +564,27 @@ pub async fn execute(
             Some(res) = joins.join_next(), if !joins.is_empty() => {
                 if let Err(e) = res { tracing::error!("series task failed: {e}"); }
             }
-            _ = stop_rx.changed() => { if *stop_rx.borrow() { interrupted = true; } }
+            _ = stop_rx.changed() => {
+                if *stop_rx.borrow() && !interrupted {
+                    interrupted = true;
+                    grace_over = Some(tokio::time::Instant::now() + STOP_GRACE);
+                }
+            }
+            _ = tokio::time::sleep_until(grace_over.unwrap_or_else(tokio::time::Instant::now)), if grace_over.is_some() => {
+                tracing::warn!("stop grace of {STOP_GRACE:?} over: abandoning {active} series still in flight");
+                joins.abort_all();
+                break;
+            }
+            res = farm_rx.changed(), if farm_open => match res {
+                Ok(()) => {
+                    let down = *farm_rx.borrow_and_update();
+                    if down != farm_down {
+                        farm_down = down;
+                        record_farm_state(&mut timeline, down);
+                    }
+                }
+                Err(_) => farm_open = false,
+            },
             _ = tick.tick() => {}
         }
         stats.elapsed_secs = started.elapsed().as_secs_f64();
@@ -578,8 +617,19 @@ pub async fn execute(
     }
     let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
     if let Err(e) = crate::store::atomic::write_json(&run_file, &stats) {
-        tracing::error!("{}: {e}", run_file.display());
+        stats.write_failures += 1;
+        tracing::error!("cannot write the run totals {}: {e}", run_file.display());
     }
+    tracing::info!(
+        "run {} ended: {} of {} tasks done, {} errors, {} requests, {} reconnects{}",
+        cfg.run_id,
+        stats.done(),
+        stats.total,
+        stats.errors(),
+        stats.requests,
+        stats.reconnects,
+        if interrupted { " (interrupted)" } else { "" }
+    );
     Ok(RunReport {
         stats,
         run_dir,
@@ -647,6 +697,7 @@ fn count_event(
                 .learned_limits
                 .insert(bar.as_str().to_string(), format!("{sessions} D"));
         }
+        Event::WriteFailed => stats.write_failures += 1,
         Event::GatewayLost(why) => *gateway_lost = Some(why),
         Event::Answered { .. } | Event::Disconnected => {}
         Event::SeriesDone { phases, symbol } => return Some((phases, symbol)),
@@ -664,7 +715,16 @@ fn feed_timeline(tl: &mut TimelineRecorder, ev: &Event) {
         Event::Disconnected => tl.disconnected(now),
         Event::Reconnected => tl.reconnected(now),
         Event::GatewayLost(_) => tl.gateway_lost(now),
-        Event::Learned { .. } | Event::SeriesDone { .. } => {}
+        Event::Learned { .. } | Event::SeriesDone { .. } | Event::WriteFailed => {}
+    }
+}
+
+/// The HMDS farm went down (2105) or came back (2106, or 2158 after a restart).
+fn record_farm_state(tl: &mut TimelineRecorder, down: bool) {
+    if down {
+        tl.record_farm_notice(Utc::now(), 2105, "HMDS data farm connection is broken");
+    } else {
+        tl.record_farm_notice(Utc::now(), 2106, "HMDS data farm connection is OK");
     }
 }
 
@@ -673,7 +733,7 @@ async fn run_series(sh: Arc<Shared>, s: Series) {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
             break;
         }
-        run_task(&sh, t, i == 0).await;
+        run_task_caught(&sh, t, i == 0).await;
     }
     let _ = sh.events.send(Event::SeriesDone {
         phases: s.phases,
@@ -971,6 +1031,8 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
 }
 
 /// Send one request with retries and reconnects (the task's attempts are counted in `tally`).
+/// A task in flight at repeated disconnects is sent alone, and set aside (QUARANTINED) when
+/// the connection drops even then, so it cannot disconnect everyone else again.
 async fn send(sh: &Arc<Shared>, t: &FetchTask, req: &Request, tally: &mut TaskTally) -> Sent {
     let cfg = &sh.cfg;
     let hreq = hist_request(t, req);
@@ -984,11 +1046,25 @@ async fn send(sh: &Arc<Shared>, t: &FetchTask, req: &Request, tally: &mut TaskTa
         weight: if t.what == "BID_ASK" { 2 } else { 1 },
     });
     let mut attempts = 0u32;
-    let mut disconnects = 0u32;
+    let mut drops = DropTracker::default();
+    let mut farm_timeouts = 0u32;
     loop {
         if *sh.stop.borrow() || sh.lost.borrow().is_some() {
-            return Sent::Stopped;
+            return Sent::Stopped; // not recorded (the run exits non-zero): the next run does it
         }
+        let solo = drops.solo();
+        let (_shared_guard, _solo_guard) = if solo {
+            tracing::warn!(
+                "{} {} conId {} was in flight at {} disconnects: sending it alone",
+                t.phase,
+                t.symbol,
+                t.con_id,
+                drops.disconnects
+            );
+            (None, Some(sh.solo.write().await))
+        } else {
+            (Some(sh.solo.read().await), None)
+        };
         let generation = sh.gateway.generation();
         let permit = sh.governor.acquire(small.as_ref()).await;
         attempts += 1;
@@ -997,6 +1073,7 @@ async fn send(sh: &Arc<Shared>, t: &FetchTask, req: &Request, tally: &mut TaskTa
             retry: attempts > 1,
         });
         let result = sh.gateway.historical(&hreq, expired).await;
+        drop((_shared_guard, _solo_guard));
         let class = match &result {
             Ok(_) => OutcomeClass::Ok,
             Err(f) => f.class,
@@ -1011,23 +1088,105 @@ async fn send(sh: &Arc<Shared>, t: &FetchTask, req: &Request, tally: &mut TaskTa
                 if sh.gateway.generation() == generation {
                     let _ = sh.events.send(Event::Disconnected);
                 }
-                disconnects += 1;
-                if disconnects > 1000 || !reconnect(sh, generation).await {
+                tracing::warn!(
+                    "connection lost during {} {} conId {}: {f}; reconnecting",
+                    t.phase,
+                    t.symbol,
+                    t.con_id
+                );
+                if let Some((class, message)) = drops.dropped(solo, &f.message) {
+                    tracing::error!(
+                        "{} {} conId {} {}: {class}: {message}",
+                        t.phase,
+                        t.symbol,
+                        t.con_id,
+                        t.bar_size
+                    );
+                    // Let the connection come back for the others before leaving.
+                    reconnect(sh, generation).await;
+                    return Sent::Failed(crate::ib::Failure {
+                        class,
+                        code: f.code,
+                        message,
+                    });
+                }
+                if !reconnect(sh, generation).await {
                     return Sent::Stopped;
                 }
                 attempts -= 1; // not the task's fault
                 tally.attempts -= 1;
+            }
+            Err(f)
+                if f.class == OutcomeClass::Timeout
+                    && sh.governor.farm_paused()
+                    && farm_timeouts < MAX_FARM_TIMEOUTS =>
+            {
+                // The farm broke while this request was out: not the request's fault. The
+                // governor holds the retry until the farm is back.
+                farm_timeouts += 1;
+                attempts -= 1;
+                tally.attempts -= 1;
+                tracing::info!(
+                    "{} {} conId {} {}: {f} while the farm is broken; sent again once it is back",
+                    t.phase,
+                    t.symbol,
+                    t.con_id,
+                    t.bar_size
+                );
             }
             Err(f) if f.class.is_retryable() && attempts < cfg.max_attempts => {
                 let backoff = cfg
                     .retry_backoff
                     .saturating_mul(1 << (attempts - 1).min(6))
                     .min(Duration::from_secs(60));
+                let backoff = super::reconnect::jittered(backoff);
+                tracing::info!(
+                    "{} {} conId {} {}: {f}; retry {} of {} in {backoff:.1?}",
+                    t.phase,
+                    t.symbol,
+                    t.con_id,
+                    t.bar_size,
+                    attempts + 1,
+                    cfg.max_attempts
+                );
                 tokio::time::sleep(backoff).await;
             }
             Err(f) => return Sent::Failed(f),
         }
     }
+}
+
+/// series goes on, so the scheduler always hears that the series finished.
+async fn run_task_caught(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
+    let (sh2, t2) = (sh.clone(), t.clone());
+    let started_at = Utc::now();
+    let handle = tokio::spawn(async move { run_task(&sh2, &t2, first_of_series).await });
+    // If the series itself is aborted (stop grace over), the task goes with it.
+    let _abort = AbortOnDrop(handle.abort_handle());
+    let Err(e) = handle.await else {
+        return;
+    };
+    let why = panic_message(e);
+    tracing::error!(
+        "{} {} conId {} {}: internal error: {why}",
+        t.phase,
+        t.symbol,
+        t.con_id,
+        t.bar_size
+    );
+    let class = OutcomeClass::Other;
+    let message = format!("internal error (please report): {why}");
+    let rec = record(
+        sh,
+        t,
+        started_at,
+        class,
+        TaskTally::default(),
+        None,
+        Some(message),
+        None,
+    );
+    write_record(sh, rec, class, 0).await;
 }
 
 /// Reconnect after a drop seen on connection `generation`. Returns false when the run must stop.
@@ -1115,6 +1274,22 @@ fn record(
 }
 
 async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass, bars: u64) {
+    let cfg = &sh.cfg;
+    let path = summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id).join(
+        summary::summary_file_name(&rec.phase, cfg.batch_index, cfg.batch_count),
+    );
+    if !class.is_done() {
+        tracing::info!(
+            "{} {} conId {} {}: {} after {} attempts: {}",
+            rec.phase,
+            rec.symbol,
+            rec.con_id,
+            rec.bar_size,
+            rec.status,
+            rec.attempts,
+            rec.error_message.as_deref().unwrap_or("")
+        );
+    }
     let w = sh.summary.clone();
     let res = tokio::task::spawn_blocking(move || {
         w.lock()
@@ -1122,10 +1297,21 @@ async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass,
             .append(&rec)
     })
     .await;
-    match res {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("cannot append to the summary: {e}"),
-        Err(e) => tracing::error!("summary writer task failed: {e}"),
+    let failed = match res {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(format!("summary writer task failed: {e}")),
+    };
+    match failed {
+        None => {
+            let _ = sh.events.send(Event::Finished { class, bars });
+        }
+        Some(e) => {
+            tracing::error!(
+                "cannot append to the summary {}: {e}; the task is not recorded done",
+                path.display()
+            );
+            let _ = sh.events.send(Event::WriteFailed);
+        }
     }
-    let _ = sh.events.send(Event::Finished { class, bars });
 }

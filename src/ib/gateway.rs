@@ -74,6 +74,32 @@ pub enum ConnectError {
         /// Client id used.
         client_id: i32,
     },
+    /// Stopped (Ctrl-C, SIGTERM) while waiting for the gateway.
+    #[error("interrupted while waiting for the gateway")]
+    Interrupted,
+}
+
+impl ConnectError {
+    /// True when retrying cannot help: the handshake proved a server version too old for
+    /// `ibapi`, or the client id is taken (or the user stopped the wait).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            ConnectError::ClientIdInUse { .. } | ConnectError::Interrupted => true,
+            ConnectError::Failed { source, .. } => {
+                matches!(source, ibapi::Error::ServerVersion(..))
+            }
+            ConnectError::Timeout { .. } => false,
+        }
+    }
+
+    /// The cause alone, for "retrying" lines (the full message carries setup advice).
+    pub fn short(&self) -> String {
+        match self {
+            ConnectError::Failed { source, .. } => source.to_string(),
+            ConnectError::Timeout { timeout, .. } => format!("no handshake within {timeout:?}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A fully specified option contract to request bars for.
@@ -148,6 +174,8 @@ pub struct Gateway {
     generation: AtomicU64,
     reconnect_lock: Mutex<()>,
     limiter: RateLimiter,
+    /// True while the gateway says its historical data farm is broken (2105 until 2106/2158).
+    hmds_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -155,13 +183,21 @@ impl Gateway {
     pub async fn connect(cfg: GatewayConfig) -> Result<Gateway, ConnectError> {
         let limiter = RateLimiter::per_second(cfg.messages_per_second.max(1));
         let client = connect_client(&cfg, &limiter).await?;
+        let hmds_down = tokio::sync::watch::channel(false).0;
+        watch_notices(&client, &hmds_down);
         Ok(Gateway {
             cfg,
             client: RwLock::new(Arc::new(client)),
             generation: AtomicU64::new(0),
             reconnect_lock: Mutex::new(()),
             limiter,
+            hmds_down,
         })
+    }
+
+    /// Follows the HMDS farm notices: true while the historical data farm is broken.
+    pub fn hmds_down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.hmds_down.subscribe()
     }
 
     /// The configuration.
@@ -188,6 +224,9 @@ impl Gateway {
             return Ok(());
         }
         let client = connect_client(&self.cfg, &self.limiter).await?;
+        // A new session starts with the farms up (the gateway says so if not).
+        self.hmds_down.send_replace(false);
+        watch_notices(&client, &self.hmds_down);
         *self.client.write().await = Arc::new(client);
         self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -421,6 +460,38 @@ impl Gateway {
     }
 }
 
+/// Log the notices the gateway sends outside any request (connectivity, farms) and follow the
+/// HMDS farm: 2105 (broken) sets `hmds_down`, 2106 (HMDS OK) and 2158 (sec-def OK) clear it.
+/// 2107 ("inactive but should be available upon demand") is what an idle gateway says at
+/// connect time: the farm wakes on the next request, so it does not pause anything.
+fn watch_notices(client: &Client, hmds_down: &tokio::sync::watch::Sender<bool>) {
+    let Ok(mut stream) = client.notice_stream() else {
+        return;
+    };
+    let hmds_down = hmds_down.clone();
+    tokio::spawn(async move {
+        while let Some(n) = stream.next().await {
+            match n.code {
+                2105 => {
+                    tracing::warn!("farm notice {}: {}", n.code, n.message);
+                    hmds_down.send_replace(true);
+                }
+                2106 | 2158 => {
+                    tracing::info!("farm notice {}: {}", n.code, n.message);
+                    hmds_down.send_replace(false);
+                }
+                2104 | 2107 | 2108 | 2119 => {
+                    tracing::info!("farm notice {}: {}", n.code, n.message)
+                }
+                1100 | 1101 | 1102 | 1300 => {
+                    tracing::warn!("connectivity notice {}: {}", n.code, n.message)
+                }
+                _ => tracing::debug!("notice {}: {}", n.code, n.message),
+            }
+        }
+    });
+}
+
 async fn connect_client(
     cfg: &GatewayConfig,
     limiter: &RateLimiter,
@@ -446,7 +517,14 @@ async fn connect_client(
             client_id: cfg.client_id,
             source,
         }),
-        Ok(Ok(c)) => Ok(c),
+        Ok(Ok(c)) => {
+            tracing::info!(
+                "connected to {address} (client id {}, server version {})",
+                cfg.client_id,
+                c.server_version()
+            );
+            Ok(c)
+        }
     }
 }
 

@@ -5,8 +5,21 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The class of a request's outcome (the `status` of a summary record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutcomeClass {
     /// Bars received (possibly none beyond what the file already had).
     Ok,
@@ -36,6 +49,9 @@ pub enum OutcomeClass {
     /// gateway's silent answer to a too-long window. Not done, not EMPTY: the executor splits
     /// the window; a task records it only when it ended before the split answered.
     ZeroBars,
+    /// The connection dropped every time this task was sent, even alone: set aside so it does
+    /// not disconnect every other request again. An error (in the rerun CSV).
+    Quarantined,
 }
 
 impl OutcomeClass {
@@ -75,6 +91,7 @@ impl OutcomeClass {
             OutcomeClass::Other => "OTHER",
             OutcomeClass::Skipped => "SKIPPED",
             OutcomeClass::ZeroBars => "ZERO_BARS",
+            OutcomeClass::Quarantined => "QUARANTINED",
         }
     }
 }
@@ -249,6 +266,7 @@ mod tests {
             Other,
             Skipped,
             ZeroBars,
+            Quarantined,
         ] {
             assert!(!(c.is_done() && c.is_retryable()), "{c}");
         }

@@ -22,5 +22,9 @@ pub fn schemas() -> Vec<(&'static str, String)> {
             "contracts_cache.schema.json",
             render(schemars::schema_for!(crate::cache::ContractsCache)),
         ),
+        (
+            "plan_report.schema.json",
+            render(schemars::schema_for!(crate::compile::plan_json::PlanReport)),
+        ),
     ]
 }

@@ -18,11 +18,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-/// Records read from summaries, the latest per task; a symbol-level SKIPPED record is dropped
-/// once a later run fetched that symbol and phase.
+/// Records read from summaries, the latest per task (by run, then line: files are read in run-id
+/// order, which is start order for generated ids; not by wall-clock times, which a clock step
+/// can reorder); a symbol-level SKIPPED record is dropped once a later run fetched that symbol
+/// and phase.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The latest record of every task (by `finished_at`), in (phase, symbol, conId, task) order.
+    /// The latest record of every task (by run, then line), in (phase, symbol, conId, task) order.
     pub records: Vec<SummaryRecord>,
     /// Lines that did not parse (torn last lines of killed runs).
     pub bad_lines: usize,
@@ -79,12 +81,7 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
             match serde_json::from_slice::<SummaryRecord>(&line) {
                 Ok(r) => {
                     let key = format!("{}|{}", r.phase, r.task_id);
-                    match latest.get(&key) {
-                        Some(old) if old.finished_at > r.finished_at => {}
-                        _ => {
-                            latest.insert(key, r);
-                        }
-                    }
+                    latest.insert(key, r);
                 }
                 Err(_) => bad += 1,
             }

@@ -219,6 +219,11 @@ pub struct FaultSettings {
     pub hang_fraction: f64,
     /// HMDS farm flapping.
     pub farm_flap: Option<FarmFlapSettings>,
+    /// Drop the connection whenever a historical request names one of these conIds: a
+    /// contract that breaks the session every time it is asked for (the executor must
+    /// quarantine it rather than disconnect everyone again and again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_on_con_ids: Vec<i64>,
 }
 
 /// The default duration limit table: IB's strict older table for bars under 30 minutes
@@ -231,6 +236,28 @@ pub fn default_max_duration(bar: BarSize) -> Duration {
         }
     } else {
         bar.max_duration()
+    }
+}
+
+/// The built-in scenarios, for `--preset` (see [`Scenario::preset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// Millisecond latencies, no faults: tests and a quick look.
+    Fast,
+    /// IB-like latencies and throttling.
+    Realistic,
+    /// Realistic plus drops, a gateway restart, farm flapping and hanging requests.
+    Hostile,
+}
+
+impl Preset {
+    /// The preset's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Fast => "fast",
+            Preset::Realistic => "realistic",
+            Preset::Hostile => "hostile",
+        }
     }
 }
 
@@ -355,6 +382,7 @@ impl Scenario {
                         every_secs: 300.0,
                         down_secs: 10.0,
                     }),
+                    drop_on_con_ids: Vec::new(),
                 },
                 ..realistic
             },

@@ -5,6 +5,7 @@ mod exec;
 mod html;
 mod lake;
 mod nearatm;
+mod ops;
 mod plan;
 mod readme;
 mod signals;

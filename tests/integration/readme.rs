@@ -18,7 +18,9 @@ fn commands() -> Vec<String> {
         if !in_sh {
             continue;
         }
+        // Comments and redirections are the shell's, not the parser's.
         let t = t.split(" #").next().unwrap_or("").trim();
+        let t = t.split(" > ").next().unwrap_or("").trim();
         if let Some(rest) = t.strip_prefix("cargo run --release -- ") {
             out.push(format!("opt-backfill {rest}"));
         } else if t.starts_with("opt-backfill ") && !t.contains('[') && !t.contains('|') {
@@ -48,7 +50,17 @@ fn every_readme_command_parses() {
 fn readme_documents_every_exit_code() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     use opt_backfill::exit::*;
-    for code in [OK, TASK_ERRORS, BAD_INPUT, GATEWAY, LOCKED, INTERRUPTED] {
+    for code in [
+        OK,
+        TASK_ERRORS,
+        BAD_INPUT,
+        GATEWAY,
+        LOCKED,
+        DIFF_NOT_EMPTY,
+        HANGUP,
+        INTERRUPTED,
+        TERMINATED,
+    ] {
         assert!(
             text.contains(&format!("| {code} |")),
             "exit code {code} missing from the README"

@@ -97,6 +97,9 @@ impl Conn {
                 return None;
             }
         };
+        if sh.scenario.faults.drop_on_con_ids.contains(&con_id) {
+            return Some("fault-drop-on-con-id");
+        }
         if bar.is_small() {
             let key = PacingKey::new(
                 &con_id.to_string(),

@@ -170,6 +170,15 @@ async fn hostile_run_page_matches_summaries_and_verify() {
         "each outage ended by a reconnect"
     );
 
+    // The farm flapped every 3 s while the run went on: the page shows it going down and up.
+    let farm: Vec<i64> = data["timeline"]["farm_notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_i64().unwrap())
+        .collect();
+    assert!(farm.contains(&2105) && farm.contains(&2106), "{farm:?}");
+
     // A hole: delete one file, then the verify page's heatmap shows exactly what verify reports.
     let victim = walk(&ws.root.join("data_test"))
         .into_iter()
