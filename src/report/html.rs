@@ -106,9 +106,9 @@ pub fn render(data: &PageData, audit: Option<&Audit>) -> String {
     let json = serde_json::to_string(data)
         .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
         .replace('<', "\\u003c");
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<script type=\"application/json\" id=\"page-data\">{json}</script><script>{SCRIPT}</script></body></html>\n"
+        "<script type=\"application/json\" id=\"page-data\">{json}</script><script>{SCRIPT}</script></body></html>"
     );
     h
 }
