@@ -504,7 +504,7 @@ fn heatmap(h: &mut String, m: &Heatmap, a: &Audit, notes: &mut Vec<String>) {
     let cw = (760 / n as u32).clamp(2, 16);
     let _ = write!(
         h,
-        "<h2>Coverage of scope {}</h2><p>{} symbol(s) x {} session(s). Each cell: the share of the symbol's series (contracts x phases x bar sizes) that session covered with bars, answered empty or missing. Click a symbol for its expiries and what a repair run would fetch; hover a cell for its counts. {}</p>",
+        "<h2>Coverage of scope {}</h2><p>{} symbol(s) x {} session(s). Each cell: the share of the symbol's series (contracts x phases x bar sizes) that session covered with bars, answered empty or missing. Hover a row for its totals and a red cell for what a repair run fetches; click a symbol for its expiries and the repair list. {}</p>",
         esc(&m.scope),
         m.rows.len(),
         m.sessions.len(),
@@ -628,7 +628,12 @@ fn near_atm(h: &mut String, d: &PageData) {
     for (i, b) in d.near_atm.iter().enumerate() {
         let x = left + bw * i as f64;
         let plot = ht - bottom - 8.0;
-        let bh = plot * b.empty_rate;
+        // A bucket with tasks shows at least a hairline, so 0% reads as measured, not absent.
+        let bh = if b.ok + b.empty > 0 {
+            (plot * b.empty_rate).max(1.5)
+        } else {
+            0.0
+        };
         let label = match b.to_pct {
             Some(t) => format!("{}-{}%", b.from_pct, t),
             None => format!(">={}%", b.from_pct),
