@@ -7,19 +7,24 @@
 //! as `execute`) and a 200 answer leaves it out. A symbol whose cache for the date exists is
 //! skipped unless forced; a symbol that fails is recorded and the others go on.
 //!
+//! By default discovery is incremental ([`incremental`]): candidates found in the symbol's
+//! newest earlier cache keep their contract, combinations that recently answered 200 (the
+//! [`negative`] cache) are not asked again, and a seeded sample of the reused contracts is
+//! re-qualified; a difference rebuilds the symbol in full. [`DiscoveryMode::Full`] asks for
+//! every candidate.
+//!
 //! Throughput: a contract-details answer takes ~0.4-0.5 s and nothing on IB's side limits how
 //! many are open, so the socket's message rate binds. `ibapi` writes a cancel after every 200,
 //! so a candidate that does not exist costs two messages; [`pacer::MessagePacer`] counts them,
 //! and qualification runs at about `42 / (1 + share answering 200)` candidates per second with
 //! the default 45 messages/s (`ibapi`'s limiter sustains 42 of them).
 
-use crate::cache::{
-    check_symbol, CloseSource, ContractsCache, OptionContract, Underlying, CACHE_FORMAT_VERSION,
-};
+use crate::cache::check_symbol;
 use crate::exec::governor::{GovernorConfig, PacingGovernor};
 use crate::exec::reconnect::reconnect_with_backoff;
 use crate::ib::{ChainParams, Failure, Gateway, GatewayConfig, OptionSpec, OutcomeClass};
 use chrono::{NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,8 +32,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+pub mod incremental;
+pub mod negative;
 pub mod pacer;
+mod symbol;
 use pacer::MessagePacer;
+use symbol::discover_symbol;
+
+/// Whether discovery starts from the earlier caches or asks for every candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryMode {
+    /// Reuse the newest earlier cache and the negative cache; qualify only the rest.
+    Incremental,
+    /// Qualify every candidate (also what an incremental run does without an earlier cache, or
+    /// after its verification sample found a difference).
+    Full,
+}
+
+/// Format version of the discovery summary lines; bump it with a line in
+/// [`SUMMARY_FORMAT_CHANGELOG`].
+pub const SUMMARY_FORMAT_VERSION: u32 = 2;
+
+/// What changed in each discovery summary version.
+pub const SUMMARY_FORMAT_CHANGELOG: &[(u32, &str)] = &[
+    (1, "first version (lines without format_version)"),
+    (
+        2,
+        "format_version, mode, earlier_cache, reused, known_missing_skipped, qualified_now, new_missing, verified, verify_mismatches, rebuilt_full",
+    ),
+];
+
+/// Default re-check age of a known-missing combination, days.
+pub const DEFAULT_RECHECK_MISSING_AFTER_DAYS: u32 = 7;
+
+/// Default share of the reused contracts re-qualified by the verification sample.
+pub const DEFAULT_VERIFY_FRACTION: f64 = 0.01;
 
 /// Settings of a discovery run.
 #[derive(Debug, Clone)]
@@ -57,6 +96,13 @@ pub struct DiscoverConfig {
     pub reconnect_for: Duration,
     /// Print a progress line to stderr this often while qualifying (`None`: silent).
     pub progress_every: Option<Duration>,
+    /// Incremental (default) or full.
+    pub mode: DiscoveryMode,
+    /// A known-missing combination is asked again once its check is older than this many days.
+    pub recheck_missing_after_days: u32,
+    /// Share of the reused contracts re-qualified (at least
+    /// [`incremental::VERIFY_MIN_PER_SYMBOL`] per symbol).
+    pub verify_fraction: f64,
 }
 
 /// Initial in-flight limit for qualification. A contract-details answer takes about 0.4-0.5 s
@@ -88,7 +134,8 @@ pub fn discovery_governor(max_in_flight: u32) -> GovernorConfig {
 impl DiscoverConfig {
     /// Settings with the defaults of a command-line run: caches in `<state_root>/contracts_cache`,
     /// summaries in `<state_root>/run_logs/discover`, no filters, the discovery governor, four
-    /// attempts per contract, reconnecting for an hour, no progress display.
+    /// attempts per contract, reconnecting for an hour, no progress display, incremental with a
+    /// 7-day re-check age and a 1% verification sample.
     pub fn new(state_root: &Path, date: NaiveDate, gateway: GatewayConfig) -> Self {
         DiscoverConfig {
             cache_dir: state_root.join("contracts_cache"),
@@ -103,14 +150,20 @@ impl DiscoverConfig {
             max_attempts: 4,
             reconnect_for: Duration::from_secs(3600),
             progress_every: None,
+            mode: DiscoveryMode::Incremental,
+            recheck_missing_after_days: DEFAULT_RECHECK_MISSING_AFTER_DAYS,
+            verify_fraction: DEFAULT_VERIFY_FRACTION,
         }
     }
 }
 
 /// What happened to one symbol (one line of the discovery summary JSONL), so that a failed
 /// symbol can be found and re-run and a slow one explained.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The JSON Schema in `schemas/discover_summary.schema.json` is generated from this type.
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
 pub struct SymbolReport {
+    /// Summary format version ([`SUMMARY_FORMAT_VERSION`]).
+    pub format_version: u32,
     /// Run id (UTC start time), shared by every line of one run.
     pub run_id: String,
     /// Symbol.
@@ -123,12 +176,30 @@ pub struct SymbolReport {
     pub con_id: Option<i64>,
     /// Underlying close used for the strike band and recorded in the cache, when known.
     pub reference_close: Option<f64>,
+    /// How the cache was built: `incremental` (from `earlier_cache`) or `full`.
+    pub mode: DiscoveryMode,
+    /// The earlier cache an incremental run started from.
+    pub earlier_cache: Option<String>,
     /// Candidates from the SMART chain after the filters.
     pub candidates: usize,
+    /// Candidates kept from the earlier cache without a request.
+    pub reused: usize,
+    /// Candidates the negative cache says do not exist, not asked again.
+    pub known_missing_skipped: usize,
+    /// Candidates qualified in this run (the verification sample not included).
+    pub qualified_now: usize,
     /// Candidates that exist (written to the cache).
     pub qualified: usize,
-    /// Candidates IB answered 200 for (do not exist).
+    /// Candidates IB answered 200 for in this run (do not exist).
     pub not_found: usize,
+    /// Of `not_found`, those the negative cache did not hold before.
+    pub new_missing: usize,
+    /// Reused contracts re-qualified by the verification sample.
+    pub verified: usize,
+    /// Differences the verification sample found (a non-empty list rebuilt the symbol in full).
+    pub verify_mismatches: Vec<String>,
+    /// True when the verification sample found a difference and the symbol was rebuilt in full.
+    pub rebuilt_full: bool,
     /// Requests sent for this symbol (with retries).
     pub requests: usize,
     /// Error, for `ERR`.
@@ -396,22 +467,33 @@ pub async fn discover(
             cfg.log_dir.display()
         );
     }
-    for symbol in symbols {
+    for (i, symbol) in symbols.iter().enumerate() {
+        let label = format!("[{}/{}] {symbol}", i + 1, symbols.len());
         if *ctx.stop.borrow() {
             interrupted = true;
             break;
         }
         let t0 = Instant::now();
         let mut rep = SymbolReport {
+            format_version: SUMMARY_FORMAT_VERSION,
             run_id: run_id.clone(),
             symbol: symbol.clone(),
             date: cfg.date,
             status: "OK".into(),
             con_id: None,
             reference_close: None,
+            mode: cfg.mode,
+            earlier_cache: None,
             candidates: 0,
+            reused: 0,
+            known_missing_skipped: 0,
+            qualified_now: 0,
             qualified: 0,
             not_found: 0,
+            new_missing: 0,
+            verified: 0,
+            verify_mismatches: Vec::new(),
+            rebuilt_full: false,
             requests: 0,
             error: None,
             path: None,
@@ -428,7 +510,7 @@ pub async fn discover(
         } else if let Some(why) = &gateway_lost {
             rep.status = "ERR".into();
             rep.error = Some(format!("not attempted: {why}"));
-        } else if let Err(e) = discover_symbol(&ctx, symbol, &path, &mut rep).await {
+        } else if let Err(e) = discover_symbol(&ctx, symbol, &path, &mut rep, &label).await {
             rep.status = "ERR".into();
             if e.gateway_lost {
                 gateway_lost = Some(e.message.clone());
@@ -437,11 +519,20 @@ pub async fn discover(
         }
         rep.elapsed_secs = t0.elapsed().as_secs_f64();
         eprintln!(
-            "discover {symbol}: {} ({} candidates, {} qualified, {} not found{})",
+            "discover {symbol}: {} {} ({} candidates: {} reused, {} known missing skipped, {} qualified now, {} new missing; {} in cache; {} requests, {:.1} s{})",
             rep.status,
+            match rep.mode {
+                DiscoveryMode::Incremental => "incremental",
+                DiscoveryMode::Full => "full",
+            },
             rep.candidates,
+            rep.reused,
+            rep.known_missing_skipped,
+            rep.qualified_now,
+            rep.new_missing,
             rep.qualified,
-            rep.not_found,
+            rep.requests,
+            rep.elapsed_secs,
             rep.error
                 .as_ref()
                 .map(|e| format!(", {e}"))
@@ -452,7 +543,7 @@ pub async fn discover(
     }
     interrupted |= *ctx.stop.borrow();
     let secs: f64 = reports.iter().map(|r| r.qualify_secs).sum();
-    let answered: usize = reports.iter().map(|r| r.qualified + r.not_found).sum();
+    let answered: usize = reports.iter().map(|r| r.qualified_now + r.verified).sum();
     Ok(DiscoverReport {
         symbols: reports,
         qualified_per_sec: if secs > 0.0 {
@@ -483,102 +574,13 @@ fn append_summary(path: &Path, rep: &SymbolReport) {
     }
 }
 
-async fn discover_symbol(
-    ctx: &Arc<Ctx>,
-    symbol: &str,
-    path: &Path,
-    rep: &mut SymbolReport,
-) -> Result<(), SymbolError> {
-    let (stock, n) = ctx.call(|| ctx.gateway.qualify_stock(symbol)).await;
-    rep.requests += n;
-    let stock = stock.map_err(|e| {
-        SymbolError::from_call(&format!("cannot qualify {symbol} as a SMART USD stock"), e)
-    })?;
-    rep.con_id = Some(stock.con_id);
-    let mut close = None;
-    if ctx.cfg.fetch_close || ctx.cfg.strike_band.is_some() {
-        let end = crate::calendar::session_on_or_before(ctx.cfg.date)
-            .map_err(|e| SymbolError::new(e.to_string()))?
-            .close;
-        let (c, n) = ctx.call(|| ctx.gateway.stock_close(symbol, end)).await;
-        rep.requests += n;
-        match c {
-            Ok(c) => close = c,
-            Err(e @ CallError::GatewayLost(_)) => {
-                return Err(SymbolError::from_call("underlying close", e))
-            }
-            Err(e) => eprintln!("{symbol}: no underlying close ({e}); no strike band applied"),
-        }
-    }
-    rep.reference_close = close.map(|(_, c)| c);
-    let (chains, n) = ctx
-        .call(|| ctx.gateway.option_chain(symbol, stock.con_id))
-        .await;
-    rep.requests += n;
-    let chains = chains.map_err(|e| SymbolError::from_call("reqSecDefOptParams failed", e))?;
-    if !chains.iter().any(|c| c.exchange == "SMART") {
-        return Err(SymbolError::new(format!(
-            "no SMART option chain for {symbol}"
-        )));
-    }
-    let cands = candidates(symbol, &chains, &ctx.cfg, close.map(|(_, c)| c));
-    rep.candidates = cands.len();
-    let t0 = Instant::now();
-    let outcome = qualify_all(ctx, symbol, cands).await;
-    rep.qualify_secs = t0.elapsed().as_secs_f64();
-    rep.requests += outcome.requests;
-    rep.not_found = outcome.not_found;
-    if let Some(e) = outcome.lost {
-        return Err(SymbolError::from_call("qualification", e));
-    }
-    if !outcome.failures.is_empty() {
-        return Err(SymbolError::new(format!(
-            "{} candidates could not be qualified (first: {}); no cache written, re-run to complete",
-            outcome.failures.len(),
-            outcome.failures[0]
-        )));
-    }
-    rep.qualified = outcome.found.len();
-    let mut cache = ContractsCache {
-        format_version: CACHE_FORMAT_VERSION,
-        as_of: ctx.cfg.date,
-        underlying: Underlying {
-            symbol: symbol.to_string(),
-            con_id: stock.con_id,
-            currency: stock.currency,
-            primary_exchange: stock.primary_exchange,
-            reference_close: close.map(|(_, c)| c),
-            reference_close_date: close.map(|(d, _)| d),
-            reference_close_source: close.map(|_| CloseSource::Gateway),
-        },
-        contracts: outcome
-            .found
-            .into_iter()
-            .map(|s| OptionContract {
-                con_id: s.con_id,
-                local_symbol: s.local_symbol,
-                trading_class: s.trading_class,
-                expiry: s.expiry,
-                strike: s.strike,
-                right: s.right,
-                multiplier: s.multiplier,
-                exchange: s.exchange,
-                currency: s.currency,
-            })
-            .collect(),
-    };
-    cache.sort();
-    crate::store::atomic::write_json(path, &cache)
-        .map_err(|e| SymbolError::new(format!("{}: {e}", path.display())))?;
-    rep.path = Some(path.display().to_string());
-    Ok(())
-}
-
 /// What qualifying a symbol's candidates gave.
 #[derive(Default)]
 struct Qualified {
-    found: Vec<OptionSpec>,
-    not_found: usize,
+    /// (request, answer) of the candidates that exist.
+    found: Vec<(OptionSpec, OptionSpec)>,
+    /// Candidates answered 200.
+    missing: Vec<OptionSpec>,
     requests: usize,
     failures: Vec<String>,
     lost: Option<CallError>,
@@ -589,7 +591,7 @@ struct Qualified {
 /// A fixed pool of workers (as many as the governor's hard cap) pulls candidates from a shared
 /// queue, so a 10,000-contract chain is not 10,000 tasks all woken on every completion. Once the
 /// gateway is lost for good or the run is interrupted, the workers stop taking candidates.
-async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qualified {
+async fn qualify_all(ctx: &Arc<Ctx>, label: &str, cands: Vec<OptionSpec>) -> Qualified {
     let total = cands.len();
     let queue = Arc::new(std::sync::Mutex::new(cands.into_iter()));
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -612,8 +614,8 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
                 out.requests += n;
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match res {
-                    Ok(Some(found)) => out.found.push(found),
-                    Ok(None) => out.not_found += 1,
+                    Ok(Some(found)) => out.found.push((spec, found)),
+                    Ok(None) => out.missing.push(spec),
                     Err(CallError::Failed(f)) => out.failures.push(format!(
                         "{} {} {} {}: {f}",
                         spec.expiry, spec.strike, spec.right, spec.trading_class
@@ -630,7 +632,7 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
     }
     let progress = ctx.cfg.progress_every.map(|every| {
         let (ctx, done) = (ctx.clone(), done.clone());
-        let symbol = symbol.to_string();
+        let label = label.to_string();
         tokio::spawn(async move {
             let t0 = Instant::now();
             loop {
@@ -638,9 +640,10 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
                 let n = done.load(std::sync::atomic::Ordering::Relaxed);
                 let g = ctx.governor.stats();
                 let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                let rate = n as f64 / secs;
                 eprintln!(
-                    "progress: {symbol} {n}/{total} qualified, {:.1}/s, in flight {} (limit {}), latency {:.0} ms{}",
-                    n as f64 / secs,
+                    "progress: {label} {n}/{total} qualified, {rate:.1}/s, ETA {:.0} s, in flight {} (limit {}), latency {:.0} ms{}",
+                    if rate > 0.0 { (total - n.min(total)) as f64 / rate } else { 0.0 },
                     g.in_flight,
                     g.limit,
                     g.latency_ms,
@@ -659,7 +662,7 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
             }
         };
         all.found.extend(q.found);
-        all.not_found += q.not_found;
+        all.missing.extend(q.missing);
         all.requests += q.requests;
         all.failures.extend(q.failures);
         if all.lost.is_none() {

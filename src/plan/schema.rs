@@ -22,5 +22,15 @@ pub fn schemas() -> Vec<(&'static str, String)> {
             "contracts_cache.schema.json",
             render(schemars::schema_for!(crate::cache::ContractsCache)),
         ),
+        (
+            "negative_cache.schema.json",
+            render(schemars::schema_for!(
+                crate::discover::negative::NegativeCache
+            )),
+        ),
+        (
+            "discover_summary.schema.json",
+            render(schemars::schema_for!(crate::discover::SymbolReport)),
+        ),
     ]
 }
