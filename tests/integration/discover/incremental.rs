@@ -263,3 +263,49 @@ async fn a_wrong_con_id_in_the_earlier_cache_is_caught_and_the_symbol_rebuilt_in
     );
     assert_cache_matches(&ws.caches(), &sim7.market(), "SOFI", d7, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_qualification_leaves_the_earlier_cache_and_the_negative_cache_as_they_were()
+{
+    let d = day_d();
+    let d7 = sessions_after(d, 7);
+    let ws = Workspace::new();
+    let sim_d = sim("fast", |sc| sc.today = d).await;
+    let rep = run(&["AAPL"], config(&ws.root, &sim_d, d, 51)).await;
+    assert_eq!(rep.symbols[0].status, "OK");
+    let earlier = cache_path(&ws.caches(), "AAPL", d);
+    let neg_path = negative::negative_path(&ws.caches(), "AAPL");
+    let (earlier_bytes, neg_bytes) = (
+        std::fs::read(&earlier).unwrap(),
+        std::fs::read(&neg_path).unwrap(),
+    );
+
+    // A week later, at 20 messages/s the ~270 requests take over 10 s: stop after 2 s.
+    let sim7 = sim("fast", |sc| sc.today = d7).await;
+    let mut cfg = config(&ws.root, &sim7, d7, 52);
+    cfg.gateway.messages_per_second = 20;
+    cfg.recheck_missing_after_days = 14;
+    let (tx, stop) = tokio::sync::watch::channel(false);
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let _ = tx.send(true);
+        tx
+    });
+    let rep = opt_backfill::discover::discover(&["AAPL".to_string()], cfg.clone(), stop)
+        .await
+        .unwrap();
+    drop(stopper.await);
+    assert!(rep.interrupted, "{rep:?}");
+    assert_eq!(rep.symbols[0].status, "ERR", "{:?}", rep.symbols[0]);
+    assert!(!cache_path(&ws.caches(), "AAPL", d7).exists());
+    assert_eq!(std::fs::read(&earlier).unwrap(), earlier_bytes);
+    assert_eq!(std::fs::read(&neg_path).unwrap(), neg_bytes);
+
+    // The same run again completes from the same starting point.
+    cfg.gateway.messages_per_second = 1000;
+    let rep = run(&["AAPL"], cfg.clone()).await;
+    assert_eq!(rep.symbols[0].status, "OK", "{:?}", rep.symbols[0]);
+    assert_eq!(rep.symbols[0].mode, DiscoveryMode::Incremental);
+    assert_cache_matches(&ws.caches(), &sim7.market(), "AAPL", d7, None);
+    assert_ne!(std::fs::read(&neg_path).unwrap(), neg_bytes);
+}
