@@ -309,3 +309,54 @@ async fn a_stop_during_qualification_leaves_the_earlier_cache_and_the_negative_c
     assert_cache_matches(&ws.caches(), &sim7.market(), "AAPL", d7, None);
     assert_ne!(std::fs::read(&neg_path).unwrap(), neg_bytes);
 }
+
+/// The benchmark: the `realistic` preset (IB's 50 messages/s, ~0.45 s per answer), ten
+/// symbols with their whole chains, a first discovery at D and the incremental one a week later
+/// (five sessions, default settings). Prints requests and wall time side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: about 20 minutes (29,000 candidates at ~29/s, then the week-later run); run with --ignored --nocapture for the figures"]
+async fn bench_first_discovery_vs_one_week_later_realistic() {
+    const TEN: [&str; 10] = [
+        "IWM", "AAPL", "MSFT", "AMZN", "NVDA", "TSLA", "SOFI", "PLUG", "RIOT", "MARA",
+    ];
+    let d = day_d();
+    let week = sessions_after(d, 5);
+    let ws = Workspace::new();
+    let mut figures = Vec::new();
+    for (label, date, client) in [("first discovery", d, 61), ("one week later", week, 62)] {
+        let sim = sim("realistic", |sc| sc.today = date).await;
+        let mut cfg = config(&ws.root, &sim, date, client);
+        cfg.gateway.request_timeout = std::time::Duration::from_secs(60);
+        cfg.progress_every = Some(std::time::Duration::from_secs(60));
+        let t0 = std::time::Instant::now();
+        let rep = run(&TEN, cfg.clone()).await;
+        let secs = t0.elapsed().as_secs_f64();
+        let c = sim.counters();
+        no_rate_trouble(&c);
+        for r in &rep.symbols {
+            assert_eq!(r.status, "OK", "{r:?}");
+            assert!(r.verify_mismatches.is_empty(), "{r:?}");
+            assert_cache_matches(&cfg.cache_dir, &sim.market(), &r.symbol, date, None);
+        }
+        let sum = |f: fn(&opt_backfill::discover::SymbolReport) -> usize| -> usize {
+            rep.symbols.iter().map(f).sum()
+        };
+        let get = |k: &str| c.requests.get(k).copied().unwrap_or(0);
+        figures.push(format!(
+            "| {label} ({date}) | {} | {} | {} | {} | {} | {} | {} | {secs:.1} s |",
+            sum(|r| r.candidates),
+            sum(|r| r.reused),
+            sum(|r| r.known_missing_skipped),
+            sum(|r| r.qualified_now + r.verified),
+            get("contract_details"),
+            get("cancel_contract_details"),
+            sum(|r| r.qualified),
+        ));
+        eprintln!("{}", figures.last().unwrap());
+    }
+    eprintln!("| run | candidates | reused | known missing skipped | qualified (incl. sample) | contract-details requests | cancels | contracts in caches | wall time |");
+    eprintln!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for f in figures {
+        eprintln!("{f}");
+    }
+}
