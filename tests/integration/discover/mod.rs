@@ -5,6 +5,8 @@
 // The shared helpers (simulator, workspace, plan files, running the binary).
 use crate::support;
 
+mod incremental;
+
 use chrono::NaiveDate;
 use opt_backfill::cache::{ContractsCache, Right};
 use opt_backfill::discover::{discover, DiscoverConfig, DiscoverReport, SymbolReport};
