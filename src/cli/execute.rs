@@ -124,6 +124,9 @@ fn load_manifest(args: &ExecuteArgs) -> Result<Manifest, i32> {
         work_dir: None,
     };
     let compiled = compile(&plan, &opts).map_err(bad)?;
+    for note in &compiled.notes {
+        eprintln!("{note}");
+    }
     Ok(compiled.manifest)
 }
 

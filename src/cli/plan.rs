@@ -92,6 +92,9 @@ pub fn run(args: PlanArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     };
+    for note in &compiled.notes {
+        eprintln!("{note}");
+    }
     let m = &compiled.manifest;
     print!("{}", dryrun::render(m, args.by_symbol, args.rate));
 

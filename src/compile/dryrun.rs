@@ -113,7 +113,7 @@ pub fn per_cell(m: &Manifest) -> BTreeMap<(usize, BarCell), (u64, u64)> {
         if let Some(&pi) = phase_index.get(t.phase.as_str()) {
             let cell = m.phases[pi].cells.iter().find(|c| {
                 c.size == t.bar_size
-                    && c.windows
+                    && c.windows_for(&t.trading_class)
                         .iter()
                         .any(|w| w.duration == t.duration && w.end == t.end)
             });

@@ -539,6 +539,7 @@ async fn discover_symbol(
         )));
     }
     rep.qualified = outcome.found.len();
+    let class_hours = class_hours_of(symbol, &outcome.hours);
     let mut cache = ContractsCache {
         format_version: CACHE_FORMAT_VERSION,
         as_of: ctx.cfg.date,
@@ -566,6 +567,7 @@ async fn discover_symbol(
                 currency: s.currency,
             })
             .collect(),
+        class_hours,
     };
     cache.sort();
     crate::store::atomic::write_json(path, &cache)
@@ -574,10 +576,32 @@ async fn discover_symbol(
     Ok(())
 }
 
+/// The cache's hours per trading class from the contract details received while qualifying;
+/// a class whose details carry no usable hours gets the built-in list's, with a warning.
+fn class_hours_of(
+    symbol: &str,
+    raw: &std::collections::BTreeMap<String, crate::hours::RawHours>,
+) -> Vec<crate::hours::ClassHours> {
+    raw.iter()
+        .map(|(class, r)| {
+            let (h, err) = crate::hours::from_details(class, r);
+            if let Some(e) = err {
+                eprintln!(
+                    "warning: {symbol} class {class}: contract details hours unusable ({e}); using the built-in list (closes {} min after the equity close)",
+                    h.rth_close_offset_minutes
+                );
+            }
+            h
+        })
+        .collect()
+}
+
 /// What qualifying a symbol's candidates gave.
 #[derive(Default)]
 struct Qualified {
     found: Vec<OptionSpec>,
+    /// The contract-details hours of the first contract qualified per trading class.
+    hours: std::collections::BTreeMap<String, crate::hours::RawHours>,
     not_found: usize,
     requests: usize,
     failures: Vec<String>,
@@ -612,7 +636,12 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
                 out.requests += n;
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match res {
-                    Ok(Some(found)) => out.found.push(found),
+                    Ok(Some((found, hours))) => {
+                        out.hours
+                            .entry(found.trading_class.clone())
+                            .or_insert(hours);
+                        out.found.push(found);
+                    }
                     Ok(None) => out.not_found += 1,
                     Err(CallError::Failed(f)) => out.failures.push(format!(
                         "{} {} {} {}: {f}",
@@ -659,6 +688,9 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
             }
         };
         all.found.extend(q.found);
+        for (class, h) in q.hours {
+            all.hours.entry(class).or_insert(h);
+        }
         all.not_found += q.not_found;
         all.requests += q.requests;
         all.failures.extend(q.failures);

@@ -121,20 +121,30 @@ pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
         return Vec::new();
     };
     // A session the window only partly spans (a `1 M` window starting at 13:00, a seconds
-    // chunk) is a chunk: answering it says nothing about the rest of the session.
+    // chunk) is a chunk: answering it says nothing about the rest of the session. A window
+    // ending after its own session's equity close (a class trading to 16:15) extends that
+    // session to its end, so its 16:00-16:15 chunk is a unit too.
+    let end_date = calendar::to_ny(end).date_naive();
     sessions
         .into_iter()
-        .filter(|s| s.close > start && s.open < end)
-        .map(|s| {
-            if s.open >= start && s.close <= end {
+        .filter_map(|s| {
+            let close = if s.date == end_date {
+                s.close.max(end)
+            } else {
+                s.close
+            };
+            if !(close > start && s.open < end) {
+                return None;
+            }
+            Some(if s.open >= start && s.close <= end {
                 Unit::Session(s)
             } else {
                 Unit::Chunk {
                     session: s,
                     start: start.max(s.open),
-                    end: end.min(s.close),
+                    end: end.min(close),
                 }
-            }
+            })
         })
         .collect()
 }
@@ -343,6 +353,37 @@ mod tests {
         answer: Answer::Bars,
         provisional: false,
     };
+
+    #[test]
+    fn windows_ending_at_16_15_are_whole_sessions() {
+        // SPY's class closes at 16:15 (13:15 on the half day 11-27).
+        let late = |date| crate::hours::class_close(&sess(date), 15);
+        let units = window_units(late(d(11, 25)), "2 D".parse().unwrap());
+        assert_eq!(units.len(), 2);
+        assert!(units.iter().all(|u| matches!(u, Unit::Session(_))));
+        assert_eq!(units[0].session().date, d(11, 24));
+        let units = window_units(late(d(11, 27)), "1 D".parse().unwrap());
+        assert!(matches!(units[..], [Unit::Session(s)] if s.date == d(11, 27)));
+        // A month back from 16:15 on 11-25 starts after the 16:00 close of 10-25's session
+        // date: every unit is a whole session, none is a sliver of the first day.
+        let month = window_units(late(d(11, 25)), "1 M".parse().unwrap());
+        assert!(month.iter().all(|u| matches!(u, Unit::Session(_))));
+        assert_eq!(month[0].session().date, d(10, 26));
+        // Bars of 16:00-16:14 belong to their session.
+        let bar = late(d(11, 25)) - chrono::Duration::minutes(1);
+        assert!(units_hold(
+            &window_units(late(d(11, 25)), "1 D".parse().unwrap()),
+            bar
+        ));
+        // A seconds chunk after the equity close is a unit of its own.
+        let tail = window_units(late(d(11, 25)), "900 S".parse().unwrap());
+        assert!(matches!(tail[..], [Unit::Chunk { start, end, .. }]
+            if end == late(d(11, 25)) && start == sess(d(11, 25)).close));
+    }
+
+    fn units_hold(units: &[Unit], ts: DateTime<Utc>) -> bool {
+        units.iter().any(|u| u.holds(ts))
+    }
 
     #[test]
     fn window_units_cover_the_sessions_of_the_window() {
