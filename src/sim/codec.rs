@@ -301,6 +301,10 @@ pub struct ContractInfo {
     pub under_sec_type: String,
     /// Minimum tick.
     pub min_tick: f64,
+    /// IB's `liquidHours` (regular hours), see [`super::hours`].
+    pub liquid_hours: String,
+    /// IB's `tradingHours` (all hours).
+    pub trading_hours: String,
 }
 
 /// One bar as sent on the wire.

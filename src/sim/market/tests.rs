@@ -123,17 +123,41 @@ fn eight_hour_and_thirty_minute_alignment() {
             true,
         )
         .unwrap();
+    // SPY options trade until 16:15 (13:15 on the half day): the 16:00 (13:00) bar is a
+    // quarter hour long.
+    let half: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 27)).collect();
+    assert_eq!(half.len(), 8);
+    assert_eq!(
+        half.last().unwrap().ts,
+        ny_to_utc(d(2026, 11, 27), NaiveTime::from_hms_opt(13, 0, 0).unwrap())
+    );
+    let full: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 24)).collect();
+    assert_eq!(full.len(), 14);
+    for b in &bars {
+        assert!(b.low <= b.open && b.open <= b.high && b.low <= b.close && b.close <= b.high);
+    }
+    // AAPL options stop with the stock at 16:00 (13:00).
+    let a = near_atm(&m, "AAPL", today());
+    let bars = m
+        .bars(
+            a.con_id,
+            "MIDPOINT",
+            BarSize::Mins30,
+            m.now(),
+            dur("1 M"),
+            true,
+        )
+        .unwrap();
     let half: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 27)).collect();
     assert_eq!(half.len(), 7);
     assert_eq!(
         half.last().unwrap().ts,
         ny_to_utc(d(2026, 11, 27), NaiveTime::from_hms_opt(12, 30, 0).unwrap())
     );
-    let full: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 24)).collect();
-    assert_eq!(full.len(), 13);
-    for b in &bars {
-        assert!(b.low <= b.open && b.open <= b.high && b.low <= b.close && b.close <= b.high);
-    }
+    assert_eq!(
+        bars.iter().filter(|b| b.date == d(2026, 11, 24)).count(),
+        13
+    );
 }
 
 #[test]

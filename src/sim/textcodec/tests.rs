@@ -108,6 +108,8 @@ fn info() -> ContractInfo {
         under_symbol: "AAPL".into(),
         under_sec_type: "STK".into(),
         min_tick: 0.01,
+        liquid_hours: "20261218:0930-20261218:1600".into(),
+        trading_hours: "20261218:0930-20261218:1600".into(),
     }
 }
 
