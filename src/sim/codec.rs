@@ -388,8 +388,8 @@ pub enum Reply {
     ContractData {
         /// Request id.
         req_id: i32,
-        /// The contract.
-        info: ContractInfo,
+        /// The contract (boxed: with its hours strings it is the largest reply by far).
+        info: Box<ContractInfo>,
     },
     /// End of contract details.
     ContractDataEnd(i32),

@@ -130,7 +130,6 @@ fn contract_out(info: &ContractInfo) -> (proto::Contract, proto::ContractDetails
         under_sec_type: some(&info.under_sec_type),
         real_expiration_date: expiry,
         stock_type: (info.sec_type == "STK").then(|| "COMMON".to_string()),
-        ..Default::default()
     };
     (c, d)
 }

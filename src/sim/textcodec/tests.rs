@@ -431,7 +431,7 @@ fn contract_details_layout_per_version() {
     ] {
         let f = fields(&TextCodec::new(version).encode(&Reply::ContractData {
             req_id: 3,
-            info: info(),
+            info: Box::new(info()),
         }));
         assert_eq!(f.len(), len, "version {version}: {f:?}");
         let g = |i: usize| f[i + shift].as_str();

@@ -29,14 +29,12 @@ fn cache(ws: &Workspace, sym: &str) -> ContractsCache {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
-/// MIDPOINT bars of every contract of `sym`'s cache, by conId (New York times), with each
-/// contract's listing date.
-fn bars_of(
-    ws: &Workspace,
-    market: &Market,
-    sym: &str,
-    bar: BarSize,
-) -> BTreeMap<i64, (NaiveDate, Vec<(DateTime<Utc>, f64)>)> {
+/// A contract's listing date and its stored bars as (start, close).
+type Series = (NaiveDate, Vec<(DateTime<Utc>, f64)>);
+
+/// MIDPOINT bars of every contract of `sym`'s cache, by conId, with each contract's listing
+/// date.
+fn bars_of(ws: &Workspace, market: &Market, sym: &str, bar: BarSize) -> BTreeMap<i64, Series> {
     let mut out = BTreeMap::new();
     for c in cache(ws, sym).contracts {
         let key = SeriesKey {
@@ -167,6 +165,7 @@ async fn one_minute_windows_include_16_00_to_16_14_for_spy_and_end_at_15_59_for_
             "{con_id}"
         );
     }
+    assert!(checked > 0, "no AAPL contract listed before 11-25");
     // The requests ended at each class's close: 16:15 / 13:15 (21:15 / 18:15 UTC) for SPY,
     // 16:00 / 13:00 for AAPL.
     let spy: Vec<i64> = cache(&ws, "SPY")
@@ -210,8 +209,7 @@ async fn spy_8_hour_bar_covers_09_30_to_16_15() {
             let last_minute = minutes[con_id]
                 .1
                 .iter()
-                .filter(|(ts, _)| to_ny(*ts).date_naive() == date)
-                .last()
+                .rfind(|(ts, _)| to_ny(*ts).date_naive() == date)
                 .unwrap();
             let want = if date == d(11, 27) {
                 hm(13, 14)
