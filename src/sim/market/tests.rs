@@ -36,7 +36,7 @@ fn near_atm(m: &Market, symbol: &str, date: NaiveDate) -> SimContract {
 #[test]
 fn universe_and_chains() {
     let m = Market::new(7, today());
-    assert_eq!(m.underlyings().len(), 12);
+    assert_eq!(m.underlyings().len(), 13);
     let spy = m.chain("SPY").unwrap();
     assert_eq!(spy.exchanges[0], "SMART");
     let class = &spy.classes[0];
@@ -289,7 +289,7 @@ fn extra_symbols_have_chains_and_distinct_con_ids() {
     let mut s = Scenario::preset("fast").unwrap();
     s.market.extra_symbols = 120;
     let m = Market::from_scenario(&s);
-    assert_eq!(m.underlyings().len(), 132);
+    assert_eq!(m.underlyings().len(), 133);
     let mut ids = std::collections::HashSet::new();
     for u in m.underlyings() {
         assert!(
@@ -375,4 +375,59 @@ fn clock_pinned_inside_todays_session() {
     // A pinned instant on another day is refused by validation, naming the key.
     s.clock = SimClock::At(ten - chrono::Duration::days(1));
     assert_eq!(s.validate().unwrap_err().0, "clock");
+}
+
+#[test]
+fn etf_options_trade_until_16_15_and_stock_options_until_16_00() {
+    let m = Market::new(7, today());
+    let full = d(2026, 11, 25);
+    let late_close = close_of(full) + chrono::Duration::minutes(15);
+    for (symbol, last) in [
+        ("SPY", (16, 14)),
+        ("QQQ", (16, 14)),
+        ("IWM", (16, 14)),
+        ("DIA", (16, 14)),
+        ("AAPL", (15, 59)),
+        ("MSFT", (15, 59)),
+    ] {
+        let c = near_atm(&m, symbol, full);
+        // Asked up to 16:15: the class's own close bounds the bars.
+        let bars = m
+            .bars(
+                c.con_id,
+                "MIDPOINT",
+                BarSize::Min1,
+                late_close,
+                dur("1 D"),
+                true,
+            )
+            .unwrap();
+        let t = to_ny(bars.last().unwrap().ts).time();
+        assert_eq!(
+            t,
+            NaiveTime::from_hms_opt(last.0, last.1, 0).unwrap(),
+            "{symbol}"
+        );
+        // use_rth = false is served the same hours (no ETF option session outside them).
+        let all = m
+            .bars(
+                c.con_id,
+                "MIDPOINT",
+                BarSize::Min1,
+                late_close,
+                dur("1 D"),
+                false,
+            )
+            .unwrap();
+        assert_eq!(all, bars, "{symbol}");
+    }
+    // The underlying stock stops at 16:00 whatever the end.
+    let spy = m.underlying("SPY").unwrap().con_id;
+    let bars = m
+        .bars(spy, "TRADES", BarSize::Min1, late_close, dur("1 D"), true)
+        .unwrap();
+    assert_eq!(
+        to_ny(bars.last().unwrap().ts).time(),
+        NaiveTime::from_hms_opt(15, 59, 0).unwrap()
+    );
 }
