@@ -122,18 +122,23 @@ pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
     };
     // A session the window only partly spans (a `1 M` window starting at 13:00, a seconds
     // chunk) is a chunk: answering it says nothing about the rest of the session. A window
-    // ending after its own session's equity close (a class trading to 16:15) extends that
-    // session to its end, so its 16:00-16:15 chunk is a unit too.
+    // ending up to an hour after its own session's equity close (a class trading to 16:15)
+    // extends that session to its end: the session is provisional until then, and a
+    // 16:00-16:15 seconds chunk is a unit too.
     let end_date = calendar::to_ny(end).date_naive();
     sessions
         .into_iter()
         .filter_map(|s| {
-            let close = if s.date == end_date {
-                s.close.max(end)
+            let late = end - s.close;
+            let s = if s.date == end_date
+                && late > chrono::Duration::zero()
+                && late <= chrono::Duration::hours(1)
+            {
+                Session { close: end, ..s }
             } else {
-                s.close
+                s
             };
-            if !(close > start && s.open < end) {
+            if !(s.close > start && s.open < end) {
                 return None;
             }
             Some(if s.open >= start && s.close <= end {
@@ -142,7 +147,7 @@ pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
                 Unit::Chunk {
                     session: s,
                     start: start.max(s.open),
-                    end: end.min(close),
+                    end: end.min(s.close),
                 }
             })
         })
@@ -362,6 +367,10 @@ mod tests {
         assert_eq!(units.len(), 2);
         assert!(units.iter().all(|u| matches!(u, Unit::Session(_))));
         assert_eq!(units[0].session().date, d(11, 24));
+        // The last session lasts until 16:15 (fetched at 16:05 it is provisional); the one
+        // before closed at 16:00.
+        assert_eq!(units[1].end(), late(d(11, 25)));
+        assert_eq!(units[0].end(), sess(d(11, 24)).close);
         let units = window_units(late(d(11, 27)), "1 D".parse().unwrap());
         assert!(matches!(units[..], [Unit::Session(s)] if s.date == d(11, 27)));
         // A month back from 16:15 on 11-25 starts after the 16:00 close of 10-25's session
