@@ -5,6 +5,9 @@
 //!   merge reads the file, appends a session's bar and writes it back atomically), next to the
 //!   request rate it has to keep up with (45 requests/s, IB's message cap per connection).
 //!
+//! - resume start-up by coverage (what `execute` does now): load the scope's coverage index and
+//!   keep the tasks whose window is not covered (one file per task, fingerprints checked);
+//!
 //! `cargo bench --bench store` (env `RESUME_TASKS`, default 500000; `MERGE_FILES`, default 2000).
 
 use chrono::{TimeZone, Utc};
@@ -111,6 +114,108 @@ fn resume_bench(n: usize) {
     );
 }
 
+/// Resume by the coverage index: N tasks (`8 hours x 6 M`, one file each; two thirds with a
+/// file, one third answered empty and fileless), every window covered; `filter_resumed` keeps
+/// none of them.
+fn coverage_resume_bench(n: usize) {
+    use opt_backfill::compile::task::{task_id, FetchTask};
+    use opt_backfill::exec::{filter_resumed, ExecConfig, GovernorConfig};
+    use opt_backfill::store::coverage::{window_units, Answer, Cover, FileCoverage};
+    use opt_backfill::store::coverage_index::IndexWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let end =
+        opt_backfill::calendar::session(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap())
+            .unwrap()
+            .unwrap()
+            .close;
+    let duration: opt_backfill::bars::Duration = "6 M".parse().unwrap();
+    let mut cov = FileCoverage::default();
+    for u in window_units(end, duration) {
+        cov.set(
+            &u,
+            Cover {
+                answer: Answer::Bars,
+                provisional: false,
+            },
+        );
+    }
+    let cfg = ExecConfig {
+        scope: "bench".into(),
+        output_root: dir.path().join("data"),
+        state_root: dir.path().join("state"),
+        run_id: "r2".into(),
+        batch_index: 0,
+        batch_count: 1,
+        resume: true,
+        incremental: true,
+        gateway: opt_backfill::cli::common::default_gateway("127.0.0.1".into(), 1, 1),
+        governor: GovernorConfig::default(),
+        max_attempts: 5,
+        retry_backoff: std::time::Duration::from_secs(1),
+        reconnect_for: std::time::Duration::from_secs(60),
+        phase_deps: Default::default(),
+        active_series: 64,
+        reference_closes: Default::default(),
+        now: None,
+    };
+    let t0 = Instant::now();
+    let mut w = IndexWriter::open(&cfg.state_root, "bench", 0, 1).unwrap();
+    let mut tasks = Vec::with_capacity(n);
+    let now = Utc::now();
+    for i in 0..n {
+        let con_id = 100_000 + i as i64;
+        let symbol = format!("SYM{:03}", i % 300);
+        let key = SeriesKey {
+            symbol: symbol.clone(),
+            con_id,
+            expiry: chrono::NaiveDate::from_ymd_opt(2026, 12, 18).unwrap(),
+            strike: 100.0,
+            right: Right::C,
+            bar_size: BarSize::Hours8,
+            what: "TRADES".into(),
+        };
+        let path = opt_backfill::store::parquet::bar_file_path(&cfg.output_root, "bench", &key);
+        if i % 3 != 0 {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"x").unwrap();
+        }
+        let rel = format!("{symbol}/{con_id}/TRADES/8_hours.parquet");
+        w.record(&rel, &path, &cov, now).unwrap();
+        tasks.push(FetchTask {
+            id: task_id(con_id, "TRADES", BarSize::Hours8, end, duration, true),
+            phase: "hours".into(),
+            symbol,
+            con_id,
+            local_symbol: String::new(),
+            trading_class: String::new(),
+            expiry: key.expiry,
+            strike: 100.0,
+            right: Right::C,
+            multiplier: 100.0,
+            exchange: "SMART".into(),
+            currency: "USD".into(),
+            what: "TRADES".into(),
+            bar_size: BarSize::Hours8,
+            duration,
+            end,
+            use_rth: true,
+            window: 0,
+        });
+    }
+    w.compact(&cfg.state_root, "bench").unwrap();
+    drop(w);
+    let setup = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let (left, resumed) = filter_resumed(&cfg, tasks).unwrap();
+    let secs = t1.elapsed().as_secs_f64();
+    assert!(left.is_empty(), "{} tasks not resumed", left.len());
+    assert_eq!(resumed as usize, n);
+    println!(
+        "| resume start-up by coverage, {n} tasks done (one file each) | load the coverage index, check every file's fingerprint and window {secs:.2} s | peak RSS {:.0} MB | (setup {setup:.0} s) |",
+        peak_rss_mb()
+    );
+}
+
 fn merge_bench(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let sessions: Vec<_> = opt_backfill::calendar::sessions_between(
@@ -172,5 +277,6 @@ fn main() {
     println!("| measure | figures | | |");
     println!("|---|---|---|---|");
     merge_bench(env_usize("MERGE_FILES", 2000));
+    coverage_resume_bench(env_usize("RESUME_TASKS", 500_000));
     resume_bench(env_usize("RESUME_TASKS", 500_000));
 }

@@ -1,9 +1,15 @@
-//! Bar sizes and durations exactly as IB spells them, and the longest duration IB accepts for each
-//! bar size (the strict older table of the TWS API docs, `shared/ib-notes.md` section 4).
+//! Bar sizes and durations exactly as IB spells them, and two tables of the longest duration one
+//! request may cover per bar size:
 //!
-//! Plan validation, the compiler's window splitting and the simulated gateway all use this one
-//! table, so a plan that compiles is a plan the (simulated) gateway accepts.
+//! - `strict`: the older table of the TWS API docs (`1 min` 1 D, `3 mins` 1 W, `30 mins` 1 M).
+//!   Every gateway accepts it; the simulated gateway enforces it by default for minute bars.
+//! - `observed`: what real gateways were seen to serve (late 2025 probes): `1 min` x `1 M`
+//!   returned bars where `6 M` returned none, and `5 mins` to `8 hours` reached back about six
+//!   months whatever the duration asked. Plans split with it by default ([`LimitTable`]); a
+//!   window the gateway refuses or answers empty is split again at run time, down to the strict
+//!   table, so a too-long window costs one more request, not lost bars.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -116,10 +122,9 @@ impl BarSize {
 
     /// The longest duration IB accepts for this bar size, from the strict older table:
     /// `1 secs` 1800 S, `5 secs` 3600 S, `10 secs` 14400 S, `15-30 secs` 28800 S, `1 min` 1 D,
-    /// `2 mins` 2 D, `3-20 mins` 1 W, `30 mins`-`1 hour` 1 M, `2 hours`-`8 hours` 1 M (IB's
-    /// older table tops intraday bars at a month; the hours phase of a plan overrides this when
-    /// the gateway serves longer, see `max-duration` in the plan), `1 day` 1 Y, `1W`/`1M` 5 Y.
-    pub fn max_duration(self) -> Duration {
+    /// `2 mins` 2 D, `3-20 mins` 1 W, `30 mins`-`8 hours` 1 M, `1 day` 1 Y, `1W`/`1M` 5 Y.
+    /// The executor falls back to it when a longer window is refused or answered empty.
+    pub fn strict_max_duration(self) -> Duration {
         use BarSize::*;
         use DurationUnit::*;
         let (n, u) = match self {
@@ -130,18 +135,35 @@ impl BarSize {
             Min1 => (1, Days),
             Mins2 => (2, Days),
             Mins3 | Mins5 | Mins10 | Mins15 | Mins20 => (1, Weeks),
-            Mins30 | Hour1 | Hours2 | Hours3 | Hours4 => (1, Months),
-            Hours8 => (1, Months),
+            Mins30 | Hour1 | Hours2 | Hours3 | Hours4 | Hours8 => (1, Months),
             Day1 => (1, Years),
             Week1 | Month1 => (5, Years),
         };
         Duration { n, unit: u }
     }
 
-    /// The strict older IB limit table ([`BarSize::max_duration`]): what a window is split to
-    /// when a gateway answers a longer one with zero bars or "Time length exceed max".
-    pub fn strict_max_duration(self) -> Duration {
-        self.max_duration()
+    /// The longest duration real gateways were seen to serve for this bar size: seconds bars as
+    /// in the strict table, `1 min`-`3 mins` 1 M (a `1 min` x `6 M` request came back with zero
+    /// bars), `5 mins`-`8 hours` 1 Y (served back to about six months whatever the duration,
+    /// cut at the contract's listing), daily and longer as in the strict table.
+    pub fn observed_max_duration(self) -> Duration {
+        use BarSize::*;
+        use DurationUnit::*;
+        match self {
+            Min1 | Mins2 | Mins3 => Duration { n: 1, unit: Months },
+            Mins5 | Mins10 | Mins15 | Mins20 | Mins30 | Hour1 | Hours2 | Hours3 | Hours4
+            | Hours8 => Duration { n: 1, unit: Years },
+            Secs1 | Secs5 | Secs10 | Secs15 | Secs30 | Day1 | Week1 | Month1 => {
+                self.strict_max_duration()
+            }
+        }
+    }
+
+    /// The strict table ([`BarSize::strict_max_duration`]), which the simulated gateway
+    /// enforces by default. Plans do not use this directly: they split with their
+    /// [`LimitTable`] (default `observed`) and overrides.
+    pub fn max_duration(self) -> Duration {
+        self.strict_max_duration()
     }
 
     /// The closest legal spelling to `s`, for "did you mean" hints.
@@ -204,6 +226,66 @@ impl<'de> Deserialize<'de> for BarSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A built-in table of the longest duration per request for each bar size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitTable {
+    /// The older TWS API table (`1 min` 1 D, `3`-`20 mins` 1 W, `30 mins`-`8 hours` 1 M):
+    /// always accepted, many more requests (`1 min` x `1 M` is 22 requests of `1 D`).
+    Strict,
+    /// What real gateways were seen to serve (`1 min`-`3 mins` 1 M, `5 mins`-`8 hours` 1 Y;
+    /// seconds bars as strict): the default for plans, since the executor splits a window the
+    /// gateway will not serve.
+    #[default]
+    Observed,
+}
+
+/// Every table with its name in plans and manifests.
+pub const LIMIT_TABLES: &[(LimitTable, &str)] = &[
+    (LimitTable::Strict, "strict"),
+    (LimitTable::Observed, "observed"),
+];
+
+impl LimitTable {
+    /// The longest duration one request may cover for `bar` under this table.
+    pub fn max_duration(self, bar: BarSize) -> Duration {
+        match self {
+            LimitTable::Strict => bar.strict_max_duration(),
+            LimitTable::Observed => bar.observed_max_duration(),
+        }
+    }
+
+    /// The name used in plans and manifests (`strict`, `observed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitTable::Strict => "strict",
+            LimitTable::Observed => "observed",
+        }
+    }
+}
+
+impl fmt::Display for LimitTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A limit table name that is neither `strict` nor `observed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown limit table `{0}`")]
+pub struct BadLimitTable(pub String);
+
+impl FromStr for LimitTable {
+    type Err = BadLimitTable;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LIMIT_TABLES
+            .iter()
+            .find(|(_, name)| *name == s.trim())
+            .map(|(t, _)| *t)
+            .ok_or_else(|| BadLimitTable(s.to_string()))
     }
 }
 
@@ -449,9 +531,55 @@ mod tests {
 
     #[test]
     fn strict_limits() {
-        assert_eq!(BarSize::Min1.max_duration().to_string(), "1 D");
-        assert_eq!(BarSize::Mins5.max_duration().to_string(), "1 W");
-        assert_eq!(BarSize::Mins30.max_duration().to_string(), "1 M");
+        assert_eq!(BarSize::Min1.strict_max_duration().to_string(), "1 D");
+        assert_eq!(BarSize::Mins5.strict_max_duration().to_string(), "1 W");
+        assert_eq!(BarSize::Mins30.strict_max_duration().to_string(), "1 M");
+        assert_eq!(BarSize::Hours8.strict_max_duration().to_string(), "1 M");
+        assert_eq!(
+            BarSize::Min1.max_duration(),
+            BarSize::Min1.strict_max_duration()
+        );
         assert!(BarSize::Secs30.is_small() && !BarSize::Min1.is_small());
+    }
+
+    #[test]
+    fn observed_limits() {
+        let t = LimitTable::default();
+        assert_eq!(
+            t,
+            LimitTable::Observed,
+            "plans default to the observed table"
+        );
+        for (bar, want) in [
+            (BarSize::Secs1, "1800 S"),
+            (BarSize::Secs30, "28800 S"),
+            (BarSize::Min1, "1 M"),
+            (BarSize::Mins2, "1 M"),
+            (BarSize::Mins3, "1 M"),
+            (BarSize::Mins5, "1 Y"),
+            (BarSize::Mins30, "1 Y"),
+            (BarSize::Hours8, "1 Y"),
+        ] {
+            assert_eq!(t.max_duration(bar).to_string(), want, "{bar}");
+        }
+        // The observed table never allows less than the strict one.
+        for (bar, _) in BAR_SIZES {
+            assert!(
+                LimitTable::Observed.max_duration(*bar).approx_seconds()
+                    >= LimitTable::Strict.max_duration(*bar).approx_seconds(),
+                "{bar}"
+            );
+        }
+    }
+
+    #[test]
+    fn limit_table_names() {
+        for (t, name) in LIMIT_TABLES {
+            assert_eq!(name.parse::<LimitTable>().unwrap(), *t);
+            assert_eq!(t.to_string(), *name);
+            assert_eq!(serde_json::to_string(t).unwrap(), format!("\"{name}\""));
+        }
+        assert!("Strict ".parse::<LimitTable>().is_err());
+        assert!("lenient".parse::<LimitTable>().is_err());
     }
 }

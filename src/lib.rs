@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod sim;
 pub mod store;
+pub mod verify;
 
 /// Process exit codes, documented in the README.
 pub mod exit {

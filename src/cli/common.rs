@@ -106,6 +106,54 @@ pub fn read_symbols_csv(path: &std::path::Path) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// The pinned clock: `flag` (RFC 3339), else the `OPT_BACKFILL_NOW` environment variable.
+pub fn pinned_now(flag: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    match flag
+        .map(str::to_string)
+        .or_else(|| std::env::var(super::plan::NOW_ENV).ok())
+    {
+        Some(s) => chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|e| format!("--now `{s}`: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// Read a manifest (`.json`) or load and compile a plan (sharded with `batching` = (count,
+/// index)); errors are printed, the exit code returned.
+pub fn load_manifest(
+    input: &std::path::Path,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    batching: Option<(u32, u32)>,
+) -> Result<crate::compile::manifest::Manifest, i32> {
+    let bad = |msg: String| {
+        eprintln!("error: {msg}");
+        crate::exit::BAD_INPUT
+    };
+    if input.extension().is_some_and(|e| e == "json") {
+        if batching.is_some() {
+            return Err(bad(
+                "--batch-count/--batch-index apply to plans; a manifest is already sharded".into(),
+            ));
+        }
+        return crate::compile::manifest::Manifest::read(input).map_err(|e| bad(e.to_string()));
+    }
+    let plan = crate::plan::load(input).map_err(|e| {
+        eprintln!("{e}");
+        crate::exit::BAD_INPUT
+    })?;
+    let opts = crate::compile::CompileOptions {
+        now,
+        batching: batching.map(|(count, index)| crate::plan::Batching { count, index }),
+        work_dir: None,
+    };
+    let compiled = crate::compile::compile(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    for note in &compiled.notes {
+        eprintln!("{note}");
+    }
+    Ok(compiled.manifest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

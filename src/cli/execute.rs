@@ -3,7 +3,6 @@
 use super::common::{ctrl_c_signal, parse_duration, parse_gateway};
 use crate::compile::manifest::Manifest;
 use crate::compile::task::FetchTask;
-use crate::compile::{compile, CompileOptions};
 use crate::exec::closes::{needs_gateway, read_snapshot, resolve, Resolved, Snapshot};
 use crate::exec::{
     execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
@@ -85,49 +84,13 @@ fn bad(msg: impl std::fmt::Display) -> i32 {
 
 /// The pinned clock (`--now`, else `OPT_BACKFILL_NOW`), if any.
 fn pinned_now(args: &ExecuteArgs) -> Result<Option<chrono::DateTime<Utc>>, i32> {
-    match args
-        .now
-        .clone()
-        .or_else(|| std::env::var(super::plan::NOW_ENV).ok())
-    {
-        Some(s) => Ok(Some(
-            chrono::DateTime::parse_from_rfc3339(&s)
-                .map_err(|e| bad(format!("--now `{s}`: {e}")))?
-                .with_timezone(&Utc),
-        )),
-        None => Ok(None),
-    }
+    super::common::pinned_now(args.now.as_deref()).map_err(bad)
 }
 
 /// Load the manifest: read it, or load and compile the plan.
 fn load_manifest(args: &ExecuteArgs) -> Result<Manifest, i32> {
-    if args.input.extension().is_some_and(|e| e == "json") {
-        if args.batch_count.is_some() {
-            return Err(bad(
-                "--batch-count/--batch-index apply to plans; a manifest is already sharded",
-            ));
-        }
-        return Manifest::read(&args.input).map_err(bad);
-    }
-    let plan = crate::plan::load(&args.input).map_err(|e| {
-        eprintln!("{e}");
-        crate::exit::BAD_INPUT
-    })?;
     let now = pinned_now(args)?;
-    let batching = match (args.batch_count, args.batch_index) {
-        (Some(count), Some(index)) => Some(crate::plan::Batching { count, index }),
-        _ => None,
-    };
-    let opts = CompileOptions {
-        now,
-        batching,
-        work_dir: None,
-    };
-    let compiled = compile(&plan, &opts).map_err(bad)?;
-    for note in &compiled.notes {
-        eprintln!("{note}");
-    }
-    Ok(compiled.manifest)
+    super::common::load_manifest(&args.input, now, args.batch_count.zip(args.batch_index))
 }
 
 /// Run `execute`.
@@ -187,10 +150,13 @@ pub fn run(args: ExecuteArgs) -> i32 {
         .iter()
         .map(|p| (p.name.clone(), p.depends_on.clone()))
         .collect();
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let run_id = args.run_id.clone().unwrap_or_else(|| {
+        crate::store::summary::new_run_id(
+            &PathBuf::from(&manifest.plan.state_root),
+            &manifest.plan.scope,
+            Utc::now(),
+        )
+    });
     let state_root = PathBuf::from(&manifest.plan.state_root);
     let mut cfg = ExecConfig {
         scope: manifest.plan.scope.clone(),

@@ -33,6 +33,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Write the universe of failed tasks as CSV, to feed back with `execute --rerun`.
     Rerun(report::RerunArgs),
+    /// Audit a scope's lake against its plan: sessions covered, empty, provisional, missing.
+    Verify(verify::VerifyArgs),
 }
 
 pub mod common;
@@ -42,6 +44,7 @@ pub mod execute;
 pub mod plan;
 pub mod report;
 pub mod sim;
+pub mod verify;
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Discover(args) => discover::run(args),
         Command::Report(args) => report::run_report(args),
         Command::Rerun(args) => report::run_rerun(args),
+        Command::Verify(args) => verify::run(args),
     }
 }

@@ -99,7 +99,7 @@ pub fn run(args: PlanArgs) -> i32 {
     print!("{}", dryrun::render(m, args.by_symbol, args.rate));
 
     if let Some(old_path) = &args.diff {
-        match Manifest::read(old_path) {
+        match Manifest::read_any_version(old_path) {
             Ok(old) => {
                 println!();
                 println!("changes since {}:", old_path.display());

@@ -60,6 +60,10 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
         format!("{:?}", old.gateway),
         format!("{:?}", new.gateway),
     );
+    // The table and overrides, not where the table came from: naming the default changes
+    // no request.
+    let limits = |m: &Manifest| format!("{}{}", m.limit_table, super::dryrun::overrides_label(m));
+    setting("limits", limits(old), limits(new));
     let list = |v: &[String]| {
         if v.is_empty() {
             "(none)".to_string()

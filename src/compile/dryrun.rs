@@ -86,6 +86,23 @@ fn select_label(s: &Select) -> String {
     }
 }
 
+/// Which limit table the request counts assume and where it came from, with the plan's
+/// overrides: `observed (plan default)`, `strict (plan), overrides: 8 hours = 6 M`.
+pub fn limits_label(m: &Manifest) -> String {
+    let mut s = format!("{} ({})", m.limit_table, m.limit_table_origin.label());
+    s.push_str(&overrides_label(m));
+    s
+}
+
+/// `, overrides: 8 hours = 6 M` (empty without overrides).
+pub fn overrides_label(m: &Manifest) -> String {
+    if m.limits.is_empty() {
+        return String::new();
+    }
+    let overrides: Vec<String> = m.limits.iter().map(|(b, d)| format!("{b} = {d}")).collect();
+    format!(", overrides: {}", overrides.join(", "))
+}
+
 /// Requests and contracts per (phase, cell) from a manifest: (contracts, requests).
 pub fn per_cell(m: &Manifest) -> BTreeMap<(usize, BarCell), (u64, u64)> {
     let phase_index: BTreeMap<&str, usize> = m
@@ -228,6 +245,7 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: f64) -> String {
         "batch: {} of {} ({} of {} symbols)",
         m.batch.index, m.batch.count, t.shard_symbols, t.universe_symbols
     );
+    let _ = writeln!(o, "limits: {}", limits_label(m));
     let _ = writeln!(
         o,
         "contracts caches: {} read from {}, {} missing",

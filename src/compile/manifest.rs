@@ -7,8 +7,9 @@
 
 use super::task::FetchTask;
 use super::windows::Window;
+use crate::bars::LimitTable;
 use crate::cache::OptionContract;
-use crate::plan::{Batching, GatewaySettings, NearAtmRule, Select};
+use crate::plan::{Batching, GatewaySettings, LimitOrigin, NearAtmRule, Select};
 use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Current manifest format version; bump it with a line in [`MANIFEST_CHANGELOG`].
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 
 /// What changed in each manifest format version.
 pub const MANIFEST_CHANGELOG: &[(u32, &str)] = &[
@@ -27,9 +28,18 @@ pub const MANIFEST_CHANGELOG: &[(u32, &str)] = &[
     ),
     (
         2,
+        "limit_table (strict | observed, the base the windows were split with; the plan default became observed), limit_table_origin (plan | default) and effective_limits (per bar size of the plan's cells); a version 1 manifest reads as strict for `plan --diff`",
+    ),
+    (
+        3,
         "cells carry class_windows: the windows of trading classes closing after the equity close (16:15 classes); task ends follow them",
     ),
 ];
+
+/// Manifests before version 2 were split with the strict table, the only one there was.
+fn strict_table() -> LimitTable {
+    LimitTable::Strict
+}
 
 /// A compiled plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -48,8 +58,18 @@ pub struct Manifest {
     pub batch: Batching,
     /// Gateway settings.
     pub gateway: GatewaySettings,
-    /// Effective per-bar-size limit overrides from the plan (`8 hours` -> `6 M`).
+    /// The built-in limit table under the plan's overrides (absent before version 2: strict).
+    #[serde(default = "strict_table")]
+    pub limit_table: LimitTable,
+    /// Whether the plan named the table or took the default.
+    #[serde(default)]
+    pub limit_table_origin: LimitOrigin,
+    /// Per-bar-size limit overrides from the plan (`8 hours` -> `6 M`).
     pub limits: BTreeMap<String, String>,
+    /// The longest duration per request the windows were split with, for every bar size of the
+    /// plan's cells: the override, else the table's entry (absent before version 2).
+    #[serde(default)]
+    pub effective_limits: BTreeMap<String, String>,
     /// Phases in plan order, with their request windows.
     pub phases: Vec<PhaseInfo>,
     /// Symbols of this shard with a cache, sorted.
@@ -338,8 +358,23 @@ impl Manifest {
         Self::from_slice(&bytes, path)
     }
 
+    /// Read a manifest of this or any earlier format version, for comparing with (`plan
+    /// --diff`); fields added since read as their documented defaults. Never for executing.
+    pub fn read_any_version(path: &Path) -> Result<Manifest, ManifestError> {
+        let bytes = std::fs::read(path).map_err(|source| ManifestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&bytes, path, 1)
+    }
+
     /// Parse manifest bytes; `path` names the source in errors.
     pub fn from_slice(bytes: &[u8], path: &Path) -> Result<Manifest, ManifestError> {
+        Self::parse(bytes, path, MANIFEST_FORMAT_VERSION)
+    }
+
+    /// Parse a manifest whose version is in `oldest..=MANIFEST_FORMAT_VERSION`.
+    fn parse(bytes: &[u8], path: &Path, oldest: u32) -> Result<Manifest, ManifestError> {
         #[derive(Deserialize)]
         struct Version {
             format_version: Option<u32>,
@@ -348,7 +383,7 @@ impl Manifest {
             format_version: Some(v),
         }) = serde_json::from_slice::<Version>(bytes)
         {
-            if v != MANIFEST_FORMAT_VERSION {
+            if !(oldest..=MANIFEST_FORMAT_VERSION).contains(&v) {
                 return Err(ManifestError::Invalid {
                     path: path.to_path_buf(),
                     line: 1,

@@ -421,11 +421,15 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         time_zone: plan.time_zone.name().to_string(),
         batch,
         gateway: plan.gateway.clone(),
+        limit_table: plan.limits.base,
+        limit_table_origin: plan.limits.origin,
         limits: plan
             .limits
+            .overrides
             .iter()
             .map(|(b, d)| (b.to_string(), d.to_string()))
             .collect(),
+        effective_limits: effective_limits(plan),
         phases,
         symbols,
         missing_cache: missing,
@@ -501,6 +505,16 @@ fn cells_for_classes(
             c.class_windows.retain(|k, _| classes.contains(k.as_str()));
             c
         })
+        .collect()
+}
+
+/// The longest duration per request of every bar size the plan's cells use (override, else the
+/// base table's entry), as the manifest records it.
+fn effective_limits(plan: &ValidatedPlan) -> BTreeMap<String, String> {
+    plan.phases
+        .iter()
+        .flat_map(|p| p.bars.iter())
+        .map(|c| (c.size.to_string(), plan.limit(c.size).to_string()))
         .collect()
 }
 

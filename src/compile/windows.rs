@@ -271,7 +271,7 @@ mod tests {
         let end = sess(d(2026, 11, 27));
         let w = split(
             cell(BarSize::Hours8, "6 M"),
-            BarSize::Hours8.max_duration(),
+            BarSize::Hours8.strict_max_duration(),
             &end,
             0,
         )

@@ -245,6 +245,9 @@ struct Shared {
     /// Coverage of files as the run started (fast path for files without a Parquet record).
     index: CoverageIndex,
     index_writer: Arc<Mutex<IndexWriter>>,
+    /// Coverage of series without a file recorded in this run (the index above is as of the
+    /// start).
+    fileless: Mutex<HashMap<String, FileCoverage>>,
     limits: Mutex<LearnedLimits>,
     probes: Mutex<HashMap<BarSize, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -263,12 +266,33 @@ impl Shared {
         self.cfg.now.unwrap_or_else(Utc::now)
     }
 
-    /// Coverage of a series without a file (all-empty so far), from the index.
+    /// Coverage of a series without a file (all-empty so far): recorded earlier in this run, or
+    /// in the index by an earlier one.
     fn index_entry(&self, rel: &str, path: &std::path::Path) -> Option<FileCoverage> {
+        if !path.exists() {
+            if let Some(c) = self.fileless.lock().ok().and_then(|m| m.get(rel).cloned()) {
+                return Some(c);
+            }
+        }
         self.index.current(rel, path)
     }
 
-    async fn record_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
+    /// Note a series' coverage for the rest of this run (series without a file live only here
+    /// and in the index).
+    fn note_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
+        if let Ok(mut m) = self.fileless.lock() {
+            if path.exists() {
+                m.remove(rel);
+            } else {
+                m.insert(rel.to_string(), cov.clone());
+            }
+        }
+    }
+
+    /// Append a series' coverage to the index. Called after the task's summary record is
+    /// written: a run killed in between leaves the index stale (the file's fingerprint no longer
+    /// matches), so the task is planned again from the file and recorded UP_TO_DATE.
+    async fn persist_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
         let (w, rel, path, cov, now) = (
             self.index_writer.clone(),
             rel.to_string(),
@@ -375,6 +399,7 @@ pub async fn execute(
         today: crate::calendar::to_ny(cfg.now.unwrap_or_else(Utc::now)).date_naive(),
         index,
         index_writer: index_writer.clone(),
+        fileless: Mutex::new(HashMap::new()),
         limits: Mutex::new(LearnedLimits::default()),
         probes: Mutex::new(HashMap::new()),
     });
@@ -727,9 +752,6 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     };
     let (requests, mode) = match plan_task(t, &units, coverage.as_ref(), exists, now, policy) {
         Plan::UpToDate(why) => {
-            if let Some(c) = &coverage {
-                sh.record_coverage(&rel, &path, c).await;
-            }
             let out = exists.then(|| path.display().to_string());
             let rec = record(
                 sh,
@@ -742,6 +764,9 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
                 out,
             );
             write_record(sh, rec, OutcomeClass::UpToDate, 0).await;
+            if let Some(c) = &coverage {
+                sh.persist_coverage(&rel, &path, c).await;
+            }
             return;
         }
         Plan::Fetch { requests, mode } => (requests, mode),
@@ -753,6 +778,7 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let mut failure: Option<crate::ib::Failure> = None;
     // IB's "no data" answer (162), kept for the record of a task that ends EMPTY.
     let mut empty_answer: Option<crate::ib::Failure> = None;
+    let mut merged_any = false;
     while let Some(req) = queue.pop_front() {
         // A limit learned earlier in the run: split before sending.
         if let Some(max) = sh.learned_limit(t.bar_size) {
@@ -824,9 +850,11 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
             req.units.clone(),
             mode,
         );
-        let merged =
-            tokio::task::spawn_blocking(move || parquet::merge_units(&p2, &k2, &b2, &u2, now, m2))
-                .await;
+        let prior = last_cov.clone();
+        let merged = tokio::task::spawn_blocking(move || {
+            parquet::merge_units(&p2, &k2, &b2, &u2, now, m2, prior.as_ref())
+        })
+        .await;
         mode = WriteMode::Merge;
         match merged {
             Ok(Ok(m)) => {
@@ -834,8 +862,9 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
                 if let Some(q) = m.quarantined {
                     tally.quarantined = Some(q.display().to_string());
                 }
-                sh.record_coverage(&rel, &path, &m.coverage).await;
+                sh.note_coverage(&rel, &path, &m.coverage);
                 last_cov = Some(m.coverage);
+                merged_any = true;
             }
             Ok(Err(e)) => {
                 tracing::error!("{e}");
@@ -881,6 +910,9 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let n = tally.bars.len() as u64;
     let rec = record(sh, t, started_at, class, tally, code, message, out);
     write_record(sh, rec, class, n).await;
+    if let (true, Some(c)) = (merged_any, &last_cov) {
+        sh.persist_coverage(&rel, &path, c).await;
+    }
 }
 
 /// Send one request with retries and reconnects (the task's attempts are counted in `tally`).

@@ -14,6 +14,9 @@ use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+mod limits;
+mod outputs;
+
 /// Collected errors of one load.
 pub(crate) struct Ctx<'a> {
     file: &'a Path,
@@ -128,6 +131,16 @@ impl<'n> Table<'n> {
             }
             let path = child(&self.path, &k.name);
             let msg = format!("unknown key `{}`", k.name);
+            if !self.path.is_empty() && TOP_KEYS.contains(&k.name.as_str()) {
+                // TOML: a top-level key written after a `[table]` header lands in that table.
+                ctx.err_hint(
+                    k.loc,
+                    &path,
+                    msg,
+                    format!("`{}` is a top-level key: in TOML, write it before the first `[table]` header", k.name),
+                );
+                continue;
+            }
             match closest(&k.name, self.known.iter().copied()) {
                 Some(c) => ctx.err_hint(k.loc, &path, msg, format!("did you mean `{c}`?")),
                 None => ctx.err_hint(
@@ -494,8 +507,8 @@ pub(crate) fn decode_plan(
         Some(n) => gateway(ctx, n),
     };
     let limits = match top.get("limits") {
-        None => Some(BTreeMap::new()),
-        Some(n) => limits(ctx, n),
+        None => Some(PlanLimits::default()),
+        Some(n) => limits::limits(ctx, n),
     };
     let phases = top
         .required(ctx, "phase")
@@ -888,39 +901,6 @@ fn gateway(ctx: &mut Ctx<'_>, node: &Node) -> Option<GatewaySettings> {
     (ctx.errors.len() == before).then_some(g)
 }
 
-fn limits(ctx: &mut Ctx<'_>, node: &Node) -> Option<BTreeMap<BarSize, Duration>> {
-    let Value::Map(entries) = &node.value else {
-        ctx.expected(node, "limits", "a table of bar size = duration");
-        return None;
-    };
-    let before = ctx.errors.len();
-    let mut out = BTreeMap::new();
-    for (k, v) in entries {
-        let path = child("limits", &k.name);
-        let key_node = Node {
-            value: Value::Str(k.name.clone()),
-            loc: k.loc,
-        };
-        let b = bar_size(ctx, &key_node, &path);
-        let d = duration(ctx, v, &path);
-        if let (Some(b), Some(d)) = (b, d) {
-            if d.approx_seconds() < 60 {
-                ctx.err_hint(
-                    v.loc,
-                    &path,
-                    format!("limit `{d}` is too short"),
-                    "at least `60 S`; IB's own table starts at `1800 S` for 1-second bars",
-                );
-                continue;
-            }
-            if out.insert(b, d).is_some() {
-                ctx.err(k.loc, &path, "duplicate limit for this bar size");
-            }
-        }
-    }
-    (ctx.errors.len() == before).then_some(out)
-}
-
 fn phases(ctx: &mut Ctx<'_>, node: &Node, has_snapshot: bool) -> Option<Vec<Phase>> {
     let items = as_seq(ctx, node, "phase")?;
     if items.is_empty() {
@@ -1020,6 +1000,7 @@ fn phases(ctx: &mut Ctx<'_>, node: &Node, has_snapshot: bool) -> Option<Vec<Phas
             "remove one of these depends-on entries",
         );
     }
+    outputs::check_use_rth(ctx, items, &out);
     if ctx.errors.len() != before {
         return None;
     }
@@ -1143,9 +1124,9 @@ fn bar_cells(ctx: &mut Ctx<'_>, node: &Node, path: &str, use_rth: bool) -> Optio
             );
             continue;
         }
-        if size.max_duration().unit == DurationUnit::Seconds
+        if size.strict_max_duration().unit == DurationUnit::Seconds
             && !use_rth
-            && dur.approx_seconds() > size.max_duration().approx_seconds()
+            && dur.approx_seconds() > size.strict_max_duration().approx_seconds()
         {
             ctx.err_hint(
                 size_node.loc,

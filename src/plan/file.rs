@@ -44,14 +44,37 @@ pub struct PlanFile {
     /// IB Gateway connection and request settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayFile>,
-    /// Longest duration per request for a bar size, overriding the strict built-in table
-    /// (e.g. `"8 hours" = "6 M"`); longer cells are split into windows of this length.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(with = "BTreeMap<BarSizeName, DurationText>")]
-    pub limits: BTreeMap<String, String>,
+    /// Longest duration per request, per bar size: longer cells are split into windows of this
+    /// length. A built-in table by name (`"observed"`, the default, or `"strict"`), or a table
+    /// of per-bar-size overrides (e.g. `"8 hours" = "6 M"`) on top of `base` (default
+    /// `observed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsFile>,
     /// The phases, run in dependency order.
     #[schemars(length(min = 1))]
     pub phase: Vec<PhaseFile>,
+}
+
+/// The `limits` key: a table name, or overrides on top of a base table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LimitsFile {
+    /// `strict` (the older TWS API table) or `observed` (what real gateways serve).
+    Table(crate::bars::LimitTable),
+    /// Per-bar-size overrides with an optional base table.
+    Overrides(LimitOverridesFile),
+}
+
+/// Per-bar-size limit overrides (unknown keys land in `sizes`; the loader checks them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LimitOverridesFile {
+    /// The built-in table for bar sizes without an override (default `observed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<crate::bars::LimitTable>,
+    /// Bar size (as IB spells it) = longest duration per request (`N S|D|W|M|Y`).
+    #[serde(flatten)]
+    #[schemars(with = "BTreeMap<BarSizeName, DurationText>")]
+    pub sizes: BTreeMap<String, String>,
 }
 
 /// Universe of underlyings.

@@ -3,7 +3,7 @@
 //! Types that also appear in the manifest derive serde and JsonSchema here (snake_case, as the
 //! manifest is a machine format), so the plan and the manifest describe a phase the same way.
 
-use crate::bars::{BarSize, Duration};
+use crate::bars::{BarSize, Duration, LimitTable};
 use crate::cache::CloseSource;
 use chrono::NaiveDate;
 use schemars::JsonSchema;
@@ -41,20 +41,17 @@ pub struct ValidatedPlan {
     pub batching: Batching,
     /// Gateway settings.
     pub gateway: GatewaySettings,
-    /// Per-bar-size duration limits from the plan, overriding [`BarSize::max_duration`].
-    pub limits: BTreeMap<BarSize, Duration>,
+    /// The limit table and per-bar-size overrides the windows are split with.
+    pub limits: PlanLimits,
     /// Phases in plan order.
     pub phases: Vec<Phase>,
 }
 
 impl ValidatedPlan {
     /// The longest duration one request may cover for `bar`: the plan's `[limits]` entry, else
-    /// the strict built-in table.
+    /// the plan's base table (default `observed`).
     pub fn limit(&self, bar: BarSize) -> Duration {
-        self.limits
-            .get(&bar)
-            .copied()
-            .unwrap_or_else(|| bar.max_duration())
+        self.limits.limit(bar)
     }
 
     /// The snapshot close of `symbol` on the latest date on or before `on`, if any.
@@ -69,6 +66,48 @@ impl ValidatedPlan {
     /// The phase named `name`.
     pub fn phase(&self, name: &str) -> Option<&Phase> {
         self.phases.iter().find(|p| p.name == name)
+    }
+}
+
+/// The per-request duration limits of a plan: a built-in table plus per-bar-size overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlanLimits {
+    /// The built-in table under the overrides.
+    pub base: LimitTable,
+    /// Where the base table came from: named in the plan, or the default.
+    pub origin: LimitOrigin,
+    /// Per-bar-size overrides from the plan's `[limits]` table.
+    pub overrides: BTreeMap<BarSize, Duration>,
+}
+
+impl PlanLimits {
+    /// The override for `bar`, else the base table's entry.
+    pub fn limit(&self, bar: BarSize) -> Duration {
+        self.overrides
+            .get(&bar)
+            .copied()
+            .unwrap_or_else(|| self.base.max_duration(bar))
+    }
+}
+
+/// Whether a plan named its limit table or took the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitOrigin {
+    /// `limits = "strict"`, or `base = ...` in the `[limits]` table.
+    Plan,
+    /// Not named: [`LimitTable::default`].
+    #[default]
+    Default,
+}
+
+impl LimitOrigin {
+    /// How the dry run labels it: `plan` or `plan default`.
+    pub fn label(self) -> &'static str {
+        match self {
+            LimitOrigin::Plan => "plan",
+            LimitOrigin::Default => "plan default",
+        }
     }
 }
 

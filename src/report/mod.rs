@@ -14,11 +14,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-/// Records read from summaries, the latest per task; a symbol-level SKIPPED record is dropped
-/// once a later run fetched that symbol and phase.
+/// Records read from summaries, the latest per task (by run, then line: files are read in run-id
+/// order, which is start order for generated ids; not by wall-clock times, which a clock step
+/// can reorder); a symbol-level SKIPPED record is dropped once a later run fetched that symbol
+/// and phase.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The latest record of every task (by `finished_at`), in (phase, symbol, conId, task) order.
+    /// The latest record of every task (by run, then line), in (phase, symbol, conId, task) order.
     pub records: Vec<SummaryRecord>,
     /// Lines that did not parse (torn last lines of killed runs).
     pub bad_lines: usize,
@@ -75,12 +77,7 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
             match serde_json::from_slice::<SummaryRecord>(&line) {
                 Ok(r) => {
                     let key = format!("{}|{}", r.phase, r.task_id);
-                    match latest.get(&key) {
-                        Some(old) if old.finished_at > r.finished_at => {}
-                        _ => {
-                            latest.insert(key, r);
-                        }
-                    }
+                    latest.insert(key, r);
                 }
                 Err(_) => bad += 1,
             }
@@ -299,6 +296,9 @@ pub struct ReportRow {
     /// Where that close came from (`snapshot`, `cache`, `gateway`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference_source: Option<crate::cache::CloseSource>,
+    /// Windows split because the gateway answered a window over the strict limit table with
+    /// zero bars or "Time length exceed max".
+    pub splits: u64,
 }
 
 type RowKey = (String, String, Option<String>);
@@ -339,6 +339,7 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
             (a, b) => a.or(b),
         };
         row.requests += u64::from(r.attempts);
+        row.splits += u64::from(r.splits);
         if by_symbol && r.reference_close.is_some() {
             row.reference_close = r.reference_close;
             row.reference_source = r.reference_source;
@@ -430,6 +431,11 @@ pub fn format_report(rows: &[ReportRow]) -> String {
             r.error_codes.iter().map(|(c, n)| format!("{c}x{n}")).collect::<Vec<_>>().join(" "),
             if errs.is_empty() { String::new() } else { format!(" [{}]", errs.join(" ")) }
         ));
+        if r.splits > 0 {
+            // Before the newline: windows split to the strict limit table.
+            s.pop();
+            s.push_str(&format!(" splits {}\n", r.splits));
+        }
         if let (Some(c), Some(src)) = (r.reference_close, r.reference_source) {
             // Before the newline: the close the near-ATM strikes were picked with.
             s.pop();

@@ -108,7 +108,8 @@ impl Unit {
 }
 
 /// The units of the window `[end - duration, end)`: every session the window spans, and a chunk
-/// for a session it spans only in part. Empty when the calendar cannot answer.
+/// for a session a seconds window (or the window's end) cuts. Empty when the calendar cannot
+/// answer.
 pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
     let start = duration.window_start(end);
     let (Ok(sessions), true) = (
@@ -120,28 +121,31 @@ pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
     ) else {
         return Vec::new();
     };
-    // A session the window only partly spans (a `1 M` window starting at 13:00, a seconds
-    // chunk) is a chunk: answering it says nothing about the rest of the session. A window
+    // Windows of whole sessions (D, W, M, Y) hold the sessions they span entirely: a `1 M`
+    // window ending at 13:00 starts at 13:00 a month earlier, and that half session belongs to
+    // the window before it (as the strict table's split has it). A window ending inside a
+    // session (an explicit instant), and a seconds window, hold that part as a chunk. A window
     // ending up to an hour after its own session's equity close (a class trading to 16:15)
     // extends that session to its end: the session is provisional until then, and a
     // 16:00-16:15 seconds chunk is a unit too.
+    let seconds = duration.unit == crate::bars::DurationUnit::Seconds;
     let end_date = calendar::to_ny(end).date_naive();
     sessions
         .into_iter()
-        .filter_map(|s| {
+        .map(|s| {
             let late = end - s.close;
-            let s = if s.date == end_date
+            if s.date == end_date
                 && late > chrono::Duration::zero()
                 && late <= chrono::Duration::hours(1)
             {
                 Session { close: end, ..s }
             } else {
                 s
-            };
-            if !(s.close > start && s.open < end) {
-                return None;
             }
-            Some(if s.open >= start && s.close <= end {
+        })
+        .filter(|s| s.close > start && s.open < end && (seconds || s.open >= start))
+        .map(|s| {
+            if s.open >= start && s.close <= end {
                 Unit::Session(s)
             } else {
                 Unit::Chunk {
@@ -149,7 +153,7 @@ pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
                     start: start.max(s.open),
                     end: end.min(s.close),
                 }
-            })
+            }
         })
         .collect()
 }
@@ -200,6 +204,23 @@ impl FileCoverage {
             Unit::Chunk { start, end, .. } => {
                 self.chunks
                     .insert((start.timestamp_millis(), end.timestamp_millis()), cover);
+            }
+        }
+    }
+
+    /// The record answering for `unit`: its session's, else a chunk record containing it.
+    pub fn cover_of(&self, unit: &Unit) -> Option<Cover> {
+        if let Some(c) = self.sessions.get(&unit.session().date) {
+            return Some(*c);
+        }
+        match unit {
+            Unit::Session(_) => None,
+            Unit::Chunk { start, end, .. } => {
+                let (a, b) = (start.timestamp_millis(), end.timestamp_millis());
+                self.chunks
+                    .iter()
+                    .find(|((s, e), _)| *s <= a && *e >= b)
+                    .map(|(_, c)| *c)
             }
         }
     }
@@ -405,9 +426,9 @@ mod tests {
             vec![d(11, 20), d(11, 23), d(11, 24), d(11, 25), d(11, 27)]
         );
         let month = window_units(end, "1 M".parse().unwrap());
-        // One month back from 13:00 on 11-27 is 13:00 on 10-27: that session is a chunk.
-        assert!(matches!(month[0], Unit::Chunk { session, .. } if session.date == d(10, 27)));
-        assert!(matches!(month[1], Unit::Session(s) if s.date == d(10, 28)));
+        // One month back from 13:00 on 11-27 is 13:00 on 10-27: that half session belongs to
+        // the window before.
+        assert!(matches!(month[0], Unit::Session(s) if s.date == d(10, 28)));
         let chunk = window_units(end, "1800 S".parse().unwrap());
         assert!(matches!(chunk.as_slice(), [Unit::Chunk { .. }]));
     }

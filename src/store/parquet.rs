@@ -328,9 +328,11 @@ pub fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, StoreError
 
 /// Merge bars fetched for `units` into the series' file: in [`WriteMode::Merge`] the file's
 /// rows of other units stay, the fetched units' stored rows are replaced by the answer (merged
-/// by key: ts within the file's conid, bar size and what), and the coverage records what each
-/// unit answered; `Replace` starts the file afresh. A file that cannot be decoded is quarantined
-/// first; one that cannot be read (I/O) fails the merge and is left alone.
+/// by key: ts within the file's conid, bar size and what; bars outside the units, such as the
+/// half session before a window's first whole one, are not kept), and the coverage records what
+/// each unit answered; `Replace` starts the file afresh. `prior`: the coverage known for a
+/// series without a file (sessions answered empty so far). A file that cannot be decoded is
+/// quarantined first; one that cannot be read (I/O) fails the merge and is left alone.
 pub fn merge_units(
     path: &Path,
     key: &SeriesKey,
@@ -338,6 +340,7 @@ pub fn merge_units(
     units: &[Unit],
     fetched_at: DateTime<Utc>,
     mode: WriteMode,
+    prior: Option<&FileCoverage>,
 ) -> Result<MergeOutcome, StoreError> {
     let mut quarantined = None;
     let existing = match mode {
@@ -356,7 +359,13 @@ pub fn merge_units(
             let cov = f.effective_coverage();
             (f.rows, cov)
         }
-        None => (Vec::new(), FileCoverage::default()),
+        None => (
+            Vec::new(),
+            match mode {
+                WriteMode::Merge => prior.cloned().unwrap_or_default(),
+                WriteMode::Replace => FileCoverage::default(),
+            },
+        ),
     };
     let before: std::collections::HashSet<i64> =
         rows.iter().map(|r| r.bar.ts.timestamp_millis()).collect();
@@ -365,7 +374,10 @@ pub fn merge_units(
         .filter(|r| !units.iter().any(|u| u.holds(r.bar.ts)))
         .map(|r| (r.bar.ts.timestamp_millis(), r))
         .collect();
-    for b in fetched {
+    for b in fetched
+        .iter()
+        .filter(|b| units.iter().any(|u| u.holds(b.ts)))
+    {
         by_ts.insert(
             b.ts.timestamp_millis(),
             StoredBar {
@@ -426,7 +438,7 @@ pub fn merge_bars(
     } else {
         WriteMode::Replace
     };
-    merge_units(path, key, fetched, &units, fetched_at, mode)
+    merge_units(path, key, fetched, &units, fetched_at, mode, None)
 }
 
 fn build_frame(key: &SeriesKey, rows: &[StoredBar]) -> PolarsResult<DataFrame> {
@@ -525,6 +537,8 @@ pub fn write_atomic(
 mod tests {
     use super::*;
 
+    const T0: i64 = 1_795_444_200;
+
     fn key() -> SeriesKey {
         SeriesKey {
             symbol: "AAPL".into(),
@@ -537,9 +551,10 @@ mod tests {
         }
     }
 
+    /// A bar `t` seconds after 14:30 UTC (09:30 New York) on Monday 2026-11-23.
     fn bar(t: i64, close: f64) -> FetchedBar {
         FetchedBar {
-            ts: Utc.timestamp_opt(t, 0).unwrap(),
+            ts: Utc.timestamp_opt(T0 + t, 0).unwrap(),
             open: close,
             high: close + 1.0,
             low: close - 1.0,
@@ -557,15 +572,24 @@ mod tests {
         let now = Utc::now();
         let out = merge_bars(&path, &key(), &[bar(2000, 2.0), bar(1000, 1.0)], now, true).unwrap();
         assert_eq!((out.appended, out.total), (2, 2));
-        // An overlapping fetch: 2000 is already there (with another close), 3000 is new. The
-        // newer answer replaces the stored bar of the same key.
-        let out = merge_bars(&path, &key(), &[bar(2000, 99.0), bar(3000, 3.0)], now, true).unwrap();
-        assert_eq!((out.appended, out.total), (1, 3));
+        // The session fetched again: its answer replaces the stored bars of that session (2000
+        // with another close, 3000 new, 1000 no longer served).
+        let out = merge_bars(&path, &key(), &[bar(3000, 3.0), bar(2000, 99.0)], now, true).unwrap();
+        assert_eq!((out.appended, out.total), (1, 2));
         let rows = read_bars(&path).unwrap().unwrap();
         let closes: Vec<f64> = rows.iter().map(|r| r.bar.close).collect();
-        assert_eq!(closes, vec![1.0, 99.0, 3.0], "merged by key, sorted by ts");
+        assert_eq!(
+            closes,
+            vec![99.0, 3.0],
+            "the session's answer, sorted by ts"
+        );
         let cov = coverage(&path).unwrap().unwrap();
-        assert_eq!(cov.last.timestamp(), 3000);
+        assert_eq!(cov.last.timestamp(), T0 + 3000);
+        // The file carries its coverage: the session of the bars, answered with bars.
+        let file = read_file(&path).unwrap().unwrap();
+        let c = file.coverage.expect("coverage record");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(c.session(day).map(|c| c.answer), Some(Answer::Bars));
     }
 
     #[test]

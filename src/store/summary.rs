@@ -89,6 +89,20 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// A run id for a run starting at `now`: the UTC time to the millisecond (so ids sort in start
+/// order), with `-2`, `-3`, ... when a run of the scope already took it (two runs started in the
+/// same millisecond, or a clock that went back).
+pub fn new_run_id(state_root: &Path, scope: &str, now: DateTime<Utc>) -> String {
+    let base = now.format("%Y%m%dT%H%M%S%3fZ").to_string();
+    let mut id = base.clone();
+    let mut n = 1;
+    while run_dir(state_root, scope, &id).exists() {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    id
+}
+
 /// Directory of one run's summaries.
 pub fn run_dir(state_root: &Path, scope: &str, run_id: &str) -> PathBuf {
     state_root.join("run_logs").join(scope).join(run_id)
@@ -299,5 +313,18 @@ mod tests {
         assert!(!st.is_done("c", &mut seen), "TIMEOUT is retried");
         assert!(!st.is_done("d", &mut seen), "output file is gone");
         assert!(!st.is_done("e", &mut seen));
+    }
+
+    #[test]
+    fn run_ids_sort_in_start_order_and_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 28, 9, 0, 0).unwrap();
+        let a = new_run_id(dir.path(), "s", t);
+        std::fs::create_dir_all(run_dir(dir.path(), "s", &a)).unwrap();
+        let b = new_run_id(dir.path(), "s", t);
+        assert_ne!(a, b, "same millisecond, another run");
+        std::fs::create_dir_all(run_dir(dir.path(), "s", &b)).unwrap();
+        let c = new_run_id(dir.path(), "s", t + chrono::Duration::milliseconds(1));
+        assert!(a < b && b < c, "{a} {b} {c}");
     }
 }

@@ -3,6 +3,7 @@
 mod discover;
 mod exec;
 mod hours;
+mod lake;
 mod nearatm;
 mod plan;
 mod readme;

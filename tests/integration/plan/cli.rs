@@ -93,3 +93,42 @@ fn now_override_from_env() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OPT_BACKFILL_NOW"));
 }
+
+#[test]
+fn diff_against_a_version_1_manifest() {
+    // A manifest written before the limit tables (format 1, split with the strict table).
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.json");
+    let m = opt_backfill::compile::compile(
+        &super::load("examples/fixtures/small.toml"),
+        &super::opts(),
+    )
+    .unwrap()
+    .manifest;
+    let mut v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.insert("format_version".into(), 1.into());
+    for k in ["limit_table", "limit_table_origin", "effective_limits"] {
+        o.remove(k);
+    }
+    std::fs::write(&old, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = run(&[
+        "plan",
+        "examples/fixtures/small.toml",
+        "--dry-run",
+        "--diff",
+        old.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("limits: observed (plan default), overrides: 1 min = 1 D"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "~ limits: strict, overrides: 1 min = 1 D -> observed, overrides: 1 min = 1 D"
+        ),
+        "{stdout}"
+    );
+}

@@ -36,9 +36,18 @@ fn shipped_weekend_plans_agree() {
     t.path = y.path.clone();
     assert_eq!(t, y);
     assert_eq!(t.end, EndSpec::LastSession);
-    // The hours phase is one request per contract thanks to the limit override.
-    let hours = t.phase("hours").unwrap();
-    assert_eq!(t.limit(hours.bars[0].size), hours.bars[0].duration);
+    // Both phases are one request per contract under the default (observed) table.
+    assert_eq!(t.limits.base, opt_backfill::bars::LimitTable::Observed);
+    for p in &t.phases {
+        let cell = p.bars[0];
+        assert!(
+            t.limit(cell.size).approx_seconds() >= cell.duration.approx_seconds(),
+            "{}: {} x {}",
+            p.name,
+            cell.size,
+            cell.duration
+        );
+    }
 }
 
 #[test]
@@ -346,4 +355,95 @@ fn oversized_plans_are_refused_before_allocating() {
     let e = compile::compile(&plan, &opts()).unwrap_err();
     assert!(matches!(e, compile::CompileError::TooLarge { .. }), "{e}");
     assert!(e.to_string().contains("--batch-count"));
+}
+
+/// Tasks per contract of the `hours` phase when it holds only `cell`, under `limits`.
+fn requests_per_contract(limits: &str, size: &str, duration: &str) -> (usize, Manifest) {
+    let mut plan = load("examples/fixtures/small.toml");
+    plan.limits = match limits {
+        "default" => Default::default(),
+        name => opt_backfill::plan::PlanLimits {
+            base: name.parse().unwrap(),
+            origin: opt_backfill::plan::LimitOrigin::Plan,
+            overrides: Default::default(),
+        },
+    };
+    plan.phases.truncate(1);
+    plan.phases[0].bars = vec![opt_backfill::plan::BarCell {
+        size: size.parse().unwrap(),
+        duration: duration.parse().unwrap(),
+    }];
+    let m = compile::compile(&plan, &opts()).unwrap().manifest;
+    let contracts: BTreeSet<i64> = m.tasks.iter().map(|t| t.con_id).collect();
+    assert!(!contracts.is_empty());
+    assert_eq!(m.tasks.len() % contracts.len(), 0);
+    (m.tasks.len() / contracts.len(), m)
+}
+
+#[test]
+fn observed_table_is_the_default() {
+    // One request per contract where the strict table sends 22 (one per session) or 6.
+    let (n, m) = requests_per_contract("default", "1 min", "1 M");
+    assert_eq!(n, 1);
+    assert_eq!(m.limit_table, opt_backfill::bars::LimitTable::Observed);
+    assert_eq!(
+        m.limit_table_origin,
+        opt_backfill::plan::LimitOrigin::Default
+    );
+    assert_eq!(m.effective_limits["1 min"], "1 M");
+    assert_eq!(m.phases[0].cells[0].limit.to_string(), "1 M");
+    let (n, m) = requests_per_contract("default", "8 hours", "6 M");
+    assert_eq!(n, 1);
+    assert_eq!(m.effective_limits["8 hours"], "1 Y");
+    assert_eq!(requests_per_contract("observed", "8 hours", "6 M").0, 1);
+    // Past the observed limit the cell is still split: 1 min x 3 M is three monthly windows.
+    assert_eq!(requests_per_contract("default", "1 min", "3 M").0, 3);
+}
+
+#[test]
+fn strict_table_splits_as_before() {
+    let (n, m) = requests_per_contract("strict", "1 min", "1 M");
+    assert_eq!(n, 22, "one 1 D window per session of the month");
+    assert_eq!(m.limit_table, opt_backfill::bars::LimitTable::Strict);
+    assert_eq!(m.limit_table_origin, opt_backfill::plan::LimitOrigin::Plan);
+    assert_eq!(m.effective_limits["1 min"], "1 D");
+    assert_eq!(
+        opt_backfill::compile::dryrun::limits_label(&m),
+        "strict (plan)"
+    );
+    assert_eq!(requests_per_contract("strict", "8 hours", "6 M").0, 6);
+    assert_eq!(requests_per_contract("strict", "5 mins", "1 M").0, 5);
+}
+
+/// `m` as a format 1 manifest: no limit table fields, version 1.
+fn as_version_1(m: &Manifest) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.insert("format_version".into(), 1.into());
+    for k in ["limit_table", "limit_table_origin", "effective_limits"] {
+        assert!(o.remove(k).is_some(), "{k}");
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn a_version_1_manifest_is_read_for_diff_only() {
+    let (_, strict) = requests_per_contract("strict", "8 hours", "6 M");
+    let (_, observed) = requests_per_contract("default", "8 hours", "6 M");
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.json");
+    std::fs::write(&old, as_version_1(&strict)).unwrap();
+    // Executing needs this build's format ...
+    let e = Manifest::read(&old).unwrap_err().to_string();
+    assert!(e.contains("format_version 1 is not supported"), "{e}");
+    // ... comparing does not: version 1 was split with the strict table.
+    let back = Manifest::read_any_version(&old).unwrap();
+    assert_eq!(back.limit_table, opt_backfill::bars::LimitTable::Strict);
+    assert!(back.effective_limits.is_empty());
+    let text = compile::diff::render(&compile::diff::diff(&back, &observed));
+    assert!(text.contains("~ limits: strict -> observed"), "{text}");
+    assert!(
+        text.contains("~ hours / 8 hours / AAPL: +40 -240 requests"),
+        "{text}"
+    );
 }

@@ -34,6 +34,15 @@ const FIXTURES: &[(&str, &[&str])] = &[
         &["missing_symbols_file.toml:7:16: universe.symbols-file: cannot read `examples/fixtures/invalid/no_such_universe.csv`"],
     ),
     ("mismatch_cache.toml", &["bad_caches/mismatch/AAPL_2026-11-27.json:1:1: not a valid contracts cache: underlying.symbol `MSFT`"]),
+    (
+        "use_rth_conflict.toml",
+        &["use_rth_conflict.toml:17:1: phase[1].use-rth: phase `extended` (use-rth = false) and phase `hours` (use-rth = true) write the same TRADES `8 hours` files", "give both phases the same `use-rth`"],
+    ),
+    ("bad_limit_table.toml", &["bad_limit_table.toml:5:10: limits: unknown limit table `lenient`", "`strict` (the older TWS API table"]),
+    (
+        "bad_limits.yaml",
+        &["bad_limits.yaml:9:9: limits.base: unknown limit table `strickt` (hint: did you mean `strict`?", "bad_limits.yaml:10:3: limits.bsae: unknown key `bsae` (hint: did you mean `base`?"],
+    ),
 ];
 
 #[test]
@@ -176,6 +185,8 @@ mod fuzz {
             Just("contracts-cache = \"examples/fixtures/contracts_cache\"".to_string()),
             Just("[[phase]]".to_string()),
             Just("[limits]".to_string()),
+            Just("base = \"strict\"".to_string()),
+            Just("limits = \"observed\"".to_string()),
             Just("\"8 hours\" = \"6 M\"".to_string()),
             Just("bars = [{ size = \"8 hours\", duration = \"6 M\" }]".to_string()),
             Just("select = { near-atm = { strikes = 3, expiries = 2 } }".to_string()),

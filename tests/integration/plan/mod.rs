@@ -3,6 +3,7 @@
 mod cli;
 mod compile;
 mod invalid;
+mod observed_run;
 mod schemas;
 
 use std::path::{Path, PathBuf};
