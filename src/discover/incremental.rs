@@ -270,6 +270,7 @@ mod tests {
                 reference_close_source: None,
             },
             contracts,
+            class_hours: Vec::new(),
         }
     }
 

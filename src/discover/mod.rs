@@ -480,6 +480,26 @@ pub async fn discover(
     })
 }
 
+/// The cache's hours per trading class from the contract details received while qualifying;
+/// a class whose details carry no usable hours gets the built-in list's, with a warning.
+pub(crate) fn class_hours_of(
+    symbol: &str,
+    raw: &std::collections::BTreeMap<String, crate::hours::RawHours>,
+) -> Vec<crate::hours::ClassHours> {
+    raw.iter()
+        .map(|(class, r)| {
+            let (h, err) = crate::hours::from_details(class, r);
+            if let Some(e) = err {
+                eprintln!(
+                    "warning: {symbol} class {class}: contract details hours unusable ({e}); using the built-in list (closes {} min after the equity close)",
+                    h.rth_close_offset_minutes
+                );
+            }
+            h
+        })
+        .collect()
+}
+
 /// What qualifying a symbol's candidates gave.
 #[derive(Default)]
 struct Qualified {
@@ -487,6 +507,8 @@ struct Qualified {
     found: Vec<(OptionSpec, OptionSpec)>,
     /// Candidates answered 200.
     missing: Vec<OptionSpec>,
+    /// The contract-details hours of the first contract qualified per trading class.
+    hours: std::collections::BTreeMap<String, crate::hours::RawHours>,
     requests: usize,
     failures: Vec<String>,
     lost: Option<CallError>,
@@ -520,7 +542,12 @@ async fn qualify_all(ctx: &Arc<Ctx>, label: &str, cands: Vec<OptionSpec>) -> Qua
                 out.requests += n;
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match res {
-                    Ok(Some(found)) => out.found.push((spec, found)),
+                    Ok(Some((found, hours))) => {
+                        out.hours
+                            .entry(found.trading_class.clone())
+                            .or_insert(hours);
+                        out.found.push((spec, found));
+                    }
                     Ok(None) => out.missing.push(spec),
                     Err(CallError::Failed(f)) => out.failures.push(format!(
                         "{} {} {} {}: {f}",
@@ -577,6 +604,9 @@ async fn qualify_all(ctx: &Arc<Ctx>, label: &str, cands: Vec<OptionSpec>) -> Qua
         };
         all.found.extend(q.found);
         all.missing.extend(q.missing);
+        for (class, h) in q.hours {
+            all.hours.entry(class).or_insert(h);
+        }
         all.requests += q.requests;
         all.failures.extend(q.failures);
         if all.lost.is_none() {

@@ -23,6 +23,8 @@ use std::time::Instant;
 struct Built {
     contracts: Vec<OptionContract>,
     missing: Vec<OptionSpec>,
+    /// Hours per trading class from the contract details answered in this run.
+    hours: BTreeMap<String, crate::hours::RawHours>,
 }
 
 pub(super) async fn discover_symbol(
@@ -83,6 +85,8 @@ pub(super) async fn discover_symbol(
         DiscoveryMode::Full => None,
     };
     let t0 = Instant::now();
+    // Hours of classes whose contracts are all reused (no contract details asked this run).
+    let earlier_hours = earlier.as_ref().map(|(_, c)| c.class_hours.clone());
     let built = match earlier {
         Some((epath, cache)) => {
             rep.mode = DiscoveryMode::Incremental;
@@ -117,6 +121,7 @@ pub(super) async fn discover_symbol(
             reference_close_source: close.map(|_| CloseSource::Gateway),
         },
         contracts: built.contracts,
+        class_hours: class_hours(symbol, &built.hours, earlier_hours.as_deref()),
     };
     cache.sort();
     crate::store::atomic::write_json(path, &cache)
@@ -199,6 +204,7 @@ async fn full_run(
     Ok(Built {
         contracts: q.found.into_iter().map(|(_, a)| contract_of(a)).collect(),
         missing: q.missing,
+        hours: q.hours,
     })
 }
 
@@ -258,7 +264,11 @@ async fn incremental_run(
         .collect();
     if mismatches.is_empty() {
         contracts.extend(parts.reused);
-        return Ok(Built { contracts, missing });
+        return Ok(Built {
+            contracts,
+            missing,
+            hours: q.hours,
+        });
     }
     eprintln!(
         "WARNING: {symbol}: the verification sample found {} of {} reused contracts differing from the gateway (first: {}); {} is not trusted, rebuilding {symbol} in full",
@@ -271,4 +281,21 @@ async fn incremental_run(
     rep.rebuilt_full = true;
     rep.mode = DiscoveryMode::Full;
     full_run(ctx, label, cands, rep).await
+}
+
+/// The cache's hours per trading class: from this run's contract details, else (a class whose
+/// contracts were all reused) the earlier cache's record of it, else the built-in list.
+fn class_hours(
+    symbol: &str,
+    raw: &BTreeMap<String, crate::hours::RawHours>,
+    earlier: Option<&[crate::hours::ClassHours]>,
+) -> Vec<crate::hours::ClassHours> {
+    let mut out = super::class_hours_of(symbol, raw);
+    for h in earlier.unwrap_or_default() {
+        if !out.iter().any(|o| o.trading_class == h.trading_class) {
+            out.push(h.clone());
+        }
+    }
+    out.sort_by(|a, b| a.trading_class.cmp(&b.trading_class));
+    out
 }

@@ -41,13 +41,17 @@ fn assert_files_match_market(
         .filter(|r| r.bar_size == bar.as_str())
         .map(|r| (r.con_id, r))
         .collect();
-    let end = opt_backfill::calendar::session(end_date())
+    let session = opt_backfill::calendar::session(end_date())
         .unwrap()
-        .unwrap()
-        .close;
+        .unwrap();
     let (mut ok, mut empty) = (0, 0);
     for cache in caches(ws) {
         for c in &cache.contracts {
+            // Each class's own close: 13:15 for SPY, QQQ, IWM on the half day, 13:00 otherwise.
+            let end = opt_backfill::hours::class_close(
+                &session,
+                opt_backfill::hours::builtin_close_offset(&c.trading_class),
+            );
             let rec = by_con
                 .get(&c.con_id)
                 .unwrap_or_else(|| panic!("no summary for {}", c.local_symbol));
