@@ -28,7 +28,7 @@ fn caches(ws: &Workspace) -> Vec<ContractsCache> {
 }
 
 /// Every contract of the caches: its summary status matches what the simulator serves, an OK
-/// contract's file holds exactly the simulator's bars, an EMPTY one has no file.
+/// (or UP_TO_DATE) contract's file holds exactly the simulator's bars, an EMPTY one has no file.
 fn assert_files_match_market(
     ws: &Workspace,
     market: &Market,
@@ -74,10 +74,14 @@ fn assert_files_match_market(
                 true,
             ) {
                 Ok(expected) => {
-                    assert_eq!(
-                        rec.status, "OK",
-                        "{}: {:?}",
-                        c.local_symbol, rec.error_message
+                    // UP_TO_DATE: a run killed after writing the file but before its summary
+                    // line; the next run found the window covered and said so.
+                    assert!(
+                        matches!(rec.status.as_str(), "OK" | "UP_TO_DATE"),
+                        "{}: {} {:?}",
+                        c.local_symbol,
+                        rec.status,
+                        rec.error_message
                     );
                     let got = read_bars(&path)
                         .unwrap()
