@@ -84,6 +84,7 @@ fn main() {
                 reference_close_source: None,
             },
             contracts,
+            class_hours: Vec::new(),
         };
         cache.sort();
         let json = serde_json::to_vec(&cache).unwrap();

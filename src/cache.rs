@@ -10,10 +10,20 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Current format version of the cache file; bump it with a changelog line in [`FORMAT_CHANGELOG`].
-pub const CACHE_FORMAT_VERSION: u32 = 1;
+pub const CACHE_FORMAT_VERSION: u32 = 2;
+
+/// Oldest cache format version this build still reads (version 1 has no `class_hours`: the
+/// hours come from the built-in list of late-closing classes, with a warning).
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// What changed in each cache format version.
-pub const FORMAT_CHANGELOG: &[(u32, &str)] = &[(1, "first version")];
+pub const FORMAT_CHANGELOG: &[(u32, &str)] = &[
+    (1, "first version"),
+    (
+        2,
+        "class_hours: per trading class the RTH close offset and IB's raw liquidHours/tradingHours/timeZoneId",
+    ),
+];
 
 /// Option right.
 #[derive(
@@ -114,6 +124,10 @@ pub struct ContractsCache {
     pub underlying: Underlying,
     /// Contracts, sorted by (expiry, right, strike, trading class, conId).
     pub contracts: Vec<OptionContract>,
+    /// Trading hours per trading class of `contracts`, sorted by class (format version 2; empty
+    /// in version 1 caches).
+    #[serde(default)]
+    pub class_hours: Vec<crate::hours::ClassHours>,
 }
 
 impl ContractsCache {
@@ -127,6 +141,27 @@ impl ContractsCache {
                 .then(a.trading_class.cmp(&b.trading_class))
                 .then(a.con_id.cmp(&b.con_id))
         });
+        self.class_hours
+            .sort_by(|a, b| a.trading_class.cmp(&b.trading_class));
+    }
+
+    /// The RTH close offset (minutes after the equity close) of each trading class of the
+    /// contracts: the recorded hours, else the built-in list.
+    pub fn close_offsets(&self) -> std::collections::BTreeMap<String, i32> {
+        let mut out: std::collections::BTreeMap<String, i32> = self
+            .contracts
+            .iter()
+            .map(|c| {
+                (
+                    c.trading_class.clone(),
+                    crate::hours::builtin_close_offset(&c.trading_class),
+                )
+            })
+            .collect();
+        for h in &self.class_hours {
+            out.insert(h.trading_class.clone(), h.rth_close_offset_minutes);
+        }
+        out
     }
 }
 

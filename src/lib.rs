@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compile;
 pub mod discover;
 pub mod exec;
+pub mod hours;
 pub mod ib;
 pub mod logging;
 pub mod plan;

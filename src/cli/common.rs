@@ -217,9 +217,11 @@ pub fn load_manifest(
         batching: batching.map(|(count, index)| crate::plan::Batching { count, index }),
         work_dir: None,
     };
-    crate::compile::compile(&plan, &opts)
-        .map(|c| c.manifest)
-        .map_err(|e| bad(e.to_string()))
+    let compiled = crate::compile::compile(&plan, &opts).map_err(|e| bad(e.to_string()))?;
+    for note in &compiled.notes {
+        eprintln!("{note}");
+    }
+    Ok(compiled.manifest)
 }
 
 #[cfg(test)]

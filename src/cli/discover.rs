@@ -60,6 +60,18 @@ pub struct DiscoverArgs {
     /// Record the underlying's last close in the cache (one extra request per symbol).
     #[arg(long)]
     pub fetch_close: bool,
+    /// Qualify every candidate instead of starting from the symbol's newest earlier cache and
+    /// its record of combinations that do not exist.
+    #[arg(long)]
+    pub full: bool,
+    /// Ask again for a combination that answered "no such contract" once that answer is older
+    /// than this many days (always when its expiry is new in the chain).
+    #[arg(long, value_name = "DAYS", default_value_t = crate::discover::DEFAULT_RECHECK_MISSING_AFTER_DAYS)]
+    pub recheck_missing_after: u32,
+    /// Share of the contracts reused from the earlier cache that are qualified again to check
+    /// it (0.01 = 1%; at least 5 per symbol). Any difference rebuilds the symbol in full.
+    #[arg(long, value_name = "FRACTION", default_value_t = crate::discover::DEFAULT_VERIFY_FRACTION)]
+    pub verify_fraction: f64,
 }
 
 fn bad(msg: impl std::fmt::Display) -> i32 {
@@ -142,6 +154,12 @@ fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
         return Err(bad("--messages-per-second must be at least 1"));
     }
     gateway.messages_per_second = args.messages_per_second;
+    if !(0.0..=1.0).contains(&args.verify_fraction) {
+        return Err(bad(format!(
+            "--verify-fraction {}: expected a share between 0 and 1 (0.01 = 1%)",
+            args.verify_fraction
+        )));
+    }
     if let Some(b) = args.strike_band {
         if !(b.is_finite() && b > 0.0) {
             return Err(bad(format!(
@@ -180,6 +198,13 @@ pub fn run(args: DiscoverArgs) -> i32 {
     cfg.strike_band = args.strike_band.map(|p| p / 100.0);
     cfg.fetch_close = args.fetch_close;
     cfg.force = args.force;
+    cfg.mode = if args.full {
+        crate::discover::DiscoveryMode::Full
+    } else {
+        crate::discover::DiscoveryMode::Incremental
+    };
+    cfg.recheck_missing_after_days = args.recheck_missing_after;
+    cfg.verify_fraction = args.verify_fraction;
     cfg.governor = discovery_governor(r.max_in_flight);
     cfg.max_attempts = r.max_attempts;
     cfg.reconnect_for = r.reconnect_for;

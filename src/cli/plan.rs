@@ -100,6 +100,9 @@ pub fn run(args: PlanArgs) -> i32 {
             return exit::BAD_INPUT;
         }
     };
+    for note in &compiled.notes {
+        eprintln!("{note}");
+    }
     let m = &compiled.manifest;
     if !args.json {
         print!("{}", dryrun::render(m, args.by_symbol, args.rate));

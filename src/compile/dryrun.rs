@@ -130,7 +130,7 @@ pub fn per_cell(m: &Manifest) -> BTreeMap<(usize, BarCell), (u64, u64)> {
         if let Some(&pi) = phase_index.get(t.phase.as_str()) {
             let cell = m.phases[pi].cells.iter().find(|c| {
                 c.size == t.bar_size
-                    && c.windows
+                    && c.windows_for(&t.trading_class)
                         .iter()
                         .any(|w| w.duration == t.duration && w.end == t.end)
             });
@@ -192,6 +192,37 @@ pub fn per_symbol(m: &Manifest) -> BTreeMap<String, BTreeMap<String, u64>> {
     out
 }
 
+/// The classes with their own windows (closing after the equities), with the close of the end
+/// session for each: `class hours: SPY closes 13:15 (equity close 13:00)`.
+fn late_classes(m: &Manifest, tz: &chrono_tz::Tz) -> Option<String> {
+    let mut closes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &m.phases {
+        for c in &p.cells {
+            for (class, ws) in &c.class_windows {
+                if let Some(last) = ws.last() {
+                    let t = last.end.with_timezone(tz).format("%H:%M").to_string();
+                    let v = closes.entry(t).or_default();
+                    if !v.contains(class) {
+                        v.push(class.clone());
+                    }
+                }
+            }
+        }
+    }
+    if closes.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = closes
+        .iter()
+        .map(|(t, classes)| format!("{} close {t}", classes.join(", ")))
+        .collect();
+    Some(format!(
+        "class hours: {} on the end session (other classes {})",
+        parts.join("; "),
+        m.end.close.with_timezone(tz).format("%H:%M")
+    ))
+}
+
 /// Render the dry-run report. `rate` is requests per second for the estimate.
 pub fn render(m: &Manifest, by_symbol: bool, rate: f64) -> String {
     let mut o = String::new();
@@ -224,6 +255,9 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: f64) -> String {
     );
     if !m.missing_cache.is_empty() {
         let _ = writeln!(o, "  missing (skipped): {}", m.missing_cache.join(", "));
+    }
+    if let Some(line) = late_classes(m, &tz) {
+        let _ = writeln!(o, "{line}");
     }
     let _ = writeln!(o);
 

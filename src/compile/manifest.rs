@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Current manifest format version; bump it with a line in [`MANIFEST_CHANGELOG`].
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 
 /// What changed in each manifest format version.
 pub const MANIFEST_CHANGELOG: &[(u32, &str)] = &[
@@ -29,6 +29,10 @@ pub const MANIFEST_CHANGELOG: &[(u32, &str)] = &[
     (
         2,
         "limit_table (strict | observed, the base the windows were split with; the plan default became observed), limit_table_origin (plan | default) and effective_limits (per bar size of the plan's cells); a version 1 manifest reads as strict for `plan --diff`",
+    ),
+    (
+        3,
+        "cells carry class_windows: the windows of trading classes closing after the equity close (16:15 classes); task ends follow them",
     ),
 ];
 
@@ -144,8 +148,23 @@ pub struct CellInfo {
     /// Longest duration per request used for the split.
     #[schemars(with = "String")]
     pub limit: crate::bars::Duration,
-    /// Windows, oldest first.
+    /// Windows, oldest first, of classes that close with the equities (16:00, 13:00 on half
+    /// days).
     pub windows: Vec<Window>,
+    /// Windows of the trading classes that close at another time (16:15 for SPY, QQQ, SPX, ...),
+    /// by class, oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub class_windows: BTreeMap<String, Vec<Window>>,
+}
+
+impl CellInfo {
+    /// The windows of a contract of `trading_class`.
+    pub fn windows_for(&self, trading_class: &str) -> &[Window] {
+        self.class_windows
+            .get(trading_class)
+            .map(Vec::as_slice)
+            .unwrap_or(&self.windows)
+    }
 }
 
 /// A symbol of the shard and its cache.

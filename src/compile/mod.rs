@@ -47,6 +47,9 @@ pub struct Compiled {
     pub manifest: Manifest,
     /// The task graph over the manifest.
     pub graph: TaskGraph,
+    /// Notes and warnings for the user (an `end` moved back to the last closed session, a cache
+    /// without trading hours), one line each, for stderr.
+    pub notes: Vec<String>,
 }
 
 /// Why a validated plan could not be compiled. All of these are bad input (exit code 2).
@@ -124,14 +127,29 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
     }
 
     // End session.
+    let mut notes = Vec::new();
     let (spec, end) = match plan.end {
-        EndSpec::Date(d) => (
-            d.format("%Y-%m-%d").to_string(),
-            calendar::session_on_or_before(d).map_err(|source| CompileError::Calendar {
+        EndSpec::Date(d) => {
+            let calendar_err = |source| CompileError::Calendar {
                 what: "resolving `end`".into(),
                 source,
-            })?,
-        ),
+            };
+            let mut s = calendar::session_on_or_before(d).map_err(calendar_err)?;
+            // A session still open has no complete bars yet: today's date means the last
+            // closed session, as `last-session` does.
+            let now = opts.now.unwrap_or_else(Utc::now);
+            if s.date == calendar::to_ny(now).date_naive() && now < s.close {
+                let prev = s.date.pred_opt().unwrap_or(s.date);
+                let before = calendar::session_on_or_before(prev).map_err(calendar_err)?;
+                notes.push(format!(
+                    "note: end {d} is today and its session is still open (closes {} New York): planning up to the last closed session, {}",
+                    calendar::to_ny(s.close).format("%H:%M"),
+                    before.date
+                ));
+                s = before;
+            }
+            (d.format("%Y-%m-%d").to_string(), s)
+        }
         EndSpec::LastSession => (
             "last-session".to_string(),
             calendar::last_complete_session(opts.now.unwrap_or_else(Utc::now)).map_err(
@@ -152,7 +170,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         for cell in sorted {
             let limit = plan.limit(cell.size);
             let ws =
-                windows::split(cell, limit, &end).map_err(|source| CompileError::Calendar {
+                windows::split(cell, limit, &end, 0).map_err(|source| CompileError::Calendar {
                     what: format!(
                         "phase `{}`: windows of `{} x {}` ending {}",
                         p.name, cell.size, cell.duration, end.date
@@ -164,6 +182,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                 duration: cell.duration,
                 limit,
                 windows: ws,
+                class_windows: BTreeMap::new(),
             });
         }
         phases.push(PhaseInfo {
@@ -217,6 +236,10 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         ));
     }
     let caches = load_caches(&to_load)?;
+    for (file_name, cache) in &caches {
+        notes.extend(universe::hours_warning(&cache_dir.join(file_name), cache));
+    }
+    add_class_windows(&mut phases, &caches, &end)?;
 
     // Tasks and selections.
     let end_date = end.date;
@@ -321,6 +344,15 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                         .into_iter()
                         .filter(|c| exps.contains(&c.expiry))
                         .collect();
+                    let cells = cells_for_classes(&p.cells, &candidates);
+                    // Exact when the symbol's classes share their hours (they do in practice).
+                    let windows_per_contract: u64 = match candidates.first() {
+                        Some(c) => cells
+                            .iter()
+                            .map(|x| x.windows_for(&c.trading_class).len() as u64)
+                            .sum(),
+                        None => windows_per_contract,
+                    };
                     let n = near_atm::selected_count(
                         &candidates,
                         end_date,
@@ -337,7 +369,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                         window_end: end_date,
                         what: p.what.clone(),
                         use_rth: p.use_rth,
-                        cells: p.cells.clone(),
+                        cells,
                         expiries: exps,
                         candidates,
                         contracts: u32::try_from(n).unwrap_or(u32::MAX),
@@ -408,7 +440,73 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         totals,
     };
     let graph = TaskGraph::build(&manifest).map_err(|e| CompileError::Cycle(e.0))?;
-    Ok(Compiled { manifest, graph })
+    Ok(Compiled {
+        manifest,
+        graph,
+        notes,
+    })
+}
+
+/// Give every cell the windows of the trading classes (of the loaded caches) that close at
+/// another time than the equities: 16:15 classes get windows ending at 16:15 (13:15 on half
+/// days). Windows are split once per distinct offset.
+fn add_class_windows(
+    phases: &mut [PhaseInfo],
+    caches: &[(String, crate::cache::ContractsCache)],
+    end: &calendar::Session,
+) -> Result<(), CompileError> {
+    let mut offsets: BTreeMap<String, i32> = BTreeMap::new();
+    for (_, cache) in caches {
+        offsets.extend(cache.close_offsets().into_iter().filter(|(_, o)| *o != 0));
+    }
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    for p in phases.iter_mut() {
+        for cell in &mut p.cells {
+            let mut by_offset: BTreeMap<i32, Vec<windows::Window>> = BTreeMap::new();
+            for (class, off) in &offsets {
+                if !by_offset.contains_key(off) {
+                    let bar = crate::plan::BarCell {
+                        size: cell.size,
+                        duration: cell.duration,
+                    };
+                    let ws = windows::split(bar, cell.limit, end, *off).map_err(|source| {
+                        CompileError::Calendar {
+                            what: format!(
+                                "phase `{}`: windows of `{} x {}` for class `{class}` ending {}",
+                                p.name, cell.size, cell.duration, end.date
+                            ),
+                            source,
+                        }
+                    })?;
+                    by_offset.insert(*off, ws);
+                }
+                cell.class_windows
+                    .insert(class.clone(), by_offset[off].clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A selection's cells: the phase's cells keeping only the class windows of its candidates.
+fn cells_for_classes(
+    cells: &[CellInfo],
+    candidates: &[crate::cache::OptionContract],
+) -> Vec<CellInfo> {
+    let classes: HashSet<&str> = candidates
+        .iter()
+        .map(|c| c.trading_class.as_str())
+        .collect();
+    cells
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.class_windows.retain(|k, _| classes.contains(k.as_str()));
+            c
+        })
+        .collect()
 }
 
 /// The longest duration per request of every bar size the plan's cells use (override, else the

@@ -111,7 +111,7 @@ pub fn contract_tasks(
     out: &mut Vec<FetchTask>,
 ) {
     for cell in cells {
-        for (i, w) in cell.windows.iter().enumerate() {
+        for (i, w) in cell.windows_for(&contract.trading_class).iter().enumerate() {
             out.push(FetchTask {
                 id: task_id(contract.con_id, what, cell.size, w.end, w.duration, use_rth),
                 phase: phase.to_string(),

@@ -2,7 +2,7 @@
 //! read it, and check it against the cache format, naming the file (and line and column where
 //! the JSON parser knows them) on any problem.
 
-use crate::cache::{ContractsCache, CACHE_FORMAT_VERSION};
+use crate::cache::{ContractsCache, CACHE_FORMAT_VERSION, OLDEST_READABLE_VERSION};
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -110,6 +110,30 @@ pub fn load_cache(
     Ok(cache)
 }
 
+/// The warning for a cache written before trading hours were recorded (format version 1), or
+/// `None` for a current one: its hours come from the built-in list of late-closing classes.
+pub fn hours_warning(file: &Path, cache: &ContractsCache) -> Option<String> {
+    if cache.format_version >= 2 {
+        return None;
+    }
+    let late: Vec<String> = cache
+        .close_offsets()
+        .into_iter()
+        .filter(|(_, o)| *o != 0)
+        .map(|(c, o)| format!("{c} +{o} min"))
+        .collect();
+    Some(format!(
+        "warning: {}: contracts cache format version {} records no trading hours per class; using the built-in list of classes that close at 16:15 ({}); run `discover` again to record them",
+        file.display(),
+        cache.format_version,
+        if late.is_empty() {
+            "none of this cache's classes is on it".to_string()
+        } else {
+            late.join(", ")
+        }
+    ))
+}
+
 /// serde_json appends ` at line L column C`; the location is already in front of the message.
 fn strip_position(msg: &str) -> &str {
     match msg.rfind(" at line ") {
@@ -121,11 +145,27 @@ fn strip_position(msg: &str) -> &str {
 /// Checks the schema cannot express: version, file name agreement, positive ids and prices,
 /// unique conIds.
 fn check_cache(c: &ContractsCache, symbol: &str, date: NaiveDate) -> Result<(), String> {
-    if c.format_version != CACHE_FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=CACHE_FORMAT_VERSION).contains(&c.format_version) {
         return Err(format!(
-            "format_version {} is not supported (this build reads {CACHE_FORMAT_VERSION})",
+            "format_version {} is not supported (this build reads {OLDEST_READABLE_VERSION} to {CACHE_FORMAT_VERSION})",
             c.format_version
         ));
+    }
+    let mut classes = HashSet::with_capacity(c.class_hours.len());
+    for (i, h) in c.class_hours.iter().enumerate() {
+        let max = crate::hours::MAX_OFFSET_MINUTES;
+        if h.rth_close_offset_minutes.abs() > max {
+            return Err(format!(
+                "class_hours[{i}].rth_close_offset_minutes {} is outside -{max}..={max}",
+                h.rth_close_offset_minutes
+            ));
+        }
+        if !classes.insert(h.trading_class.as_str()) {
+            return Err(format!(
+                "class_hours[{i}].trading_class `{}` appears twice",
+                h.trading_class
+            ));
+        }
     }
     if c.underlying.symbol != symbol {
         return Err(format!(

@@ -3,6 +3,8 @@
 //!
 //! Rules (shared with the simulated gateway, which counts `N D` as N trading sessions back from
 //! the end, `W` as 7 calendar days, `M`/`Y` as calendar months/years):
+//! - every close below is the trading class's close: the equity close (16:00, 13:00 on half
+//!   days) plus the class's offset (15 minutes for SPY, QQQ, SPX, ...: 16:15 and 13:15);
 //! - a cell within its limit is one window: the cell's duration, ending at the end session's
 //!   close;
 //! - a limit in days (`1 min` -> `1 D`, `2 mins` -> `2 D`): one `1 D` window per session of the
@@ -15,6 +17,7 @@
 
 use crate::bars::{Duration, DurationUnit};
 use crate::calendar::{self, OutOfRange, Session};
+use crate::hours;
 use crate::plan::BarCell;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use schemars::JsonSchema;
@@ -34,18 +37,27 @@ pub struct Window {
 }
 
 /// The windows of `cell` ending at `end`, oldest first, given the longest duration `limit` one
-/// request may cover. Errors when the span reaches outside the trading calendar.
-pub fn split(cell: BarCell, limit: Duration, end: &Session) -> Result<Vec<Window>, OutOfRange> {
+/// request may cover, for a class closing `close_offset` minutes after the equity close (see
+/// [`crate::hours`]). Errors when the span reaches outside the trading calendar.
+pub fn split(
+    cell: BarCell,
+    limit: Duration,
+    end: &Session,
+    close_offset: i32,
+) -> Result<Vec<Window>, OutOfRange> {
+    let class = |s: Session| hours::class_session(&s, close_offset);
+    let end = &class(*end);
     if cell.duration.approx_seconds() <= limit.approx_seconds() {
         return Ok(vec![Window {
             end: end.close,
             duration: cell.duration,
         }]);
     }
-    let first = first_session_of_span(cell.duration, end)?;
+    let first = first_session_of_span(cell.duration, end, close_offset)?;
     match limit.unit {
         DurationUnit::Days => Ok(calendar::sessions_between(first, end.date)?
             .into_iter()
+            .map(class)
             .map(|s| Window {
                 end: s.close,
                 duration: Duration {
@@ -57,7 +69,10 @@ pub fn split(cell: BarCell, limit: Duration, end: &Session) -> Result<Vec<Window
         DurationUnit::Seconds => {
             let step = i64::from(limit.n.max(1));
             let mut out = Vec::new();
-            for s in calendar::sessions_between(first, end.date)? {
+            for s in calendar::sessions_between(first, end.date)?
+                .into_iter()
+                .map(class)
+            {
                 let mut t = s.open;
                 while t < s.close {
                     let e = (t + chrono::Duration::seconds(step)).min(s.close);
@@ -86,7 +101,7 @@ pub fn split(cell: BarCell, limit: Duration, end: &Session) -> Result<Vec<Window
                 if start < first {
                     break;
                 }
-                e = calendar::session_on_or_before(start)?;
+                e = class(calendar::session_on_or_before(start)?);
                 if e.date < first {
                     break;
                 }
@@ -113,7 +128,11 @@ fn back(d: Duration, date: NaiveDate) -> Result<NaiveDate, OutOfRange> {
 }
 
 /// The date of the oldest session the requested span covers.
-fn first_session_of_span(d: Duration, end: &Session) -> Result<NaiveDate, OutOfRange> {
+fn first_session_of_span(
+    d: Duration,
+    end: &Session,
+    close_offset: i32,
+) -> Result<NaiveDate, OutOfRange> {
     match d.unit {
         DurationUnit::Days => {
             let mut s = *end;
@@ -129,7 +148,7 @@ fn first_session_of_span(d: Duration, end: &Session) -> Result<NaiveDate, OutOfR
             loop {
                 let prev = s.date.pred_opt().ok_or(OutOfRange(s.date))?;
                 let p = calendar::session_on_or_before(prev)?;
-                if p.close <= start {
+                if hours::class_close(&p, close_offset) <= start {
                     return Ok(s.date);
                 }
                 s = p;
@@ -188,7 +207,13 @@ mod tests {
     #[test]
     fn within_limit_is_one_window() {
         let end = sess(d(2026, 11, 27));
-        let w = split(cell(BarSize::Mins30, "1 M"), "1 M".parse().unwrap(), &end).unwrap();
+        let w = split(
+            cell(BarSize::Mins30, "1 M"),
+            "1 M".parse().unwrap(),
+            &end,
+            0,
+        )
+        .unwrap();
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].end, end.close);
         assert_eq!(w[0].duration.to_string(), "1 M");
@@ -198,7 +223,13 @@ mod tests {
     #[test]
     fn half_day_close_is_the_end() {
         let end = sess(d(2026, 11, 27));
-        let w = split(cell(BarSize::Hours8, "6 M"), "6 M".parse().unwrap(), &end).unwrap();
+        let w = split(
+            cell(BarSize::Hours8, "6 M"),
+            "6 M".parse().unwrap(),
+            &end,
+            0,
+        )
+        .unwrap();
         assert_eq!(w[0].end.to_rfc3339(), "2026-11-27T18:00:00+00:00");
     }
 
@@ -206,7 +237,7 @@ mod tests {
     fn day_limit_gives_one_window_per_session() {
         // 1 M back from 2026-11-27: sessions 2026-10-28 ..= 2026-11-27, without Thanksgiving (22 sessions).
         let end = sess(d(2026, 11, 27));
-        let w = split(cell(BarSize::Min1, "1 M"), "1 D".parse().unwrap(), &end).unwrap();
+        let w = split(cell(BarSize::Min1, "1 M"), "1 D".parse().unwrap(), &end, 0).unwrap();
         let expected = calendar::sessions_between(d(2026, 10, 28), d(2026, 11, 27)).unwrap();
         assert_eq!(w.len(), expected.len());
         assert_eq!(w.len(), 22);
@@ -223,7 +254,7 @@ mod tests {
     #[test]
     fn n_days_counts_sessions() {
         let end = sess(d(2026, 11, 30)); // Monday after Thanksgiving
-        let w = split(cell(BarSize::Min1, "3 D"), "1 D".parse().unwrap(), &end).unwrap();
+        let w = split(cell(BarSize::Min1, "3 D"), "1 D".parse().unwrap(), &end, 0).unwrap();
         let dates: Vec<_> = w
             .iter()
             .map(|x| calendar::to_ny(x.end).date_naive())
@@ -242,6 +273,7 @@ mod tests {
             cell(BarSize::Hours8, "6 M"),
             BarSize::Hours8.strict_max_duration(),
             &end,
+            0,
         )
         .unwrap();
         assert_eq!(w.len(), 6);
@@ -265,14 +297,26 @@ mod tests {
     #[test]
     fn week_limit_over_days_span() {
         let end = sess(d(2026, 11, 27));
-        let w = split(cell(BarSize::Mins5, "10 D"), "1 W".parse().unwrap(), &end).unwrap();
+        let w = split(
+            cell(BarSize::Mins5, "10 D"),
+            "1 W".parse().unwrap(),
+            &end,
+            0,
+        )
+        .unwrap();
         assert_eq!(w.len(), 3, "11-13 ..= 11-27 needs three weeks: {w:?}");
     }
 
     #[test]
     fn seconds_limit_chunks_sessions() {
         let end = sess(d(2026, 11, 25));
-        let w = split(cell(BarSize::Secs1, "1 D"), "1800 S".parse().unwrap(), &end).unwrap();
+        let w = split(
+            cell(BarSize::Secs1, "1 D"),
+            "1800 S".parse().unwrap(),
+            &end,
+            0,
+        )
+        .unwrap();
         assert_eq!(w.len(), 13); // 6.5 h / 30 min
         assert_eq!(w.last().unwrap().end, end.close);
         let half = sess(d(2026, 11, 27));
@@ -280,6 +324,7 @@ mod tests {
             cell(BarSize::Secs1, "1 D"),
             "1800 S".parse().unwrap(),
             &half,
+            0,
         )
         .unwrap();
         assert_eq!(w.len(), 7); // 3.5 h
@@ -287,7 +332,7 @@ mod tests {
 
     /// Window ends of `cell` split by `limit` and ending at the session of `end`, as RFC 3339.
     fn ends(size: BarSize, dur: &str, limit: &str, end: NaiveDate) -> Vec<String> {
-        split(cell(size, dur), limit.parse().unwrap(), &sess(end))
+        split(cell(size, dur), limit.parse().unwrap(), &sess(end), 0)
             .unwrap()
             .iter()
             .map(|w| w.end.to_rfc3339())
@@ -355,9 +400,53 @@ mod tests {
     }
 
     #[test]
+    fn late_classes_end_at_16_15_and_13_15() {
+        let ny = |w: &Window| calendar::to_ny(w.end).format("%F %H:%M").to_string();
+        let end = sess(d(2026, 11, 27));
+        let days = split(cell(BarSize::Min1, "3 D"), "1 D".parse().unwrap(), &end, 15).unwrap();
+        let got: Vec<String> = days.iter().map(ny).collect();
+        assert_eq!(
+            got,
+            ["2026-11-24 16:15", "2026-11-25 16:15", "2026-11-27 13:15"]
+        );
+        let one = split(
+            cell(BarSize::Mins30, "1 M"),
+            "1 M".parse().unwrap(),
+            &end,
+            15,
+        )
+        .unwrap();
+        assert_eq!(ny(&one[0]), "2026-11-27 13:15");
+        // Seconds chunks run to the class close: 16:00-16:15 is a chunk of its own.
+        let full = sess(d(2026, 11, 25));
+        let chunks = split(
+            cell(BarSize::Secs1, "1 D"),
+            "1800 S".parse().unwrap(),
+            &full,
+            15,
+        )
+        .unwrap();
+        assert_eq!(chunks.len(), 14);
+        assert_eq!(ny(chunks.last().unwrap()), "2026-11-25 16:15");
+        assert_eq!(chunks.last().unwrap().duration.to_string(), "900 S");
+        // Monthly windows end at the class close of each window's last session.
+        let months = split(
+            cell(BarSize::Hours8, "6 M"),
+            BarSize::Hours8.max_duration(),
+            &end,
+            15,
+        )
+        .unwrap();
+        assert!(months.iter().all(|w| {
+            let t = calendar::to_ny(w.end).format("%H:%M").to_string();
+            t == "16:15" || t == "13:15"
+        }));
+    }
+
+    #[test]
     fn outside_calendar_is_an_error() {
         let end = sess(d(2000, 3, 2));
-        assert!(split(cell(BarSize::Min1, "1 Y"), "1 D".parse().unwrap(), &end).is_err());
+        assert!(split(cell(BarSize::Min1, "1 Y"), "1 D".parse().unwrap(), &end, 0).is_err());
         // Absurd durations are errors, not overflows.
         let end = sess(d(2026, 11, 27));
         for dur in [
@@ -368,11 +457,11 @@ mod tests {
             "4000000000 S",
         ] {
             assert!(
-                split(cell(BarSize::Hours8, dur), "1 M".parse().unwrap(), &end).is_err(),
+                split(cell(BarSize::Hours8, dur), "1 M".parse().unwrap(), &end, 0).is_err(),
                 "{dur}"
             );
             assert!(
-                split(cell(BarSize::Hours8, "1 M"), dur.parse().unwrap(), &end).is_ok(),
+                split(cell(BarSize::Hours8, "1 M"), dur.parse().unwrap(), &end, 0).is_ok(),
                 "limit {dur}"
             );
         }

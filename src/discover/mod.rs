@@ -7,28 +7,56 @@
 //! as `execute`) and a 200 answer leaves it out. A symbol whose cache for the date exists is
 //! skipped unless forced; a symbol that fails is recorded and the others go on.
 //!
+//! By default discovery is incremental ([`incremental`]): candidates found in the symbol's
+//! newest earlier cache keep their contract, combinations that recently answered 200 (the
+//! [`negative`] cache) are not asked again, and a seeded sample of the reused contracts is
+//! re-qualified; a difference rebuilds the symbol in full. [`DiscoveryMode::Full`] asks for
+//! every candidate.
+//!
 //! Throughput: a contract-details answer takes ~0.4-0.5 s and nothing on IB's side limits how
 //! many are open, so the socket's message rate binds. `ibapi` writes a cancel after every 200,
 //! so a candidate that does not exist costs two messages; [`pacer::MessagePacer`] counts them,
 //! and qualification runs at about `42 / (1 + share answering 200)` candidates per second with
 //! the default 45 messages/s (`ibapi`'s limiter sustains 42 of them).
 
-use crate::cache::{
-    check_symbol, CloseSource, ContractsCache, OptionContract, Underlying, CACHE_FORMAT_VERSION,
-};
+use crate::cache::check_symbol;
 use crate::exec::governor::{GovernorConfig, PacingGovernor};
 use crate::exec::reconnect::reconnect_with_backoff;
 use crate::ib::{ChainParams, Failure, Gateway, GatewayConfig, OptionSpec, OutcomeClass};
 use chrono::{NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+pub mod incremental;
+pub mod negative;
 pub mod pacer;
+pub mod summary;
+mod symbol;
 use pacer::MessagePacer;
+use summary::append_summary;
+pub use summary::{DiscoverReport, SymbolReport, SUMMARY_FORMAT_CHANGELOG, SUMMARY_FORMAT_VERSION};
+use symbol::discover_symbol;
+
+/// Whether discovery starts from the earlier caches or asks for every candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryMode {
+    /// Reuse the newest earlier cache and the negative cache; qualify only the rest.
+    Incremental,
+    /// Qualify every candidate (also what an incremental run does without an earlier cache, or
+    /// after its verification sample found a difference).
+    Full,
+}
+
+/// Default re-check age of a known-missing combination, days.
+pub const DEFAULT_RECHECK_MISSING_AFTER_DAYS: u32 = 7;
+
+/// Default share of the reused contracts re-qualified by the verification sample.
+pub const DEFAULT_VERIFY_FRACTION: f64 = 0.01;
 
 /// Settings of a discovery run.
 #[derive(Debug, Clone)]
@@ -57,6 +85,13 @@ pub struct DiscoverConfig {
     pub reconnect_for: Duration,
     /// Print a progress line to stderr this often while qualifying (`None`: silent).
     pub progress_every: Option<Duration>,
+    /// Incremental (default) or full.
+    pub mode: DiscoveryMode,
+    /// A known-missing combination is asked again once its check is older than this many days.
+    pub recheck_missing_after_days: u32,
+    /// Share of the reused contracts re-qualified (at least
+    /// [`incremental::VERIFY_MIN_PER_SYMBOL`] per symbol).
+    pub verify_fraction: f64,
 }
 
 /// Initial in-flight limit for qualification. A contract-details answer takes about 0.4-0.5 s
@@ -88,7 +123,8 @@ pub fn discovery_governor(max_in_flight: u32) -> GovernorConfig {
 impl DiscoverConfig {
     /// Settings with the defaults of a command-line run: caches in `<state_root>/contracts_cache`,
     /// summaries in `<state_root>/run_logs/discover`, no filters, the discovery governor, four
-    /// attempts per contract, reconnecting for an hour, no progress display.
+    /// attempts per contract, reconnecting for an hour, no progress display, incremental with a
+    /// 7-day re-check age and a 1% verification sample.
     pub fn new(state_root: &Path, date: NaiveDate, gateway: GatewayConfig) -> Self {
         DiscoverConfig {
             cache_dir: state_root.join("contracts_cache"),
@@ -103,59 +139,11 @@ impl DiscoverConfig {
             max_attempts: 4,
             reconnect_for: Duration::from_secs(3600),
             progress_every: None,
+            mode: DiscoveryMode::Incremental,
+            recheck_missing_after_days: DEFAULT_RECHECK_MISSING_AFTER_DAYS,
+            verify_fraction: DEFAULT_VERIFY_FRACTION,
         }
     }
-}
-
-/// What happened to one symbol (one line of the discovery summary JSONL), so that a failed
-/// symbol can be found and re-run and a slow one explained.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SymbolReport {
-    /// Run id (UTC start time), shared by every line of one run.
-    pub run_id: String,
-    /// Symbol.
-    pub symbol: String,
-    /// Cache date.
-    pub date: NaiveDate,
-    /// `OK`, `SKIPPED` (cache exists) or `ERR`.
-    pub status: String,
-    /// Underlying conId, when qualified.
-    pub con_id: Option<i64>,
-    /// Underlying close used for the strike band and recorded in the cache, when known.
-    pub reference_close: Option<f64>,
-    /// Candidates from the SMART chain after the filters.
-    pub candidates: usize,
-    /// Candidates that exist (written to the cache).
-    pub qualified: usize,
-    /// Candidates IB answered 200 for (do not exist).
-    pub not_found: usize,
-    /// Requests sent for this symbol (with retries).
-    pub requests: usize,
-    /// Error, for `ERR`.
-    pub error: Option<String>,
-    /// Cache file.
-    pub path: Option<String>,
-    /// Seconds spent on the symbol.
-    pub elapsed_secs: f64,
-    /// Seconds spent qualifying the candidates (the paced part).
-    pub qualify_secs: f64,
-}
-
-/// A whole discovery run.
-#[derive(Debug, Clone, Serialize)]
-pub struct DiscoverReport {
-    /// Per symbol, in input order.
-    pub symbols: Vec<SymbolReport>,
-    /// Candidates answered (existing or 200) per second of qualification, over the run.
-    pub qualified_per_sec: f64,
-    /// Summary file.
-    pub summary_path: PathBuf,
-    /// Governor figures at the end (peak in flight, limit, latency), to explain the rate.
-    pub governor: crate::exec::GovernorStats,
-    /// True when the stop signal ended the run early.
-    pub interrupted: bool,
-    /// Set when the gateway was lost for good; later symbols were not attempted.
-    pub gateway_lost: Option<String>,
 }
 
 /// Cache file path for a symbol and date.
@@ -401,22 +389,33 @@ pub async fn discover(
             cfg.log_dir.display()
         );
     }
-    for symbol in symbols {
+    for (i, symbol) in symbols.iter().enumerate() {
+        let label = format!("[{}/{}] {symbol}", i + 1, symbols.len());
         if *ctx.stop.borrow() {
             interrupted = true;
             break;
         }
         let t0 = Instant::now();
         let mut rep = SymbolReport {
+            format_version: SUMMARY_FORMAT_VERSION,
             run_id: run_id.clone(),
             symbol: symbol.clone(),
             date: cfg.date,
             status: "OK".into(),
             con_id: None,
             reference_close: None,
+            mode: cfg.mode,
+            earlier_cache: None,
             candidates: 0,
+            reused: 0,
+            known_missing_skipped: 0,
+            qualified_now: 0,
             qualified: 0,
             not_found: 0,
+            new_missing: 0,
+            verified: 0,
+            verify_mismatches: Vec::new(),
+            rebuilt_full: false,
             requests: 0,
             error: None,
             path: None,
@@ -433,7 +432,7 @@ pub async fn discover(
         } else if let Some(why) = &gateway_lost {
             rep.status = "ERR".into();
             rep.error = Some(format!("not attempted: {why}"));
-        } else if let Err(e) = discover_symbol(&ctx, symbol, &path, &mut rep).await {
+        } else if let Err(e) = discover_symbol(&ctx, symbol, &path, &mut rep, &label).await {
             rep.status = "ERR".into();
             if e.gateway_lost {
                 gateway_lost = Some(e.message.clone());
@@ -442,11 +441,20 @@ pub async fn discover(
         }
         rep.elapsed_secs = t0.elapsed().as_secs_f64();
         eprintln!(
-            "discover {symbol}: {} ({} candidates, {} qualified, {} not found{})",
+            "discover {symbol}: {} {} ({} candidates: {} reused, {} known missing skipped, {} qualified now, {} new missing; {} in cache; {} requests, {:.1} s{})",
             rep.status,
+            match rep.mode {
+                DiscoveryMode::Incremental => "incremental",
+                DiscoveryMode::Full => "full",
+            },
             rep.candidates,
+            rep.reused,
+            rep.known_missing_skipped,
+            rep.qualified_now,
+            rep.new_missing,
             rep.qualified,
-            rep.not_found,
+            rep.requests,
+            rep.elapsed_secs,
             rep.error
                 .as_ref()
                 .map(|e| format!(", {e}"))
@@ -457,7 +465,7 @@ pub async fn discover(
     }
     interrupted |= *ctx.stop.borrow();
     let secs: f64 = reports.iter().map(|r| r.qualify_secs).sum();
-    let answered: usize = reports.iter().map(|r| r.qualified + r.not_found).sum();
+    let answered: usize = reports.iter().map(|r| r.qualified_now + r.verified).sum();
     Ok(DiscoverReport {
         symbols: reports,
         qualified_per_sec: if secs > 0.0 {
@@ -472,118 +480,35 @@ pub async fn discover(
     })
 }
 
-/// Append one line to the summary; a write error is reported, not fatal (the caches are the
-/// product, the summary is the log).
-fn append_summary(path: &Path, rep: &SymbolReport) {
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        let line = serde_json::to_string(rep).map_err(std::io::Error::other)?;
-        writeln!(f, "{line}")
-    })();
-    if let Err(e) = res {
-        eprintln!("warning: cannot write {}: {e}", path.display());
-    }
-}
-
-async fn discover_symbol(
-    ctx: &Arc<Ctx>,
+/// The cache's hours per trading class from the contract details received while qualifying;
+/// a class whose details carry no usable hours gets the built-in list's, with a warning.
+pub(crate) fn class_hours_of(
     symbol: &str,
-    path: &Path,
-    rep: &mut SymbolReport,
-) -> Result<(), SymbolError> {
-    let (stock, n) = ctx.call(|| ctx.gateway.qualify_stock(symbol)).await;
-    rep.requests += n;
-    let stock = stock.map_err(|e| {
-        SymbolError::from_call(&format!("cannot qualify {symbol} as a SMART USD stock"), e)
-    })?;
-    rep.con_id = Some(stock.con_id);
-    let mut close = None;
-    if ctx.cfg.fetch_close || ctx.cfg.strike_band.is_some() {
-        let end = crate::calendar::session_on_or_before(ctx.cfg.date)
-            .map_err(|e| SymbolError::new(e.to_string()))?
-            .close;
-        let (c, n) = ctx.call(|| ctx.gateway.stock_close(symbol, end)).await;
-        rep.requests += n;
-        match c {
-            Ok(c) => close = c,
-            Err(e @ CallError::GatewayLost(_)) => {
-                return Err(SymbolError::from_call("underlying close", e))
+    raw: &std::collections::BTreeMap<String, crate::hours::RawHours>,
+) -> Vec<crate::hours::ClassHours> {
+    raw.iter()
+        .map(|(class, r)| {
+            let (h, err) = crate::hours::from_details(class, r);
+            if let Some(e) = err {
+                eprintln!(
+                    "warning: {symbol} class {class}: contract details hours unusable ({e}); using the built-in list (closes {} min after the equity close)",
+                    h.rth_close_offset_minutes
+                );
             }
-            Err(e) => eprintln!("{symbol}: no underlying close ({e}); no strike band applied"),
-        }
-    }
-    rep.reference_close = close.map(|(_, c)| c);
-    let (chains, n) = ctx
-        .call(|| ctx.gateway.option_chain(symbol, stock.con_id))
-        .await;
-    rep.requests += n;
-    let chains = chains.map_err(|e| SymbolError::from_call("reqSecDefOptParams failed", e))?;
-    if !chains.iter().any(|c| c.exchange == "SMART") {
-        return Err(SymbolError::new(format!(
-            "no SMART option chain for {symbol}"
-        )));
-    }
-    let cands = candidates(symbol, &chains, &ctx.cfg, close.map(|(_, c)| c));
-    rep.candidates = cands.len();
-    let t0 = Instant::now();
-    let outcome = qualify_all(ctx, symbol, cands).await;
-    rep.qualify_secs = t0.elapsed().as_secs_f64();
-    rep.requests += outcome.requests;
-    rep.not_found = outcome.not_found;
-    if let Some(e) = outcome.lost {
-        return Err(SymbolError::from_call("qualification", e));
-    }
-    if !outcome.failures.is_empty() {
-        return Err(SymbolError::new(format!(
-            "{} candidates could not be qualified (first: {}); no cache written, re-run to complete",
-            outcome.failures.len(),
-            outcome.failures[0]
-        )));
-    }
-    rep.qualified = outcome.found.len();
-    let mut cache = ContractsCache {
-        format_version: CACHE_FORMAT_VERSION,
-        as_of: ctx.cfg.date,
-        underlying: Underlying {
-            symbol: symbol.to_string(),
-            con_id: stock.con_id,
-            currency: stock.currency,
-            primary_exchange: stock.primary_exchange,
-            reference_close: close.map(|(_, c)| c),
-            reference_close_date: close.map(|(d, _)| d),
-            reference_close_source: close.map(|_| CloseSource::Gateway),
-        },
-        contracts: outcome
-            .found
-            .into_iter()
-            .map(|s| OptionContract {
-                con_id: s.con_id,
-                local_symbol: s.local_symbol,
-                trading_class: s.trading_class,
-                expiry: s.expiry,
-                strike: s.strike,
-                right: s.right,
-                multiplier: s.multiplier,
-                exchange: s.exchange,
-                currency: s.currency,
-            })
-            .collect(),
-    };
-    cache.sort();
-    crate::store::atomic::write_json(path, &cache)
-        .map_err(|e| SymbolError::new(format!("{}: {e}", path.display())))?;
-    rep.path = Some(path.display().to_string());
-    Ok(())
+            h
+        })
+        .collect()
 }
 
 /// What qualifying a symbol's candidates gave.
 #[derive(Default)]
 struct Qualified {
-    found: Vec<OptionSpec>,
-    not_found: usize,
+    /// (request, answer) of the candidates that exist.
+    found: Vec<(OptionSpec, OptionSpec)>,
+    /// Candidates answered 200.
+    missing: Vec<OptionSpec>,
+    /// The contract-details hours of the first contract qualified per trading class.
+    hours: std::collections::BTreeMap<String, crate::hours::RawHours>,
     requests: usize,
     failures: Vec<String>,
     lost: Option<CallError>,
@@ -594,7 +519,7 @@ struct Qualified {
 /// A fixed pool of workers (as many as the governor's hard cap) pulls candidates from a shared
 /// queue, so a 10,000-contract chain is not 10,000 tasks all woken on every completion. Once the
 /// gateway is lost for good or the run is interrupted, the workers stop taking candidates.
-async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qualified {
+async fn qualify_all(ctx: &Arc<Ctx>, label: &str, cands: Vec<OptionSpec>) -> Qualified {
     let total = cands.len();
     let queue = Arc::new(std::sync::Mutex::new(cands.into_iter()));
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -617,8 +542,13 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
                 out.requests += n;
                 done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match res {
-                    Ok(Some(found)) => out.found.push(found),
-                    Ok(None) => out.not_found += 1,
+                    Ok(Some((found, hours))) => {
+                        out.hours
+                            .entry(found.trading_class.clone())
+                            .or_insert(hours);
+                        out.found.push((spec, found));
+                    }
+                    Ok(None) => out.missing.push(spec),
                     Err(CallError::Failed(f)) => out.failures.push(format!(
                         "{} {} {} {}: {f}",
                         spec.expiry, spec.strike, spec.right, spec.trading_class
@@ -635,12 +565,12 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
     }
     let progress = ctx.cfg.progress_every.map(|every| {
         let (ctx, done) = (ctx.clone(), done.clone());
-        let symbol = symbol.to_string();
+        let label = label.to_string();
         tokio::spawn(async move {
             let t0 = Instant::now();
             // A bar on a terminal, a line every `every` otherwise (shared with `execute`).
             let mut bar = crate::progress::Progress::every(
-                &format!("progress: {symbol}"),
+                &format!("progress: {label}"),
                 total as u64,
                 every,
             );
@@ -649,10 +579,11 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
                 let n = done.load(std::sync::atomic::Ordering::Relaxed);
                 let g = ctx.governor.stats();
                 let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                let rate = n as f64 / secs;
                 bar.update(n as u64, total as u64, || {
                     format!(
-                    "{n}/{total} qualified, {:.1}/s, in flight {} (limit {}), latency {:.0} ms{}",
-                    n as f64 / secs,
+                    "{n}/{total} qualified, {rate:.1}/s, ETA {:.0} s, in flight {} (limit {}), latency {:.0} ms{}",
+                    if rate > 0.0 { (total - n.min(total)) as f64 / rate } else { 0.0 },
                     g.in_flight,
                     g.limit,
                     g.latency_ms,
@@ -672,7 +603,10 @@ async fn qualify_all(ctx: &Arc<Ctx>, symbol: &str, cands: Vec<OptionSpec>) -> Qu
             }
         };
         all.found.extend(q.found);
-        all.not_found += q.not_found;
+        all.missing.extend(q.missing);
+        for (class, h) in q.hours {
+            all.hours.entry(class).or_insert(h);
+        }
         all.requests += q.requests;
         all.failures.extend(q.failures);
         if all.lost.is_none() {

@@ -128,7 +128,14 @@ fn request_for(t: &FetchTask, run: &[Unit], last: bool) -> Request {
     let end = if last {
         t.end
     } else {
-        run.last().map(Unit::end).unwrap_or(t.end)
+        run.last()
+            .map(|u| match u {
+                // A class closing after the equities (16:15) closes each session as late as
+                // the task's last one.
+                Unit::Session(s) => s.close + late_close(t, s),
+                Unit::Chunk { end, .. } => *end,
+            })
+            .unwrap_or(t.end)
     };
     let duration = match (t.duration.unit, run.first()) {
         (DurationUnit::Seconds, Some(first)) => {
@@ -150,6 +157,22 @@ fn request_for(t: &FetchTask, run: &[Unit], last: bool) -> Request {
         end,
         duration,
         units: run.to_vec(),
+    }
+}
+
+/// How far past the equity close the task's class closes: the task's end minus the equity close
+/// of the session it ends on (15 minutes for a 16:15 class), never negative, at most an hour.
+fn late_close(t: &FetchTask, any: &crate::calendar::Session) -> chrono::Duration {
+    let day = crate::calendar::to_ny(t.end).date_naive();
+    let close = match crate::calendar::session(day) {
+        Ok(Some(s)) => s.close,
+        _ => any.close,
+    };
+    let late = t.end - close;
+    if late > chrono::Duration::zero() && late <= chrono::Duration::hours(1) {
+        late
+    } else {
+        chrono::Duration::zero()
     }
 }
 
@@ -410,6 +433,26 @@ mod tests {
         // The request of the run ends at the task's end, whatever the offset that day.
         let units = window_units(t.end, t.duration);
         assert_eq!(units.last().unwrap().session().close, t.end);
+    }
+
+    #[test]
+    fn holes_of_a_16_15_class_end_at_16_15() {
+        // A SPY task ending at 16:15 on 11-25: a hole on 11-23 is asked up to 16:15 that day.
+        let mut t = task_ending(BarSize::Min1, "3 D", d(11, 25));
+        t.end = crate::hours::class_close(&session(d(11, 25)).unwrap().unwrap(), 15);
+        let units = window_units(t.end, t.duration);
+        let c = covered(&units, |x| x != d(11, 23));
+        let now = t.end + chrono::Duration::days(1);
+        let Plan::Fetch { requests, .. } = plan_task(&t, &units, Some(&c), true, now, INC) else {
+            panic!("the hole must be fetched")
+        };
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            crate::calendar::to_ny(requests[0].end)
+                .format("%F %H:%M")
+                .to_string(),
+            "2026-11-23 16:15"
+        );
     }
 
     #[test]

@@ -374,9 +374,13 @@ impl Gateway {
             .collect())
     }
 
-    /// Qualify one fully specified option: `Ok(Some)` with its conId and local symbol when it
-    /// exists, `Ok(None)` when IB answers 200 (no such contract).
-    pub async fn qualify_option(&self, spec: &OptionSpec) -> Result<Option<OptionSpec>, Failure> {
+    /// Qualify one fully specified option: `Ok(Some)` with its conId and local symbol, and the
+    /// trading hours of its contract details, when it exists; `Ok(None)` when IB answers 200
+    /// (no such contract).
+    pub async fn qualify_option(
+        &self,
+        spec: &OptionSpec,
+    ) -> Result<Option<(OptionSpec, crate::hours::RawHours)>, Failure> {
         let (_, client) = self.current().await;
         let mut contract = contract_for(&HistRequest {
             option: Some(spec.clone()),
@@ -400,18 +404,26 @@ impl Gateway {
                 let Some(d) = details.into_iter().next() else {
                     return Ok(None);
                 };
+                let hours = crate::hours::RawHours {
+                    liquid_hours: d.liquid_hours.join(";"),
+                    trading_hours: d.trading_hours.join(";"),
+                    time_zone_id: d.time_zone_id.clone(),
+                };
                 let c = d.contract;
-                Ok(Some(OptionSpec {
-                    con_id: i64::from(c.contract_id),
-                    local_symbol: c.local_symbol.clone(),
-                    trading_class: if c.trading_class.is_empty() {
-                        spec.trading_class.clone()
-                    } else {
-                        c.trading_class.clone()
+                Ok(Some((
+                    OptionSpec {
+                        con_id: i64::from(c.contract_id),
+                        local_symbol: c.local_symbol.clone(),
+                        trading_class: if c.trading_class.is_empty() {
+                            spec.trading_class.clone()
+                        } else {
+                            c.trading_class.clone()
+                        },
+                        multiplier: c.multiplier.parse().unwrap_or(spec.multiplier),
+                        ..spec.clone()
                     },
-                    multiplier: c.multiplier.parse().unwrap_or(spec.multiplier),
-                    ..spec.clone()
-                }))
+                    hours,
+                )))
             }
             Err(f) if f.code == Some(200) => Ok(None),
             Err(f) => Err(f),

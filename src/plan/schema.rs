@@ -26,5 +26,15 @@ pub fn schemas() -> Vec<(&'static str, String)> {
             "plan_report.schema.json",
             render(schemars::schema_for!(crate::compile::plan_json::PlanReport)),
         ),
+        (
+            "negative_cache.schema.json",
+            render(schemars::schema_for!(
+                crate::discover::negative::NegativeCache
+            )),
+        ),
+        (
+            "discover_summary.schema.json",
+            render(schemars::schema_for!(crate::discover::SymbolReport)),
+        ),
     ]
 }

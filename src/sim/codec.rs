@@ -301,6 +301,10 @@ pub struct ContractInfo {
     pub under_sec_type: String,
     /// Minimum tick.
     pub min_tick: f64,
+    /// IB's `liquidHours` (regular hours), see [`super::hours`].
+    pub liquid_hours: String,
+    /// IB's `tradingHours` (all hours).
+    pub trading_hours: String,
 }
 
 /// One bar as sent on the wire.
@@ -384,8 +388,8 @@ pub enum Reply {
     ContractData {
         /// Request id.
         req_id: i32,
-        /// The contract.
-        info: ContractInfo,
+        /// The contract (boxed: with its hours strings it is the largest reply by far).
+        info: Box<ContractInfo>,
     },
     /// End of contract details.
     ContractDataEnd(i32),

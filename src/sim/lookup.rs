@@ -14,7 +14,8 @@ use chrono::NaiveDate;
 pub const OPTION_EXCHANGES: &[&str] = &["", "SMART", "CBOE", "AMEX"];
 
 /// ContractInfo of an underlying.
-pub fn stock_info(u: &SimUnderlying, exchange: &str) -> ContractInfo {
+pub fn stock_info(u: &SimUnderlying, exchange: &str, today: chrono::NaiveDate) -> ContractInfo {
+    let (liquid_hours, trading_hours) = super::hours::stock_hours(today);
     ContractInfo {
         con_id: u.con_id,
         symbol: u.symbol.clone(),
@@ -41,12 +42,15 @@ pub fn stock_info(u: &SimUnderlying, exchange: &str) -> ContractInfo {
         under_symbol: String::new(),
         under_sec_type: String::new(),
         min_tick: 0.01,
+        liquid_hours,
+        trading_hours,
     }
 }
 
 /// ContractInfo of an option.
 pub fn option_info(m: &Market, c: &SimContract, exchange: &str) -> ContractInfo {
     let u = m.underlying(&c.symbol);
+    let (liquid_hours, trading_hours) = super::hours::option_hours(&c.trading_class, m.today());
     ContractInfo {
         con_id: c.con_id,
         symbol: c.symbol.clone(),
@@ -69,6 +73,8 @@ pub fn option_info(m: &Market, c: &SimContract, exchange: &str) -> ContractInfo 
         under_symbol: c.symbol.clone(),
         under_sec_type: "STK".into(),
         min_tick: 0.01,
+        liquid_hours,
+        trading_hours,
     }
 }
 
@@ -92,7 +98,7 @@ pub fn find(m: &Market, q: &ContractQuery) -> Vec<ContractInfo> {
     }
     if q.con_id != 0 {
         if let Some(u) = m.underlying_by_id(q.con_id) {
-            return vec![stock_info(u, &q.exchange)];
+            return vec![stock_info(u, &q.exchange, m.today())];
         }
         return match m.contract_by_id(q.con_id) {
             Some(c) if c.expiry >= m.today() || q.include_expired => {
@@ -113,7 +119,7 @@ pub fn find(m: &Market, q: &ContractQuery) -> Vec<ContractInfo> {
             .filter(|u| {
                 q.exchange.is_empty() || q.exchange == "SMART" || q.exchange == u.primary_exchange
             })
-            .map(|u| vec![stock_info(u, &q.exchange)])
+            .map(|u| vec![stock_info(u, &q.exchange, m.today())])
             .unwrap_or_default(),
         "OPT" => find_options(m, q, symbol)
             .iter()

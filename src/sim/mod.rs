@@ -16,6 +16,7 @@ pub mod conn;
 pub mod counters;
 pub mod faults;
 pub mod hmds;
+pub mod hours;
 pub mod lookup;
 pub mod market;
 pub mod pbcodec;

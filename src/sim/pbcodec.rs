@@ -124,11 +124,12 @@ fn contract_out(info: &ContractInfo) -> (proto::Contract, proto::ContractDetails
         long_name: some(&info.long_name),
         contract_month: info.expiry.map(|d| d.format("%Y%m").to_string()),
         time_zone_id: Some("US/Eastern".to_string()),
+        trading_hours: some(&info.trading_hours),
+        liquid_hours: some(&info.liquid_hours),
         under_symbol: some(&info.under_symbol),
         under_sec_type: some(&info.under_sec_type),
         real_expiration_date: expiry,
         stock_type: (info.sec_type == "STK").then(|| "COMMON".to_string()),
-        ..Default::default()
     };
     (c, d)
 }

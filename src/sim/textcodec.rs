@@ -419,8 +419,8 @@ fn contract_data(version: u32, req_id: i32, c: &ContractInfo) -> Vec<u8> {
         .put("") // category
         .put("") // subcategory
         .put("US/Eastern")
-        .put("") // tradingHours
-        .put("") // liquidHours
+        .put(&c.trading_hours)
+        .put(&c.liquid_hours)
         .put("") // evRule
         .put("") // evMultiplier
         .put(0) // secIdList count

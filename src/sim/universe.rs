@@ -240,8 +240,45 @@ pub fn build(seed: u64, extra: u32) -> Vec<SimUnderlying> {
             index: out.len() as u32,
         });
     }
+    // Added after the generated small caps, at a fixed index, so that no existing symbol's
+    // position or option conIds move.
+    let d = DIA;
+    out.push(SimUnderlying {
+        symbol: d.0.to_string(),
+        con_id: d.1,
+        primary_exchange: d.2.to_string(),
+        currency: "USD".into(),
+        long_name: d.3.to_string(),
+        spot0: d.4,
+        vol: d.5,
+        strike_unit: d.6,
+        far_step_units: d.7,
+        weeklies: d.8,
+        liquidity: d.9,
+        index: DIA_INDEX,
+    });
     out
 }
+
+/// DIA, an ETF whose options trade until 16:15 like SPY's, QQQ's and IWM's (same fields as
+/// [`BASE`]).
+#[allow(clippy::type_complexity)]
+const DIA: (&str, i64, &str, &str, f64, f64, f64, u32, bool, f64) = (
+    "DIA",
+    73128548,
+    "ARCA",
+    "SPDR DOW JONES INDUSTRIAL AVERAGE ETF",
+    360.0,
+    0.15,
+    1.0,
+    5,
+    true,
+    0.6,
+);
+
+/// DIA's universe index: the last one option conIds can encode (the generated small caps stop
+/// at 1,000 after the base list).
+const DIA_INDEX: u32 = 1023;
 
 /// Daily path of one underlying: open and close per session, parallel to the market's session
 /// list.
@@ -342,8 +379,9 @@ mod tests {
         let sessions = all_sessions();
         assert!(sessions.len() > 2000);
         let u = build(1, 3);
-        assert_eq!(u.len(), BASE.len() + 3);
+        assert_eq!(u.len(), BASE.len() + 3 + 1);
         assert_eq!(u[BASE.len()].symbol, "SYM001");
+        assert_eq!(u.last().unwrap().symbol, "DIA");
         for x in &u {
             let p = daily_path(1, x, &sessions);
             let q = daily_path(1, x, &sessions);

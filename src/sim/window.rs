@@ -16,11 +16,15 @@
 //!
 //! # Alignment
 //!
-//! Only regular sessions (09:30-16:00 New York, 13:00 on half days) carry bars; `use_rth = false`
-//! is served the same way (the synthetic options trade in RTH only). Intraday bars are aligned
+//! Only regular sessions (09:30-16:00 New York, 13:00 on half days) carry bars; options of the
+//! classes that trade until 16:15 (SPY, QQQ, IWM, ...: [`crate::hours::LATE_CLOSE_CLASSES`])
+//! carry bars until 16:15 (13:15 on half days). `use_rth = false` is served the same way: the
+//! synthetic stocks model no pre- or post-market trading, and ETF options have no session
+//! outside those hours (their `tradingHours` equal their `liquidHours`, see [`super::hours`]). Intraday bars are aligned
 //! to multiples of their size from New York midnight and clipped to the session, so `30 mins`
 //! bars start 09:30, 10:00, ... (the last one of a half day at 12:30), `1 hour` bars 09:30 (a
-//! half-hour bar), 10:00, ..., and `8 hours` gives one bar per session labelled 09:30. `1 day`
+//! half-hour bar), 10:00, ..., and `8 hours` (no shorter than a session) gives one bar per
+//! session labelled 09:30, covering the whole session. `1 day`
 //! bars are one per session (dated `YYYYMMDD`), `1W`/`1M` group sessions by ISO week / month.
 
 use crate::bars::{BarSize, Duration, DurationUnit};
@@ -264,12 +268,15 @@ pub struct Slot {
     pub date: NaiveDate,
 }
 
-/// All bar slots of `bar` with `start <= label < end`, with their ends clipped at `now`.
+/// All bar slots of `bar` with `start <= label < end`, with their ends clipped at `now`, for an
+/// instrument whose sessions close `close_offset` minutes after the equity close (15 for the
+/// options of SPY, QQQ, IWM, ...: bars until 16:15, 13:15 on half days).
 pub fn slots(
     bar: BarSize,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     now: DateTime<Utc>,
+    close_offset: i32,
 ) -> Vec<Slot> {
     let end = end.min(now);
     if start >= end {
@@ -280,6 +287,10 @@ pub fn slots(
     let Ok(sessions) = calendar::sessions_between(from_date, to_date) else {
         return Vec::new();
     };
+    let sessions: Vec<Session> = sessions
+        .iter()
+        .map(|s| crate::hours::class_session(s, close_offset))
+        .collect();
     let mut out = Vec::new();
     if bar.is_daily_or_longer() {
         let key = |s: &Session| match bar {
@@ -309,6 +320,19 @@ pub fn slots(
     }
     let size = bar.seconds();
     for s in sessions {
+        if size >= (s.close - s.open).num_seconds() {
+            // A bar at least as long as the session (`8 hours`) is the whole session, labelled
+            // at the open: 09:30-16:15 for a class trading to 16:15, not a 16:00 stub.
+            if s.open >= start && s.open < end {
+                out.push(Slot {
+                    label: s.open,
+                    from: s.open,
+                    to: s.close.min(end),
+                    date: s.date,
+                });
+            }
+            continue;
+        }
         let midnight = calendar::ny_to_utc(s.date, NaiveTime::MIN);
         let open_off = (s.open - midnight).num_seconds();
         let mut k = open_off.div_euclid(size) * size;
@@ -366,10 +390,10 @@ mod tests {
         let d: Duration = "1 D".parse().unwrap();
         let start = window_start(end, d).unwrap();
         assert_eq!(start, ny((2026, 11, 27), 9, 30));
-        let s = slots(BarSize::Mins30, start, end, end);
+        let s = slots(BarSize::Mins30, start, end, end, 0);
         assert_eq!(s.len(), 7);
         assert_eq!(s.last().unwrap().label, ny((2026, 11, 27), 12, 30));
-        let s = slots(BarSize::Hours8, start, end, end);
+        let s = slots(BarSize::Hours8, start, end, end, 0);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].label, ny((2026, 11, 27), 9, 30));
         // 2 D ending the Monday after spans Friday (half day) and Monday.
@@ -386,7 +410,7 @@ mod tests {
     fn hour_bars_align_to_the_clock() {
         let start = ny((2026, 11, 24), 9, 30);
         let end = ny((2026, 11, 24), 16, 0);
-        let s = slots(BarSize::Hour1, start, end, end);
+        let s = slots(BarSize::Hour1, start, end, end, 0);
         let labels: Vec<_> = s
             .iter()
             .map(|x| calendar::to_ny(x.label).format("%H:%M").to_string())
@@ -396,11 +420,11 @@ mod tests {
             ["09:30", "10:00", "11:00", "12:00", "13:00", "14:00", "15:00"]
         );
         assert_eq!(s[0].to, ny((2026, 11, 24), 10, 0));
-        let s = slots(BarSize::Mins30, start, end, end);
+        let s = slots(BarSize::Mins30, start, end, end, 0);
         assert_eq!(s.len(), 13);
         // Partial day: clipped at now.
         let now = ny((2026, 11, 24), 12, 10);
-        let s = slots(BarSize::Mins30, start, end, now);
+        let s = slots(BarSize::Mins30, start, end, now, 0);
         assert_eq!(s.len(), 6);
         assert_eq!(s.last().unwrap().to, now);
     }
@@ -410,7 +434,7 @@ mod tests {
         let end = ny((2026, 12, 1), 16, 0);
         let start = window_start(end, "1 M".parse().unwrap()).unwrap();
         assert_eq!(start, ny((2026, 11, 1), 16, 0));
-        let daily = slots(BarSize::Day1, start, end, end);
+        let daily = slots(BarSize::Day1, start, end, end, 0);
         assert_eq!(
             daily.first().unwrap().date,
             NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()

@@ -124,10 +124,25 @@ pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
     // Windows of whole sessions (D, W, M, Y) hold the sessions they span entirely: a `1 M`
     // window ending at 13:00 starts at 13:00 a month earlier, and that half session belongs to
     // the window before it (as the strict table's split has it). A window ending inside a
-    // session (an explicit instant), and a seconds window, hold that part as a chunk.
+    // session (an explicit instant), and a seconds window, hold that part as a chunk. A window
+    // ending up to an hour after its own session's equity close (a class trading to 16:15)
+    // extends that session to its end: the session is provisional until then, and a
+    // 16:00-16:15 seconds chunk is a unit too.
     let seconds = duration.unit == crate::bars::DurationUnit::Seconds;
+    let end_date = calendar::to_ny(end).date_naive();
     sessions
         .into_iter()
+        .map(|s| {
+            let late = end - s.close;
+            if s.date == end_date
+                && late > chrono::Duration::zero()
+                && late <= chrono::Duration::hours(1)
+            {
+                Session { close: end, ..s }
+            } else {
+                s
+            }
+        })
         .filter(|s| s.close > start && s.open < end && (seconds || s.open >= start))
         .map(|s| {
             if s.open >= start && s.close <= end {
@@ -364,6 +379,41 @@ mod tests {
         answer: Answer::Bars,
         provisional: false,
     };
+
+    #[test]
+    fn windows_ending_at_16_15_are_whole_sessions() {
+        // SPY's class closes at 16:15 (13:15 on the half day 11-27).
+        let late = |date| crate::hours::class_close(&sess(date), 15);
+        let units = window_units(late(d(11, 25)), "2 D".parse().unwrap());
+        assert_eq!(units.len(), 2);
+        assert!(units.iter().all(|u| matches!(u, Unit::Session(_))));
+        assert_eq!(units[0].session().date, d(11, 24));
+        // The last session lasts until 16:15 (fetched at 16:05 it is provisional); the one
+        // before closed at 16:00.
+        assert_eq!(units[1].end(), late(d(11, 25)));
+        assert_eq!(units[0].end(), sess(d(11, 24)).close);
+        let units = window_units(late(d(11, 27)), "1 D".parse().unwrap());
+        assert!(matches!(units[..], [Unit::Session(s)] if s.date == d(11, 27)));
+        // A month back from 16:15 on 11-25 starts after the 16:00 close of 10-25's session
+        // date: every unit is a whole session, none is a sliver of the first day.
+        let month = window_units(late(d(11, 25)), "1 M".parse().unwrap());
+        assert!(month.iter().all(|u| matches!(u, Unit::Session(_))));
+        assert_eq!(month[0].session().date, d(10, 26));
+        // Bars of 16:00-16:14 belong to their session.
+        let bar = late(d(11, 25)) - chrono::Duration::minutes(1);
+        assert!(units_hold(
+            &window_units(late(d(11, 25)), "1 D".parse().unwrap()),
+            bar
+        ));
+        // A seconds chunk after the equity close is a unit of its own.
+        let tail = window_units(late(d(11, 25)), "900 S".parse().unwrap());
+        assert!(matches!(tail[..], [Unit::Chunk { start, end, .. }]
+            if end == late(d(11, 25)) && start == sess(d(11, 25)).close));
+    }
+
+    fn units_hold(units: &[Unit], ts: DateTime<Utc>) -> bool {
+        units.iter().any(|u| u.holds(ts))
+    }
 
     #[test]
     fn window_units_cover_the_sessions_of_the_window() {

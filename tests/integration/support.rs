@@ -98,6 +98,7 @@ pub fn write_caches_sampled(
                 reference_close_source: Some(opt_backfill::cache::CloseSource::Cache),
             },
             contracts,
+            class_hours: Vec::new(),
         };
         cache.sort();
         let path = dir.join(format!("{sym}_{}.json", end_date()));

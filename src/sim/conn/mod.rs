@@ -264,7 +264,10 @@ impl Conn {
                         return;
                     }
                     for info in found {
-                        out.send(&Reply::ContractData { req_id, info });
+                        out.send(&Reply::ContractData {
+                            req_id,
+                            info: Box::new(info),
+                        });
                     }
                     out.send(&Reply::ContractDataEnd(req_id));
                 });

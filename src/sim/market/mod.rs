@@ -121,17 +121,36 @@ impl Market {
     /// when `today` is the real date and its session is still running. An absent end means
     /// this; later ends are clipped to it.
     pub fn now(&self) -> DateTime<Utc> {
+        self.now_for(0)
+    }
+
+    /// [`Market::now`] for an instrument closing `close_offset` minutes after the equity close:
+    /// under the `close` clock, the close of that instrument's last session (16:15 for SPY
+    /// options), so a late class's last quarter hour of `today` is served.
+    pub fn now_for(&self, close_offset: i32) -> DateTime<Utc> {
+        let close = self.today + chrono::Duration::minutes(i64::from(close_offset));
         match self.clock {
-            SimClock::Close => self.today,
-            SimClock::At(t) => t.min(self.today),
+            SimClock::Close => close,
+            SimClock::At(t) => t.min(close),
             SimClock::Wall => {
                 let wall = Utc::now();
-                if calendar::to_ny(wall).date_naive() == self.today_date && wall < self.today {
+                if calendar::to_ny(wall).date_naive() == self.today_date && wall < close {
                     wall
                 } else {
-                    self.today
+                    close
                 }
             }
+        }
+    }
+
+    /// [`Market::now_for`] the instrument `con_id` (the equity close for stocks and unknown
+    /// ids): what an absent end means for a request on it.
+    pub fn now_of(&self, con_id: i64) -> DateTime<Utc> {
+        match self.resolve(con_id) {
+            Ok(Instrument::Option(c)) => {
+                self.now_for(super::hours::option_close_offset(&c.trading_class))
+            }
+            _ => self.now(),
         }
     }
 
@@ -382,7 +401,11 @@ impl Market {
             }
             return Err(HmdsError::too_long());
         }
-        let now = self.now();
+        let close_offset = match &inst {
+            Instrument::Stock(_) => 0,
+            Instrument::Option(c) => super::hours::option_close_offset(&c.trading_class),
+        };
+        let now = self.now_for(close_offset);
         let end = end.min(now);
         let mut start = window::window_start(end, duration)?;
         let local = match &inst {
@@ -394,7 +417,7 @@ impl Market {
                 c.local_symbol.clone()
             }
         };
-        let slots = window::slots(bar, start, end, now);
+        let slots = window::slots(bar, start, end, now, close_offset);
         let bars = match &inst {
             Instrument::Stock(i) => self.stock_bars(*i, &what_u, &slots),
             Instrument::Option(c) => self.option_bars(c, &what_u, &slots),

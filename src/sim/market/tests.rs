@@ -36,7 +36,7 @@ fn near_atm(m: &Market, symbol: &str, date: NaiveDate) -> SimContract {
 #[test]
 fn universe_and_chains() {
     let m = Market::new(7, today());
-    assert_eq!(m.underlyings().len(), 12);
+    assert_eq!(m.underlyings().len(), 13);
     let spy = m.chain("SPY").unwrap();
     assert_eq!(spy.exchanges[0], "SMART");
     let class = &spy.classes[0];
@@ -123,17 +123,41 @@ fn eight_hour_and_thirty_minute_alignment() {
             true,
         )
         .unwrap();
+    // SPY options trade until 16:15 (13:15 on the half day): the 16:00 (13:00) bar is a
+    // quarter hour long.
+    let half: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 27)).collect();
+    assert_eq!(half.len(), 8);
+    assert_eq!(
+        half.last().unwrap().ts,
+        ny_to_utc(d(2026, 11, 27), NaiveTime::from_hms_opt(13, 0, 0).unwrap())
+    );
+    let full: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 24)).collect();
+    assert_eq!(full.len(), 14);
+    for b in &bars {
+        assert!(b.low <= b.open && b.open <= b.high && b.low <= b.close && b.close <= b.high);
+    }
+    // AAPL options stop with the stock at 16:00 (13:00).
+    let a = near_atm(&m, "AAPL", today());
+    let bars = m
+        .bars(
+            a.con_id,
+            "MIDPOINT",
+            BarSize::Mins30,
+            m.now(),
+            dur("1 M"),
+            true,
+        )
+        .unwrap();
     let half: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 27)).collect();
     assert_eq!(half.len(), 7);
     assert_eq!(
         half.last().unwrap().ts,
         ny_to_utc(d(2026, 11, 27), NaiveTime::from_hms_opt(12, 30, 0).unwrap())
     );
-    let full: Vec<_> = bars.iter().filter(|b| b.date == d(2026, 11, 24)).collect();
-    assert_eq!(full.len(), 13);
-    for b in &bars {
-        assert!(b.low <= b.open && b.open <= b.high && b.low <= b.close && b.close <= b.high);
-    }
+    assert_eq!(
+        bars.iter().filter(|b| b.date == d(2026, 11, 24)).count(),
+        13
+    );
 }
 
 #[test]
@@ -265,7 +289,7 @@ fn extra_symbols_have_chains_and_distinct_con_ids() {
     let mut s = Scenario::preset("fast").unwrap();
     s.market.extra_symbols = 120;
     let m = Market::from_scenario(&s);
-    assert_eq!(m.underlyings().len(), 132);
+    assert_eq!(m.underlyings().len(), 133);
     let mut ids = std::collections::HashSet::new();
     for u in m.underlyings() {
         assert!(
@@ -351,4 +375,59 @@ fn clock_pinned_inside_todays_session() {
     // A pinned instant on another day is refused by validation, naming the key.
     s.clock = SimClock::At(ten - chrono::Duration::days(1));
     assert_eq!(s.validate().unwrap_err().0, "clock");
+}
+
+#[test]
+fn etf_options_trade_until_16_15_and_stock_options_until_16_00() {
+    let m = Market::new(7, today());
+    let full = d(2026, 11, 25);
+    let late_close = close_of(full) + chrono::Duration::minutes(15);
+    for (symbol, last) in [
+        ("SPY", (16, 14)),
+        ("QQQ", (16, 14)),
+        ("IWM", (16, 14)),
+        ("DIA", (16, 14)),
+        ("AAPL", (15, 59)),
+        ("MSFT", (15, 59)),
+    ] {
+        let c = near_atm(&m, symbol, full);
+        // Asked up to 16:15: the class's own close bounds the bars.
+        let bars = m
+            .bars(
+                c.con_id,
+                "MIDPOINT",
+                BarSize::Min1,
+                late_close,
+                dur("1 D"),
+                true,
+            )
+            .unwrap();
+        let t = to_ny(bars.last().unwrap().ts).time();
+        assert_eq!(
+            t,
+            NaiveTime::from_hms_opt(last.0, last.1, 0).unwrap(),
+            "{symbol}"
+        );
+        // use_rth = false is served the same hours (no ETF option session outside them).
+        let all = m
+            .bars(
+                c.con_id,
+                "MIDPOINT",
+                BarSize::Min1,
+                late_close,
+                dur("1 D"),
+                false,
+            )
+            .unwrap();
+        assert_eq!(all, bars, "{symbol}");
+    }
+    // The underlying stock stops at 16:00 whatever the end.
+    let spy = m.underlying("SPY").unwrap().con_id;
+    let bars = m
+        .bars(spy, "TRADES", BarSize::Min1, late_close, dur("1 D"), true)
+        .unwrap();
+    assert_eq!(
+        to_ny(bars.last().unwrap().ts).time(),
+        NaiveTime::from_hms_opt(15, 59, 0).unwrap()
+    );
 }

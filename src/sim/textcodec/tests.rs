@@ -108,6 +108,8 @@ fn info() -> ContractInfo {
         under_symbol: "AAPL".into(),
         under_sec_type: "STK".into(),
         min_tick: 0.01,
+        liquid_hours: "20261218:0930-20261218:1600".into(),
+        trading_hours: "20261218:0400-20261218:2000".into(),
     }
 }
 
@@ -429,7 +431,7 @@ fn contract_details_layout_per_version() {
     ] {
         let f = fields(&TextCodec::new(version).encode(&Reply::ContractData {
             req_id: 3,
-            info: info(),
+            info: Box::new(info()),
         }));
         assert_eq!(f.len(), len, "version {version}: {f:?}");
         let g = |i: usize| f[i + shift].as_str();
@@ -447,6 +449,8 @@ fn contract_details_layout_per_version() {
             ("100", "265598", "APPLE INC")
         );
         assert_eq!(f[m + 11], "US/Eastern");
+        assert_eq!(f[m + 12], "20261218:0400-20261218:2000", "tradingHours");
+        assert_eq!(f[m + 13], "20261218:0930-20261218:1600", "liquidHours");
         assert_eq!(f[m + 16], "0", "no secIds");
         assert_eq!((f[m + 18].as_str(), f[m + 19].as_str()), ("AAPL", "STK"));
         assert_eq!(f[m + 21], "20261218", "realExpirationDate");

@@ -5,6 +5,8 @@
 // The shared helpers (simulator, workspace, plan files, running the binary).
 use crate::support;
 
+mod incremental;
+
 use chrono::NaiveDate;
 use opt_backfill::cache::{ContractsCache, Right};
 use opt_backfill::discover::{discover, DiscoverConfig, DiscoverReport, SymbolReport};
@@ -673,4 +675,34 @@ async fn a_gateway_lost_for_good_fails_the_symbol_and_skips_the_rest_quickly() {
     // One reconnect window (2 s), not one per worker in turn.
     assert!(secs < 20.0, "took {secs:.1} s");
     assert_eq!(summary_lines(&rep.summary_path).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_record_each_classs_hours_from_contract_details() {
+    use opt_backfill::hours::HoursSource;
+    let sim = sim("fast", |_| {}).await;
+    let ws = Workspace::new();
+    let date = end_date();
+    let mut cfg = config(&ws.root, &sim, date, 33);
+    cfg.max_expiry_days = Some(8);
+    let rep = run(&["SPY", "AAPL"], cfg.clone()).await;
+    for (sym, offset, close) in [("SPY", 15, "1615"), ("AAPL", 0, "1600")] {
+        assert_eq!(by_symbol(&rep, sym).status, "OK");
+        let path = opt_backfill::discover::cache_path(&cfg.cache_dir, sym, date);
+        let cache: ContractsCache = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(cache.format_version, 2);
+        assert_eq!(cache.class_hours.len(), 1, "{sym}: {:?}", cache.class_hours);
+        let h = &cache.class_hours[0];
+        assert_eq!(h.trading_class, sym);
+        assert_eq!(h.rth_close_offset_minutes, offset, "{sym}: {h:?}");
+        assert_eq!(h.source, HoursSource::ContractDetails);
+        assert_eq!(h.time_zone_id.as_deref(), Some("US/Eastern"));
+        let liquid = h.liquid_hours.as_deref().unwrap();
+        // The simulator's today is 2026-11-30: a full day closing at the class close.
+        assert!(
+            liquid.starts_with(&format!("20261130:0930-20261130:{close}")),
+            "{liquid}"
+        );
+        assert!(h.trading_hours.is_some());
+    }
 }

@@ -129,15 +129,19 @@ async fn random_edits_and_faults_then_one_clean_run_leave_the_markets_bars() {
         run_step(&ws, &plan, &[], None).await;
         let (code, out) = verify(&ws, &plan, &[]).await;
         assert_eq!(code, Some(0), "seed {seed}: {log:?}\n{out}");
-        let end = opt_backfill::calendar::session(ends[end_idx])
+        let session = opt_backfill::calendar::session(ends[end_idx])
             .unwrap()
-            .unwrap()
-            .close;
+            .unwrap();
         let mut compared = 0;
         for f in std::fs::read_dir(ws.caches()).unwrap().flatten() {
             let cache: opt_backfill::cache::ContractsCache =
                 serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
             for c in &cache.contracts {
+                // Each class's own close: 16:15 (13:15) for SPY, QQQ, IWM, 16:00 otherwise.
+                let end = opt_backfill::hours::class_close(
+                    &session,
+                    opt_backfill::hours::builtin_close_offset(&c.trading_class),
+                );
                 let key = SeriesKey {
                     symbol: cache.underlying.symbol.clone(),
                     con_id: c.con_id,

@@ -223,6 +223,26 @@ fn last_session_resolves_from_now() {
 }
 
 #[test]
+fn an_end_of_today_while_its_session_is_open_is_the_last_closed_session() {
+    let plan = load("examples/fixtures/small.toml"); // end = 2026-11-27, the half day
+    let at = |s: &str| CompileOptions {
+        now: Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()),
+        ..opts()
+    };
+    // Friday 12:00 New York: the half day is still open, so Wednesday, with a note.
+    let c = compile::compile(&plan, &at("2026-11-27T17:00:00Z")).unwrap();
+    assert_eq!(c.manifest.end.session.to_string(), "2026-11-25");
+    assert_eq!(c.manifest.end.spec, "2026-11-27");
+    let notes: Vec<_> = c.notes.iter().filter(|n| n.starts_with("note:")).collect();
+    assert_eq!(notes.len(), 1, "{:?}", c.notes);
+    assert!(notes[0].contains("still open") && notes[0].contains("2026-11-25"));
+    // After the close: the day itself, no note.
+    let c = compile::compile(&plan, &at("2026-11-27T18:30:00Z")).unwrap();
+    assert_eq!(c.manifest.end.session.to_string(), "2026-11-27");
+    assert!(c.notes.iter().all(|n| !n.starts_with("note:")));
+}
+
+#[test]
 fn explicit_end_follows_the_nyse_calendar() {
     // Days the former calendar got wrong: Saturday holidays close the Friday before (but the
     // Monday after is open), and the national day of mourning 2025-01-09 is closed.

@@ -22,7 +22,9 @@ async fn eight_hours_six_months_one_bar_per_session_at_0930() {
         .await
         .unwrap();
     let listing = calendar::session(c.listing).unwrap().unwrap().open;
-    let end = m.now();
+    // An absent end is the class's close: SPY options trade until 16:15.
+    let end = m.now_of(c.con_id);
+    assert_eq!(end, m.now() + chrono::Duration::minutes(15));
     let start = end
         .checked_sub_months(chrono::Months::new(6))
         .unwrap()
