@@ -294,7 +294,10 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// DOM after scripts ran still holds the panels. Skipped, with a line saying so, without it.
 fn render_in_chromium(page: &Path) {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!("SKIPPED browser check: {CHROMIUM} is not installed (apt-get install chromium)");
+        println!(
+            "SKIPPED html::browser check of {}: {CHROMIUM} is not installed (apt-get install chromium)",
+            page.display()
+        );
         return;
     }
     let profile = tempfile::tempdir().unwrap();
