@@ -8,6 +8,7 @@
 //! serde with the [`SummaryRecord`] type checks every field and skips exactly the torn lines.
 
 pub mod html;
+pub mod html_heatmap;
 pub mod page;
 pub mod svg;
 

@@ -260,6 +260,12 @@ async fn hostile_run_page_matches_summaries_and_verify() {
             .any(|p| p.as_str().unwrap().contains(&*victim.to_string_lossy())),
         "the deleted file is named"
     );
+    // Drawn, too: the hole cells carry what a repair run fetches.
+    let vhtml = std::fs::read_to_string(&vpage).unwrap();
+    assert!(
+        vhtml.contains(&format!("a repair run fetches: {con_id} hours 8 hours")),
+        "no drawn hole for conId {con_id}"
+    );
     // The verify page carries the latest run's timeline too.
     assert!(!vdata["timeline"]["points"].as_array().unwrap().is_empty());
     render_in_chromium(&page);
