@@ -141,6 +141,11 @@ fn merge_bench(n: usize) {
             right: Right::C,
             bar_size: BarSize::Hours8,
             what: "TRADES".into(),
+            local_symbol: format!("AAPL  261218C{:08}", (100 + i) * 1000),
+            trading_class: "AAPL".into(),
+            multiplier: 100.0,
+            exchange: "SMART".into(),
+            currency: "USD".into(),
         })
         .collect();
     let paths: Vec<_> = keys

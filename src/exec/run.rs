@@ -610,6 +610,11 @@ fn series_key(t: &FetchTask) -> SeriesKey {
         right: t.right,
         bar_size: t.bar_size,
         what: t.what.clone(),
+        local_symbol: t.local_symbol.clone(),
+        trading_class: t.trading_class.clone(),
+        multiplier: t.multiplier,
+        exchange: t.exchange.clone(),
+        currency: t.currency.clone(),
     }
 }
 
@@ -824,9 +829,19 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
             req.units.clone(),
             mode,
         );
-        let merged =
-            tokio::task::spawn_blocking(move || parquet::merge_units(&p2, &k2, &b2, &u2, now, m2))
-                .await;
+        let prov = crate::store::provenance::Provenance::of_request(
+            &sh.cfg.run_id,
+            now,
+            req.end,
+            req.duration,
+            t.bar_size,
+            &t.what,
+            t.use_rth,
+        );
+        let merged = tokio::task::spawn_blocking(move || {
+            parquet::merge_units(&p2, &k2, &b2, &u2, m2, &prov)
+        })
+        .await;
         mode = WriteMode::Merge;
         match merged {
             Ok(Ok(m)) => {

@@ -2,6 +2,7 @@
 //! in-process simulated gateway, and reads real Parquet back with polars.
 mod discover;
 mod exec;
+mod lake;
 mod nearatm;
 mod plan;
 mod readme;
