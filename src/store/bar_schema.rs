@@ -41,6 +41,102 @@ pub const COLUMNS: &[&str] = &[
     "currency",
 ];
 
+/// One column of the bar file format, as documented in `schemas/bar_file.schema.json` and the
+/// README.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnSpec {
+    /// Name.
+    pub name: &'static str,
+    /// Arrow type as pyarrow prints it.
+    pub arrow: &'static str,
+    /// Format version that introduced it.
+    pub since: u32,
+    /// Meaning.
+    pub doc: &'static str,
+}
+
+const fn col(name: &'static str, arrow: &'static str, since: u32, doc: &'static str) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        arrow,
+        since,
+        doc,
+    }
+}
+
+const UTC_MS: &str = "timestamp[ms, tz=UTC]";
+const STR: &str = "large_string";
+
+/// The columns of [`COLUMNS`] with their types and meaning.
+pub const SPECS: &[ColumnSpec] = &[
+    col("ts", UTC_MS, 1, "Bar start (key)."),
+    col(
+        "ts_ny",
+        "timestamp[ms, tz=America/New_York]",
+        1,
+        "Bar start tagged New York (the zone is Arrow metadata: DuckDB shows it as ts).",
+    ),
+    col("open", "double", 1, "Open."),
+    col("high", "double", 1, "High."),
+    col("low", "double", 1, "Low."),
+    col("close", "double", 1, "Close."),
+    col("volume", "double", 1, "Volume (contracts)."),
+    col("wap", "double", 1, "Volume-weighted average price."),
+    col(
+        "bar_count",
+        "int32",
+        1,
+        "Trades in the bar (-1: not reported).",
+    ),
+    col("conid", "int64", 1, "Option conId (key)."),
+    col("symbol", STR, 1, "Underlying symbol."),
+    col("expiry", "date32[day]", 1, "Last trade date."),
+    col("strike", "double", 1, "Strike."),
+    col("right", STR, 1, "C or P."),
+    col("bar_size", STR, 1, "IB bar size, e.g. `8 hours` (key)."),
+    col(
+        "what_to_show",
+        STR,
+        1,
+        "TRADES, MIDPOINT, BID, ASK, ... (key).",
+    ),
+    col("fetched_at", UTC_MS, 1, "When the bar was received."),
+    col(
+        "session_date",
+        "date32[day]",
+        2,
+        "New York trading date of the bar.",
+    ),
+    col("local_symbol", STR, 2, "IB local symbol."),
+    col("trading_class", STR, 2, "Trading class (SPX vs SPXW)."),
+    col("multiplier", "double", 2, "Contract multiplier."),
+    col("exchange", STR, 2, "Exchange the requests went to (SMART)."),
+    col("currency", STR, 2, "Currency."),
+];
+
+/// The JSON description shipped as `schemas/bar_file.schema.json`.
+pub fn description() -> serde_json::Value {
+    use super::provenance as p;
+    let columns: Vec<serde_json::Value> = SPECS
+        .iter()
+        .map(|c| serde_json::json!({"name": c.name, "arrow_type": c.arrow, "since_version": c.since, "description": c.doc}))
+        .collect();
+    serde_json::json!({
+        "title": "opt-backfill bar file",
+        "description": "One Parquet file per contract, bar size and what-to-show, one row per bar sorted by ts. Key: ts, conid, bar_size, what_to_show. Columns are only appended between versions.",
+        "format_version": p::FORMAT_VERSION,
+        "columns": columns,
+        "key_value_metadata": {
+            p::FORMAT_KEY: "Format version (absent: 1).",
+            p::TOOL_VERSION_KEY: "Version of opt-backfill that last wrote the file.",
+            p::RUN_ID_KEY: "Run that last wrote the file.",
+            p::REQUESTS_KEY: format!("JSON array of the last {} requests merged into the file, oldest first: {{end, duration, bar_size, what, use_rth, fetched_at, run_id}}.", p::MAX_REQUESTS),
+            super::coverage::COVERAGE_KEY: "Coverage record: what the gateway answered per session (bars, empty, provisional).",
+            "ARROW:schema": "Arrow schema at the oldest compat level (strings are large_string).",
+        },
+    })
+}
+
 /// Days since 1970-01-01 (Arrow's date32).
 pub fn epoch_days(d: NaiveDate) -> i32 {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
@@ -106,4 +202,27 @@ pub fn build_frame(key: &SeriesKey, rows: &[StoredBar]) -> PolarsResult<DataFram
         const_str("currency", &key.currency, n),
     ];
     DataFrame::new(n, cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_follow_columns_and_the_shipped_description_is_current() {
+        let names: Vec<&str> = SPECS.iter().map(|c| c.name).collect();
+        assert_eq!(names, COLUMNS);
+        let mut text = serde_json::to_string_pretty(&description()).unwrap();
+        text.push('\n');
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/bar_file.schema.json");
+        if std::env::var_os("UPDATE_SCHEMAS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some(text.as_str()),
+            "stale schemas/bar_file.schema.json: regenerate with `UPDATE_SCHEMAS=1 cargo test` and commit"
+        );
+    }
 }
