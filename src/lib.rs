@@ -9,6 +9,7 @@ pub mod compile;
 pub mod discover;
 pub mod exec;
 pub mod ib;
+pub mod lake;
 pub mod plan;
 pub mod report;
 pub mod sim;

@@ -33,12 +33,15 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Write the universe of failed tasks as CSV, to feed back with `execute --rerun`.
     Rerun(report::RerunArgs),
+    /// Index or export a scope's bar files for analysis.
+    Lake(lake::LakeArgs),
 }
 
 pub mod common;
 pub mod demo;
 pub mod discover;
 pub mod execute;
+pub mod lake;
 pub mod plan;
 pub mod report;
 pub mod sim;
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Discover(args) => discover::run(args),
         Command::Report(args) => report::run_report(args),
         Command::Rerun(args) => report::run_rerun(args),
+        Command::Lake(args) => lake::run(args),
     }
 }

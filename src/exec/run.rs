@@ -379,6 +379,11 @@ pub async fn execute(
         probes: Mutex::new(HashMap::new()),
     });
 
+    // The files this run may write or check: the lake index is refreshed for them at the end.
+    let touched: Vec<String> = tasks
+        .iter()
+        .map(|t| relative_bar_path(&series_key(t)))
+        .collect();
     // Group into series (one per output file), keeping the manifest's order.
     let rank = phase_ranks(&cfg.phase_deps);
     let mut order: Vec<(i64, String, BarSize)> = Vec::new();
@@ -510,6 +515,12 @@ pub async fn execute(
         .and_then(|mut w| w.compact(&cfg.state_root, &cfg.scope));
     if let Err(e) = compacted {
         tracing::error!("cannot compact the coverage index: {e}");
+    }
+    let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
+    let indexed =
+        tokio::task::block_in_place(|| crate::lake::index::refresh_after_run(&scope_dir, &touched));
+    if let Err(e) = indexed {
+        tracing::error!("cannot refresh the lake index: {e}");
     }
     let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
     if let Err(e) = crate::store::atomic::write_json(&run_file, &stats) {

@@ -51,12 +51,17 @@ pub struct SeriesKey {
     pub currency: String,
 }
 
-/// Path of the bar file for a series.
-pub fn bar_file_path(output_root: &Path, scope: &str, key: &SeriesKey) -> PathBuf {
+/// The directory of a scope's bar files.
+pub fn scope_dir(output_root: &Path, scope: &str) -> PathBuf {
     output_root
         .join("raw")
         .join("ib")
         .join(format!("historical_bars_{scope}"))
+}
+
+/// Path of the bar file for a series.
+pub fn bar_file_path(output_root: &Path, scope: &str, key: &SeriesKey) -> PathBuf {
+    scope_dir(output_root, scope)
         .join(&key.symbol)
         .join(key.con_id.to_string())
         .join(&key.what)
@@ -522,7 +527,7 @@ mod tests {
 
     /// A file as the seed wrote it: its 17 columns, no format version, no provenance.
     fn write_format_1(path: &Path, rows: &[StoredBar]) {
-        let mut df = crate::store::bar_schema::build_frame(&key(), rows).unwrap();
+        let df = crate::store::bar_schema::build_frame(&key(), rows).unwrap();
         let mut df = df
             .drop_many(["session_date", "local_symbol", "trading_class"])
             .drop_many(["multiplier", "exchange", "currency"]);

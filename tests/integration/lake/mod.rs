@@ -1,6 +1,8 @@
 //! The lake as its readers see it: bar files read by pyarrow, DuckDB and polars; `lake index`
 //! and `lake export` checked against the bar files they come from.
 
+mod export;
+mod index;
 mod readers;
 
 use crate::support::*;
@@ -39,6 +41,12 @@ pub async fn lake(n: usize) -> Lake {
     ok(&out);
     let scope = ws.root.join("data_test/raw/ib/historical_bars_test");
     Lake { ws, scope, sim }
+}
+
+/// Stdout of a command that must have exited 0.
+pub fn stdout_of(out: &std::process::Output) -> String {
+    ok(out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Every bar file under `dir`, sorted.
