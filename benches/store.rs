@@ -173,6 +173,11 @@ fn coverage_resume_bench(n: usize) {
             right: Right::C,
             bar_size: BarSize::Hours8,
             what: "TRADES".into(),
+            local_symbol: String::new(),
+            trading_class: String::new(),
+            multiplier: 100.0,
+            exchange: "SMART".into(),
+            currency: "USD".into(),
         };
         let path = opt_backfill::store::parquet::bar_file_path(&cfg.output_root, "bench", &key);
         if i % 3 != 0 {
@@ -246,6 +251,11 @@ fn merge_bench(n: usize) {
             right: Right::C,
             bar_size: BarSize::Hours8,
             what: "TRADES".into(),
+            local_symbol: format!("AAPL  261218C{:08}", (100 + i) * 1000),
+            trading_class: "AAPL".into(),
+            multiplier: 100.0,
+            exchange: "SMART".into(),
+            currency: "USD".into(),
         })
         .collect();
     let paths: Vec<_> = keys

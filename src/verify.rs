@@ -12,7 +12,7 @@ use crate::compile::manifest::Manifest;
 use crate::compile::task::FetchTask;
 use crate::store::coverage::{window_units, Answer, FileCoverage};
 use crate::store::coverage_index::CoverageIndex;
-use crate::store::parquet::{self, SeriesKey, StoreError};
+use crate::store::parquet::{self, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -150,28 +150,6 @@ impl Audit {
     }
 }
 
-fn key_of(t: &FetchTask) -> SeriesKey {
-    SeriesKey {
-        symbol: t.symbol.clone(),
-        con_id: t.con_id,
-        expiry: t.expiry,
-        strike: t.strike,
-        right: t.right,
-        bar_size: t.bar_size,
-        what: t.what.clone(),
-    }
-}
-
-fn relative(key: &SeriesKey) -> String {
-    format!(
-        "{}/{}/{}/{}.parquet",
-        key.symbol,
-        key.con_id,
-        key.what,
-        key.bar_size.file_stem()
-    )
-}
-
 /// The tasks to audit: the manifest's, plus those of near-ATM selections a run has recorded.
 fn tasks_of(manifest: &Manifest, state_root: &Path, audit: &mut Audit) -> Vec<FetchTask> {
     let mut tasks = manifest.tasks.clone();
@@ -252,7 +230,7 @@ pub fn audit(
     let mut files: HashMap<PathBuf, Option<FileCoverage>> = HashMap::new();
     let mut reported: BTreeSet<PathBuf> = BTreeSet::new();
     for t in &tasks {
-        let key = key_of(t);
+        let key = crate::exec::run::series_key(t);
         let path = parquet::bar_file_path(&output_root, scope, &key);
         let cov = files
             .entry(path.clone())
@@ -261,7 +239,7 @@ pub fn audit(
                     check_rows(&path, &f.rows, &mut audit.problems);
                     Some(f.effective_coverage())
                 }
-                Ok(None) => index.current(&relative(&key), &path),
+                Ok(None) => index.current(&crate::exec::run::relative_bar_path(&key), &path),
                 Err(e) => {
                     let problem = match &e {
                         StoreError::Corrupt { reason, .. } => format!("unreadable: {reason}"),

@@ -42,6 +42,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff) on stdout: `opt-backfill man > opt-backfill.1`.
     Man,
+    /// Index or export a scope's bar files for analysis.
+    Lake(lake::LakeArgs),
 }
 
 pub mod common;
@@ -49,6 +51,7 @@ pub mod completions;
 pub mod demo;
 pub mod discover;
 pub mod execute;
+pub mod lake;
 pub mod plan;
 pub mod report;
 pub mod sim;
@@ -69,5 +72,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(args) => verify::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man => completions::run_man(),
+        Command::Lake(args) => lake::run(args),
     }
 }

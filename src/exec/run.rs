@@ -433,6 +433,11 @@ pub async fn execute(
         solo: tokio::sync::RwLock::new(()),
     });
 
+    // The files this run may write or check: the lake index is refreshed for them at the end.
+    let touched: Vec<String> = tasks
+        .iter()
+        .map(|t| relative_bar_path(&series_key(t)))
+        .collect();
     // Group into series (one per output file), keeping the manifest's order.
     let rank = phase_ranks(&cfg.phase_deps);
     let mut order: Vec<(i64, String, BarSize)> = Vec::new();
@@ -615,6 +620,12 @@ pub async fn execute(
     if let Err(e) = compacted {
         tracing::error!("cannot compact the coverage index: {e}");
     }
+    let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
+    let indexed =
+        tokio::task::block_in_place(|| crate::lake::index::refresh_after_run(&scope_dir, &touched));
+    if let Err(e) = indexed {
+        tracing::error!("cannot refresh the lake index: {e}");
+    }
     let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
     if let Err(e) = crate::store::atomic::write_json(&run_file, &stats) {
         stats.write_failures += 1;
@@ -741,7 +752,8 @@ async fn run_series(sh: Arc<Shared>, s: Series) {
     });
 }
 
-fn series_key(t: &FetchTask) -> SeriesKey {
+/// The output file's identity of a task (shared with `verify`, which must read the same file).
+pub(crate) fn series_key(t: &FetchTask) -> SeriesKey {
     SeriesKey {
         symbol: t.symbol.clone(),
         con_id: t.con_id,
@@ -750,11 +762,16 @@ fn series_key(t: &FetchTask) -> SeriesKey {
         right: t.right,
         bar_size: t.bar_size,
         what: t.what.clone(),
+        local_symbol: t.local_symbol.clone(),
+        trading_class: t.trading_class.clone(),
+        multiplier: t.multiplier,
+        exchange: t.exchange.clone(),
+        currency: t.currency.clone(),
     }
 }
 
 /// A bar file's path relative to the scope's bar directory (the coverage index's key).
-fn relative_bar_path(key: &SeriesKey) -> String {
+pub(crate) fn relative_bar_path(key: &SeriesKey) -> String {
     format!(
         "{}/{}/{}/{}.parquet",
         key.symbol,
@@ -966,8 +983,17 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
             mode,
         );
         let prior = last_cov.clone();
+        let prov = crate::store::provenance::Provenance::of_request(
+            &sh.cfg.run_id,
+            now,
+            req.end,
+            req.duration,
+            t.bar_size,
+            &t.what,
+            t.use_rth,
+        );
         let merged = tokio::task::spawn_blocking(move || {
-            parquet::merge_units(&p2, &k2, &b2, &u2, now, m2, prior.as_ref())
+            parquet::merge_units(&p2, &k2, &b2, &u2, m2, prior.as_ref(), &prov)
         })
         .await;
         mode = WriteMode::Merge;

@@ -1,7 +1,10 @@
 //! Parquet bar files, their coverage, and summary JSONL.
 
 pub mod atomic;
+pub mod bar_schema;
 pub mod coverage;
 pub mod coverage_index;
 pub mod parquet;
+pub mod parquet_compat;
+pub mod provenance;
 pub mod summary;

@@ -12,34 +12,14 @@ use crate::bars::BarSize;
 use crate::cache::Right;
 use crate::ib::FetchedBar;
 use crate::store::coverage::{Answer, Cover, FileCoverage, Unit, COVERAGE_KEY};
+use crate::store::provenance::{FileProvenance, Provenance};
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
-use polars::io::parquet::write::KeyValueMetadata;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-/// Columns of a bar file, in order. `ts` and `fetched_at` are UTC (milliseconds); `ts_ny` is the
-/// same instant tagged America/New_York for readers who want local session times.
-pub const COLUMNS: &[&str] = &[
-    "ts",
-    "ts_ny",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "wap",
-    "bar_count",
-    "conid",
-    "symbol",
-    "expiry",
-    "strike",
-    "right",
-    "bar_size",
-    "what_to_show",
-    "fetched_at",
-];
+pub use super::bar_schema::COLUMNS;
 
 /// What identifies the series stored in one file (constant over its rows).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,14 +38,30 @@ pub struct SeriesKey {
     pub bar_size: BarSize,
     /// What to show.
     pub what: String,
+    /// IB local symbol (e.g. `SPXW  261218C06000000`).
+    pub local_symbol: String,
+    /// Trading class: tells apart two classes of one underlying with the same expiry, strike
+    /// and right (SPX and SPXW).
+    pub trading_class: String,
+    /// Contract multiplier.
+    pub multiplier: f64,
+    /// Exchange the requests went to (SMART).
+    pub exchange: String,
+    /// Currency.
+    pub currency: String,
 }
 
-/// Path of the bar file for a series.
-pub fn bar_file_path(output_root: &Path, scope: &str, key: &SeriesKey) -> PathBuf {
+/// The directory of a scope's bar files.
+pub fn scope_dir(output_root: &Path, scope: &str) -> PathBuf {
     output_root
         .join("raw")
         .join("ib")
         .join(format!("historical_bars_{scope}"))
+}
+
+/// Path of the bar file for a series.
+pub fn bar_file_path(output_root: &Path, scope: &str, key: &SeriesKey) -> PathBuf {
+    scope_dir(output_root, scope)
         .join(&key.symbol)
         .join(key.con_id.to_string())
         .join(&key.what)
@@ -156,6 +152,8 @@ pub struct BarFile {
     pub rows: Vec<StoredBar>,
     /// The file's coverage record, if it has one.
     pub coverage: Option<FileCoverage>,
+    /// Format version, tool version, run and requests recorded in the file.
+    pub provenance: FileProvenance,
 }
 
 impl BarFile {
@@ -240,13 +238,17 @@ pub fn read_file(path: &Path) -> Result<Option<BarFile>, StoreError> {
         }
     };
     let mut reader = ParquetReader::new(file);
-    let coverage = {
+    let (coverage, provenance) = {
         let meta = reader.get_metadata().map_err(|e| read_error(path, e))?;
-        meta.key_value_metadata()
-            .as_ref()
-            .and_then(|kv| kv.iter().find(|k| k.key == COVERAGE_KEY))
-            .and_then(|k| k.value.as_deref())
-            .and_then(|v| FileCoverage::decode(v).ok())
+        let kv = meta.key_value_metadata().as_deref().unwrap_or_default();
+        let pairs = || {
+            kv.iter()
+                .filter_map(|k| k.value.as_deref().map(|v| (k.key.as_str(), v)))
+        };
+        let coverage = pairs()
+            .find(|(k, _)| *k == COVERAGE_KEY)
+            .and_then(|(_, v)| FileCoverage::decode(v).ok());
+        (coverage, FileProvenance::from_pairs(pairs()))
     };
     let df = reader.finish().map_err(|e| read_error(path, e))?;
     let f64s = |name: &str| -> Result<Vec<Option<f64>>, StoreError> {
@@ -280,7 +282,11 @@ pub fn read_file(path: &Path) -> Result<Option<BarFile>, StoreError> {
         let fetched_at = fetched[i].and_then(to_utc).unwrap_or(bar.ts);
         rows.push(StoredBar { bar, fetched_at });
     }
-    Ok(Some(BarFile { rows, coverage }))
+    Ok(Some(BarFile {
+        rows,
+        coverage,
+        provenance,
+    }))
 }
 
 /// Every row of a bar file. `Ok(None)` when it does not exist.
@@ -332,16 +338,19 @@ pub fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, StoreError
 /// half session before a window's first whole one, are not kept), and the coverage records what
 /// each unit answered; `Replace` starts the file afresh. `prior`: the coverage known for a
 /// series without a file (sessions answered empty so far). A file that cannot be decoded is
-/// quarantined first; one that cannot be read (I/O) fails the merge and is left alone.
+/// quarantined first; one that cannot be read (I/O) fails the merge and is left alone. The file
+/// is written in the current format whatever format it had (an older file gains the new
+/// columns, from `key`), with `prov` appended to its provenance.
 pub fn merge_units(
     path: &Path,
     key: &SeriesKey,
     fetched: &[FetchedBar],
     units: &[Unit],
-    fetched_at: DateTime<Utc>,
     mode: WriteMode,
     prior: Option<&FileCoverage>,
+    prov: &Provenance,
 ) -> Result<MergeOutcome, StoreError> {
+    let fetched_at = prov.fetched_at;
     let mut quarantined = None;
     let existing = match mode {
         WriteMode::Replace => None,
@@ -354,10 +363,10 @@ pub fn merge_units(
             Err(e) => return Err(e),
         },
     };
-    let (rows, mut coverage) = match existing {
+    let (rows, mut coverage, earlier) = match existing {
         Some(f) => {
             let cov = f.effective_coverage();
-            (f.rows, cov)
+            (f.rows, cov, f.provenance.requests)
         }
         None => (
             Vec::new(),
@@ -365,6 +374,7 @@ pub fn merge_units(
                 WriteMode::Merge => prior.cloned().unwrap_or_default(),
                 WriteMode::Replace => FileCoverage::default(),
             },
+            Vec::new(),
         ),
     };
     let before: std::collections::HashSet<i64> =
@@ -404,7 +414,8 @@ pub fn merge_units(
     let rows: Vec<StoredBar> = by_ts.into_values().collect();
     let written = !rows.is_empty() || path.exists();
     if written {
-        write_atomic(path, key, &rows, &coverage)?;
+        let kv = crate::store::provenance::metadata(prov, &earlier);
+        write_atomic(path, key, &rows, &coverage, kv)?;
     }
     Ok(MergeOutcome {
         appended,
@@ -438,92 +449,35 @@ pub fn merge_bars(
     } else {
         WriteMode::Replace
     };
-    merge_units(path, key, fetched, &units, fetched_at, mode, None)
+    merge_units(
+        path,
+        key,
+        fetched,
+        &units,
+        mode,
+        None,
+        &Provenance::untracked(fetched_at),
+    )
 }
 
-fn build_frame(key: &SeriesKey, rows: &[StoredBar]) -> PolarsResult<DataFrame> {
-    let n = rows.len();
-    let utc = DataType::Datetime(TimeUnit::Milliseconds, Some(polars::prelude::TimeZone::UTC));
-    let ny_tz = polars::prelude::TimeZone::from_chrono(&chrono_tz::America::New_York);
-    let ny = DataType::Datetime(TimeUnit::Milliseconds, Some(ny_tz));
-    let ts: Vec<i64> = rows.iter().map(|r| r.bar.ts.timestamp_millis()).collect();
-    let fetched: Vec<i64> = rows
-        .iter()
-        .map(|r| r.fetched_at.timestamp_millis())
-        .collect();
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    let expiry_days = (key.expiry - epoch).num_days() as i32;
-    let cols: Vec<Column> = vec![
-        Series::new("ts".into(), ts.clone()).cast(&utc)?.into(),
-        Series::new("ts_ny".into(), ts).cast(&ny)?.into(),
-        Series::new(
-            "open".into(),
-            rows.iter().map(|r| r.bar.open).collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "high".into(),
-            rows.iter().map(|r| r.bar.high).collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "low".into(),
-            rows.iter().map(|r| r.bar.low).collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "close".into(),
-            rows.iter().map(|r| r.bar.close).collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "volume".into(),
-            rows.iter().map(|r| r.bar.volume).collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "wap".into(),
-            rows.iter().map(|r| r.bar.wap).collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new(
-            "bar_count".into(),
-            rows.iter().map(|r| r.bar.count).collect::<Vec<_>>(),
-        )
-        .into(),
-        Series::new("conid".into(), vec![key.con_id; n]).into(),
-        Series::new("symbol".into(), vec![key.symbol.as_str(); n]).into(),
-        Series::new("expiry".into(), vec![expiry_days; n])
-            .cast(&DataType::Date)?
-            .into(),
-        Series::new("strike".into(), vec![key.strike; n]).into(),
-        Series::new("right".into(), vec![key.right.as_str(); n]).into(),
-        Series::new("bar_size".into(), vec![key.bar_size.as_str(); n]).into(),
-        Series::new("what_to_show".into(), vec![key.what.as_str(); n]).into(),
-        Series::new("fetched_at".into(), fetched).cast(&utc)?.into(),
-    ];
-    DataFrame::new(n, cols)
-}
-
-/// Write rows and their coverage record to `path` via a temporary file in the same directory
-/// and a rename: the record and the bars it describes become visible together.
+/// Write rows, their coverage record and the key-value pairs `extra` (provenance) to `path` via
+/// a temporary file in the same directory and a rename: the record and the bars it describes
+/// become visible together.
 pub fn write_atomic(
     path: &Path,
     key: &SeriesKey,
     rows: &[StoredBar],
     coverage: &FileCoverage,
+    extra: Vec<(String, String)>,
 ) -> Result<(), StoreError> {
-    let mut df = build_frame(key, rows).map_err(|source| StoreError::Write {
+    let mut df = super::bar_schema::build_frame(key, rows).map_err(|source| StoreError::Write {
         path: path.to_path_buf(),
         source,
     })?;
+    let mut kv = vec![(COVERAGE_KEY.to_string(), coverage.encode())];
+    kv.extend(extra);
     crate::store::atomic::write_with(path, |f| {
-        ParquetWriter::new(f)
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-                COVERAGE_KEY.to_string(),
-                coverage.encode(),
-            )])))
-            .finish(&mut df)
+        crate::store::parquet_compat::write_frame(f, &mut df, kv, None)
             .map(|_| ())
             .map_err(std::io::Error::other)
     })
@@ -548,6 +502,11 @@ mod tests {
             right: Right::C,
             bar_size: BarSize::Hours8,
             what: "TRADES".into(),
+            local_symbol: "AAPL  261218C00200000".into(),
+            trading_class: "AAPL".into(),
+            multiplier: 100.0,
+            exchange: "SMART".into(),
+            currency: "USD".into(),
         }
     }
 
@@ -590,6 +549,113 @@ mod tests {
         let c = file.coverage.expect("coverage record");
         let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         assert_eq!(c.session(day).map(|c| c.answer), Some(Answer::Bars));
+    }
+
+    /// A file as the seed wrote it: its 17 columns, no format version, no provenance.
+    fn write_format_1(path: &Path, rows: &[StoredBar]) {
+        let df = crate::store::bar_schema::build_frame(&key(), rows).unwrap();
+        let mut df = df
+            .drop_many(["session_date", "local_symbol", "trading_class"])
+            .drop_many(["multiplier", "exchange", "currency"]);
+        assert_eq!(df.width(), 17);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        ParquetWriter::new(File::create(path).unwrap())
+            .finish(&mut df)
+            .unwrap();
+    }
+
+    #[test]
+    fn format_1_file_gains_the_new_columns_on_its_next_merge_without_losing_bars() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = bar_file_path(dir.path(), "t", &key());
+        let old_at = Utc.timestamp_opt(1_000_000, 0).unwrap();
+        // 2026-11-23 and 2026-11-24, 14:30 UTC (sessions of New York).
+        let old: Vec<StoredBar> = [0, 86_400]
+            .iter()
+            .map(|t| StoredBar {
+                bar: bar(*t, 1.0),
+                fetched_at: old_at,
+            })
+            .collect();
+        write_format_1(&path, &old);
+        assert_eq!(
+            read_file(&path).unwrap().unwrap().provenance.format_version,
+            1
+        );
+        let t = Utc.timestamp_opt(1_795_617_000, 0).unwrap(); // 2026-11-25 14:30 UTC
+        let prov = Provenance::of_request(
+            "run-a",
+            t,
+            t,
+            "1 D".parse().unwrap(),
+            BarSize::Hours8,
+            "TRADES",
+            true,
+        );
+        let units = vec![Unit::Session(
+            crate::calendar::session(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap())
+                .unwrap()
+                .unwrap(),
+        )];
+        let out = merge_units(
+            &path,
+            &key(),
+            &[bar(172_800, 5.0)],
+            &units,
+            WriteMode::Merge,
+            None,
+            &prov,
+        )
+        .unwrap();
+        assert_eq!((out.appended, out.total), (1, 3), "old bars kept");
+        let mut prov2 = prov.clone();
+        prov2.run_id = "run-b".into();
+        merge_units(
+            &path,
+            &key(),
+            &[bar(172_800, 6.0)],
+            &units,
+            WriteMode::Merge,
+            None,
+            &prov2,
+        )
+        .unwrap();
+        let f = read_file(&path).unwrap().unwrap();
+        assert_eq!(f.rows.len(), 3);
+        assert_eq!(
+            f.rows[0].fetched_at, old_at,
+            "untouched bars keep their fetch time"
+        );
+        assert_eq!(
+            f.provenance.format_version,
+            crate::store::provenance::FORMAT_VERSION
+        );
+        assert_eq!(f.provenance.run_id.as_deref(), Some("run-b"));
+        assert_eq!(f.provenance.requests.len(), 2, "both requests recorded");
+        assert_eq!(f.provenance.requests[0].run_id, "run-a");
+        assert!(
+            f.coverage.is_some(),
+            "coverage record kept next to provenance"
+        );
+        let df = ParquetReader::new(File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        let names: Vec<&str> = df.get_column_names().iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, COLUMNS);
+        let ls = df.column("local_symbol").unwrap().str().unwrap().get(0);
+        assert_eq!(ls, Some("AAPL  261218C00200000"), "filled from the key");
+        let sd = df
+            .column("session_date")
+            .unwrap()
+            .cast(&DataType::Int32)
+            .unwrap();
+        let want =
+            crate::store::bar_schema::epoch_days(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());
+        assert_eq!(
+            sd.i32().unwrap().get(0),
+            Some(want),
+            "New York trading date"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod exec;
 mod hours;
 mod html;
 mod lake;
+mod lakeio;
 mod nearatm;
 mod ops;
 mod plan;

@@ -63,6 +63,11 @@ fn assert_files_match_market(
                 right: c.right,
                 bar_size: bar,
                 what: "TRADES".into(),
+                local_symbol: c.local_symbol.clone(),
+                trading_class: c.trading_class.clone(),
+                multiplier: c.multiplier,
+                exchange: c.exchange.clone(),
+                currency: c.currency.clone(),
             };
             let path = bar_file_path(&ws.root.join("data_test"), "test", &key);
             match market.bars(
@@ -225,6 +230,11 @@ async fn corrupt_file_is_quarantined_and_rewritten() {
         right: c.right,
         bar_size: BarSize::Hours8,
         what: "TRADES".into(),
+        local_symbol: c.local_symbol.clone(),
+        trading_class: c.trading_class.clone(),
+        multiplier: c.multiplier,
+        exchange: c.exchange.clone(),
+        currency: c.currency.clone(),
     };
     let path = bar_file_path(&ws.root.join("data_test"), "test", &key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

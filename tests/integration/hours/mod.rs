@@ -45,6 +45,11 @@ fn bars_of(ws: &Workspace, market: &Market, sym: &str, bar: BarSize) -> BTreeMap
             right: c.right,
             bar_size: bar,
             what: "MIDPOINT".into(),
+            local_symbol: c.local_symbol.clone(),
+            trading_class: c.trading_class.clone(),
+            multiplier: c.multiplier,
+            exchange: c.exchange.clone(),
+            currency: c.currency.clone(),
         };
         let path = bar_file_path(&ws.root.join("data_test"), "test", &key);
         let rows = read_bars(&path)

@@ -15,7 +15,7 @@ mod sequences;
 /// wap, count) rows, as the bytes would be compared (f64 bits).
 pub type Lake = BTreeMap<String, Vec<(i64, [u64; 6], i32)>>;
 
-/// Read every bar file under `root`'s scope directory.
+/// Read every bar file under `root`'s scope directory (not the scope's `_index.parquet`).
 pub fn read_lake(root: &Path) -> Lake {
     let base = root.join("data_test/raw/ib/historical_bars_test");
     let mut out = Lake::new();
@@ -28,7 +28,11 @@ pub fn read_lake(root: &Path) -> Lake {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+            {
                 let rows = read_bars(&p).unwrap().unwrap();
                 let rel = p.strip_prefix(&base).unwrap().display().to_string();
                 out.insert(

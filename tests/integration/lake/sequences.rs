@@ -150,6 +150,11 @@ async fn random_edits_and_faults_then_one_clean_run_leave_the_markets_bars() {
                     right: c.right,
                     bar_size: BarSize::Hours8,
                     what: "TRADES".into(),
+                    local_symbol: c.local_symbol.clone(),
+                    trading_class: c.trading_class.clone(),
+                    multiplier: c.multiplier,
+                    exchange: c.exchange.clone(),
+                    currency: c.currency.clone(),
                 };
                 let path = bar_file_path(&ws.root.join("data_test"), "test", &key);
                 let held = read_bars(&path).unwrap().unwrap_or_default();

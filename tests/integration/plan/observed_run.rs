@@ -31,7 +31,11 @@ fn lake(dir: &Path) -> Lake {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+            {
                 let rows = read_bars(&p).unwrap().unwrap_or_default();
                 let bars = rows
                     .iter()
