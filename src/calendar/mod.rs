@@ -76,6 +76,12 @@ pub fn is_session(date: NaiveDate) -> Result<bool, OutOfRange> {
     Ok(session(date)?.is_some())
 }
 
+/// The position of `date`'s session among every session of the calendar's range: consecutive
+/// sessions have consecutive ordinals (None on a day without a session or outside the range).
+pub fn session_ordinal(date: NaiveDate) -> Option<u32> {
+    table::days().ordinal(date)
+}
+
 /// The session on `date`, or `None` on a weekend or holiday.
 pub fn session(date: NaiveDate) -> Result<Option<Session>, OutOfRange> {
     table::days().get(date).ok_or(OutOfRange(date))

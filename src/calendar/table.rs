@@ -35,6 +35,8 @@ enum Exception {
 pub(super) struct Days {
     first: NaiveDate,
     slots: Vec<Option<Session>>,
+    /// Per day, the number of sessions before it in the range (for session ordinals).
+    before: Vec<u32>,
 }
 
 impl Days {
@@ -43,6 +45,17 @@ impl Days {
         let index =
             usize::try_from(date.num_days_from_ce() - self.first.num_days_from_ce()).ok()?;
         self.slots.get(index).copied()
+    }
+
+    /// The position of `date`'s session among all sessions of the range (None: no session that
+    /// day, or outside the range).
+    pub(super) fn ordinal(&self, date: NaiveDate) -> Option<u32> {
+        let index =
+            usize::try_from(date.num_days_from_ce() - self.first.num_days_from_ce()).ok()?;
+        match self.slots.get(index)? {
+            Some(_) => self.before.get(index).copied(),
+            None => None,
+        }
     }
 
     /// The slots of `from..=to` (both must be in range and `from <= to`).
@@ -79,7 +92,17 @@ pub(super) fn build(text: &str) -> Result<Days, TableError> {
             (false, None) => Some(session(date, RTH_CLOSE, false)),
         });
     }
-    Ok(Days { first, slots })
+    let mut before = Vec::with_capacity(slots.len());
+    let mut n = 0u32;
+    for s in &slots {
+        before.push(n);
+        n += u32::from(s.is_some());
+    }
+    Ok(Days {
+        first,
+        slots,
+        before,
+    })
 }
 
 fn session(date: NaiveDate, close: NaiveTime, half_day: bool) -> Session {

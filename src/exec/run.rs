@@ -14,10 +14,12 @@ use super::safety::{
 };
 use super::small_bars::SmallBarKey;
 use super::timeline::TimelineRecorder;
-use crate::bars::BarSize;
+use crate::bars::{BarSize, Duration as IbDuration};
 use crate::compile::task::FetchTask;
 use crate::ib::{FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec, OutcomeClass};
-use crate::store::coverage::{window_units, Answer, FileCoverage, Unit};
+use crate::store::coverage::{
+    window_ordinals, window_units, Answer, FileCoverage, FinalRuns, Unit,
+};
 use crate::store::coverage_index::{CoverageIndex, IndexWriter};
 use crate::store::parquet::{self, SeriesKey, StoreError, WriteMode};
 use crate::store::summary::{self, SummaryRecord, SummaryWriter};
@@ -164,7 +166,9 @@ pub fn lock_scope(cfg: &ExecConfig) -> Result<RunLock, ExecError> {
 
 /// Drop tasks whose window the lake already covers, by the scope's coverage index: a task is
 /// done when the index entry of its file still matches the file on disk (size and mtime) and
-/// records every session of the window as answered (provisional ones only until they close).
+/// records every session of the window as answered and final (checked on the record's session
+/// runs, without expanding it; a window with a provisional session or a chunk goes to the
+/// scheduler, which decides from the file).
 /// Anything else goes to the scheduler, which reads the file itself. A scope without an index
 /// (written by an older version) falls back to the summaries for tasks that wrote no file
 /// (EMPTY), and its files are re-read at run time, which records them in the index.
@@ -187,9 +191,10 @@ pub fn filter_resumed(
     } else {
         None
     };
-    let now = cfg.now.unwrap_or_else(Utc::now);
-    let mut windows: HashMap<(DateTime<Utc>, String), Vec<Unit>> = HashMap::new();
-    let mut files: HashMap<String, Option<FileCoverage>> = HashMap::new();
+    // Windows are shared by every contract of a cell: their session span, computed once.
+    type Span = Option<(u32, u32)>;
+    let mut windows: HashMap<(DateTime<Utc>, IbDuration), Span> = HashMap::new();
+    let mut files: HashMap<String, Option<FinalRuns>> = HashMap::new();
     let mut checked = HashSet::new();
     let before = tasks.len();
     let left: Vec<FetchTask> = tasks
@@ -197,17 +202,15 @@ pub fn filter_resumed(
         .filter(|t| {
             let key = series_key(t);
             let rel = relative_bar_path(&key);
-            let cov = files.entry(rel.clone()).or_insert_with(|| {
+            let runs = files.entry(rel.clone()).or_insert_with(|| {
                 let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
-                index.current(&rel, &path)
+                index.current_runs(&rel, &path)
             });
-            let done = match cov {
-                Some(cov) => {
-                    let units = windows
-                        .entry((t.end, t.duration.to_string()))
-                        .or_insert_with(|| window_units(t.end, t.duration));
-                    !units.is_empty() && units.iter().all(|u| !cov.needs(u, now))
-                }
+            let done = match runs {
+                Some(runs) => windows
+                    .entry((t.end, t.duration))
+                    .or_insert_with(|| window_ordinals(&window_units(t.end, t.duration)))
+                    .is_some_and(|(a, b)| runs.covers(a, b)),
                 None => legacy.as_ref().is_some_and(|st| {
                     st.done_without_file(&t.id) && st.is_done(&t.id, &mut checked)
                 }),

@@ -363,6 +363,60 @@ impl FileCoverage {
     }
 }
 
+/// The final (not provisional) runs of whole sessions of an encoded record, as merged inclusive
+/// intervals of calendar session ordinals: resume's fast check, without expanding the record
+/// into sessions. A run whose count disagrees with the calendar is dropped, as in
+/// [`FileCoverage::decode`]; chunks and provisional runs are left out (such windows go to the
+/// scheduler, which decides from the file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinalRuns(Vec<(u32, u32)>);
+
+impl FinalRuns {
+    /// Parse an encoded record (None when it is not one).
+    pub fn parse(encoded: &str) -> Option<FinalRuns> {
+        let e: Encoded = serde_json::from_str(encoded).ok()?;
+        if e.v != COVERAGE_VERSION {
+            return None;
+        }
+        let mut runs: Vec<(u32, u32)> =
+            e.s.iter()
+                .filter(|(_, _, _, code)| code == "B" || code == "E")
+                .filter_map(|(first, last, n, _)| {
+                    let (a, b) = (
+                        calendar::session_ordinal(*first)?,
+                        calendar::session_ordinal(*last)?,
+                    );
+                    (b >= a && b - a + 1 == *n).then_some((a, b))
+                })
+                .collect();
+        runs.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(runs.len());
+        for (a, b) in runs {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        Some(FinalRuns(merged))
+    }
+
+    /// Whether every session with ordinal in `first..=last` is covered.
+    pub fn covers(&self, first: u32, last: u32) -> bool {
+        self.0.iter().any(|(a, b)| *a <= first && last <= *b)
+    }
+}
+
+/// The session ordinals a window of whole sessions spans (None when it holds a chunk or the
+/// calendar cannot answer): with [`FinalRuns::covers`], resume's fast check.
+pub fn window_ordinals(units: &[Unit]) -> Option<(u32, u32)> {
+    if units.iter().any(|u| matches!(u, Unit::Chunk { .. })) {
+        return None;
+    }
+    let first = calendar::session_ordinal(units.first()?.session().date)?;
+    let last = calendar::session_ordinal(units.last()?.session().date)?;
+    Some((first, last))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +516,43 @@ mod tests {
         assert!(
             FileCoverage::decode(r#"{"v":1,"s":[["2026-11-30","2026-11-30",1,"X"]]}"#).is_err()
         );
+    }
+
+    #[test]
+    fn final_runs_answer_like_the_decoded_record() {
+        let end = sess(d(11, 27)).close;
+        let units = window_units(end, "1 M".parse().unwrap());
+        let mut c = FileCoverage::default();
+        for u in &units {
+            c.set(u, BARS);
+        }
+        c.set(
+            &units[3],
+            Cover {
+                answer: Answer::Empty,
+                provisional: false,
+            },
+        );
+        let (a, b) = window_ordinals(&units).unwrap();
+        let runs = FinalRuns::parse(&c.encode()).unwrap();
+        assert!(runs.covers(a, b), "bars and empty runs merge: {runs:?}");
+        // A provisional session breaks the run; the decoded record says the same once it closed.
+        c.set(
+            &units[5],
+            Cover {
+                answer: Answer::Bars,
+                provisional: true,
+            },
+        );
+        let runs = FinalRuns::parse(&c.encode()).unwrap();
+        assert!(!runs.covers(a, b));
+        assert!(c.needs(&units[5], end));
+        assert!(runs.covers(a + 6, b));
+        // A run whose count disagrees with the calendar covers nothing.
+        let bad = FinalRuns::parse(r#"{"v":1,"s":[["2026-11-23","2026-11-27",5,"B"]]}"#).unwrap();
+        let o = |day| crate::calendar::session_ordinal(d(11, day)).unwrap();
+        assert!(!bad.covers(o(23), o(23)));
+        assert!(FinalRuns::parse("not json").is_none());
     }
 
     #[test]

@@ -136,6 +136,20 @@ impl CoverageIndex {
         self.entries.is_empty()
     }
 
+    /// The final session runs of `rel` if its entry still describes the file on disk at `path`
+    /// (resume's fast check; see [`crate::store::coverage::FinalRuns`]).
+    pub fn current_runs(
+        &self,
+        rel: &str,
+        path: &Path,
+    ) -> Option<crate::store::coverage::FinalRuns> {
+        let e = self.entries.get(rel)?;
+        if fingerprint(path).ok()? != e.fp {
+            return None;
+        }
+        crate::store::coverage::FinalRuns::parse(&e.cov)
+    }
+
     /// The recorded coverage of `rel` if its entry still describes the file on disk at `path`.
     pub fn current(&self, rel: &str, path: &Path) -> Option<FileCoverage> {
         let e = self.entries.get(rel)?;
