@@ -54,6 +54,19 @@ impl Default for GovernorConfig {
     }
 }
 
+impl GovernorConfig {
+    /// The same governor against a gateway whose clock runs `time_scale` times faster (a
+    /// compressed-time simulator): the pacing pause and the small-bar windows model IB's
+    /// rules in its time, so they shrink; the in-flight limits are counts and stay.
+    pub fn compressed(self, time_scale: f64) -> GovernorConfig {
+        GovernorConfig {
+            pacing_pause: super::small_bars::compress(self.pacing_pause, time_scale),
+            small_bars: self.small_bars.compressed(time_scale),
+            ..self
+        }
+    }
+}
+
 /// Snapshot of the governor for the progress display and the summary.
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq)]
 pub struct GovernorStats {

@@ -31,6 +31,14 @@ pub struct Scenario {
     /// RFC 3339 instant on `today` (pinned, for tests of a session still open).
     #[serde(default)]
     pub clock: SimClock,
+    /// Compressed time: the simulator's clock runs this many times faster than the wall clock.
+    /// Every duration of the scenario is simulated time: latencies are divided by it, the soft
+    /// throttle, pacing, violation and message-rate windows are shortened by it (the same
+    /// counts in a shorter wall-clock span) and faults fire at their simulated offsets. So a
+    /// client whose own clock-based limits are compressed alike (`execute --time-scale`)
+    /// sees the same gateway, N times faster. 1 (the default) is real time.
+    #[serde(default = "real_time")]
+    pub time_scale: f64,
     /// Synthetic market universe.
     pub market: MarketSettings,
     /// HMDS service model (latency, slots, open-request limit, duration limits).
@@ -39,6 +47,10 @@ pub struct Scenario {
     pub pacing: PacingSettings,
     /// Injected faults.
     pub faults: FaultSettings,
+}
+
+fn real_time() -> f64 {
+    1.0
 }
 
 /// Where the simulator's "now" comes from; see [`Scenario::clock`]. Only `Wall` reads the
@@ -278,6 +290,7 @@ impl Scenario {
             seed: 1,
             today: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
             clock: SimClock::Close,
+            time_scale: 1.0,
             market: MarketSettings {
                 extra_symbols: 0,
                 big_chain: None,
@@ -435,6 +448,12 @@ impl Scenario {
                 "must be >= 0 and <= latency-max-ms".into(),
             ));
         }
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err((
+                "time-scale".into(),
+                "must be a number greater than 0".into(),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.faults.hang_fraction) {
             return Err((
                 "faults.hang-fraction".into(),
@@ -459,6 +478,17 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The wall-clock span of `simulated_secs` seconds of simulated time (see
+    /// [`Scenario::time_scale`]); never panics on odd values.
+    pub fn wall(&self, simulated_secs: f64) -> std::time::Duration {
+        super::hmds::secs_f64(simulated_secs / self.time_scale.max(f64::MIN_POSITIVE))
+    }
+
+    /// [`Scenario::wall`] of a duration.
+    pub fn wall_of(&self, simulated: std::time::Duration) -> std::time::Duration {
+        self.wall(simulated.as_secs_f64())
     }
 
     /// The duration limit in force for a bar size.

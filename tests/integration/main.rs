@@ -9,3 +9,4 @@ mod readme;
 mod signals;
 mod sim;
 mod support;
+mod timescale;
