@@ -38,9 +38,11 @@ pub struct PlanArgs {
     /// `OPT_BACKFILL_NOW`. Default: the clock.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// Request rate used for the run-time estimate, requests per second.
-    #[arg(long, value_name = "REQ_PER_S", default_value_t = dryrun::DEFAULT_RATE)]
-    pub rate: f64,
+    /// Request rate of the run-time estimate: requests per second, or a named rate:
+    /// `default` (10), `realistic` or `throttled` (the executor's sustained rates measured
+    /// against the simulator's two service models; a real gateway likely lies between).
+    #[arg(long, value_name = "REQ_PER_S|NAME", default_value = "default")]
+    pub rate: dryrun::RunRate,
 }
 
 /// Run `plan`; returns the exit code.
@@ -68,10 +70,6 @@ pub fn run(args: PlanArgs) -> i32 {
             }
         },
     };
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        eprintln!("error: --rate must be a positive number of requests per second");
-        return exit::BAD_INPUT;
-    }
     let batching = match (args.batch_count, args.batch_index) {
         (None, None) => None,
         (c, i) => Some(Batching {
