@@ -264,6 +264,22 @@ mod tests {
     }
 
     #[test]
+    fn compressed_time_divides_latencies_and_shortens_windows() {
+        let mut s = Scenario::preset("realistic").unwrap();
+        s.time_scale = 10.0;
+        let h = Hmds::new(&s);
+        let mut v: Vec<_> = (0..200).map(|_| h.contract_details_time()).collect();
+        v.sort();
+        let median = v[100].as_secs_f64();
+        assert!((0.025..0.06).contains(&median), "400 ms / 10: {median}");
+        // The identical-request window is 15 simulated s = 1.5 wall s.
+        let k = PacingKey::new("1", "SMART", "TRADES", "a", "1800 S", "1 secs", true);
+        assert!(h.check_pacing(&k).is_ok());
+        assert!(h.check_pacing(&k).is_err());
+        assert_eq!(s.wall(15.0), Duration::from_millis(1500));
+    }
+
+    #[test]
     fn latency_is_clamped_and_throttled() {
         let mut s = Scenario::preset("realistic").unwrap();
         s.hmds.throttle_free_requests = 2;
