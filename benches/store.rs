@@ -157,6 +157,7 @@ fn coverage_resume_bench(n: usize) {
         active_series: 64,
         reference_closes: Default::default(),
         now: None,
+        empty_end: false,
     };
     let t0 = Instant::now();
     let mut w = IndexWriter::open(&cfg.state_root, "bench", 0, 1).unwrap();

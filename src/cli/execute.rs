@@ -4,6 +4,7 @@ use super::common::{ctrl_c_signal, parse_duration, parse_gateway};
 use crate::compile::manifest::Manifest;
 use crate::compile::task::FetchTask;
 use crate::exec::closes::{needs_gateway, read_snapshot, resolve, Resolved, Snapshot};
+use crate::exec::small_bars::compress;
 use crate::exec::{
     execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
 };
@@ -85,6 +86,22 @@ pub struct ExecuteArgs {
     /// Keep the in-flight limit fixed at --initial-in-flight (no adaptation).
     #[arg(long)]
     pub fixed_in_flight: bool,
+    /// Messages per second sent to the gateway. IB's default limit is 50 (error 100, then a
+    /// drop); 45 leaves headroom. Raise it only if your account allows more.
+    #[arg(long, default_value_t = 45)]
+    pub messages_per_second: u32,
+    /// For a compressed-time simulator (`sim --time-scale N`) only: run the executor's clocks
+    /// that model IB N times faster too: the message rate (x N), the pause after a pacing
+    /// error, the small-bar pacing windows, the retry backoff and the request timeout (/ N).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Experiment for real gateways: send an empty end date-time ("now") instead of the
+    /// explicit end when the window ends at the last completed session and no session has
+    /// started since (a weekend run; decided with --now or the clock). The bars asked for are
+    /// the same; one report says IB serves this form far faster. Summaries record the form
+    /// of each request and `report` shows the rate of each.
+    #[arg(long)]
+    pub empty_end: bool,
 }
 
 fn bad(msg: impl std::fmt::Display) -> i32 {
@@ -154,13 +171,24 @@ pub fn run(args: ExecuteArgs) -> i32 {
         },
         None => Duration::from_millis(g.request_timeout_ms),
     };
+    if args.messages_per_second == 0 {
+        return bad("--messages-per-second must be at least 1");
+    }
+    let scale = args.time_scale;
+    if !(scale.is_finite() && scale > 0.0) {
+        return bad(format!(
+            "--time-scale {scale}: expected a number greater than 0"
+        ));
+    }
     let gateway = GatewayConfig {
         host,
         port,
         client_id: args.client_id.unwrap_or(g.client_id),
         connect_timeout: Duration::from_millis(g.connect_timeout_ms),
-        request_timeout,
-        messages_per_second: 45,
+        request_timeout: compress(request_timeout, scale),
+        messages_per_second: (f64::from(args.messages_per_second) * scale)
+            .round()
+            .clamp(1.0, f64::from(u32::MAX)) as u32,
     };
     let phase_deps: BTreeMap<String, Vec<String>> = manifest
         .phases
@@ -192,9 +220,10 @@ pub fn run(args: ExecuteArgs) -> i32 {
             initial_limit: args.initial_in_flight,
             adaptive: !args.fixed_in_flight,
             ..Default::default()
-        },
+        }
+        .compressed(scale),
         max_attempts: g.max_attempts.max(1),
-        retry_backoff: Duration::from_secs(2),
+        retry_backoff: compress(Duration::from_secs(2), scale),
         reconnect_for,
         phase_deps,
         active_series: 64,
@@ -203,6 +232,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
             Ok(n) => n,
             Err(code) => return code,
         },
+        empty_end: args.empty_end,
     };
     // The plan's snapshot is compiled into the manifest's selections; --closes adds a newer one.
     let snapshot_path = args.closes.clone();

@@ -38,9 +38,11 @@ pub struct PlanArgs {
     /// `OPT_BACKFILL_NOW`. Default: the clock.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// Request rate used for the run-time estimate, requests per second.
-    #[arg(long, value_name = "REQ_PER_S", default_value_t = dryrun::DEFAULT_RATE)]
-    pub rate: f64,
+    /// Request rate of the run-time estimate: requests per second, or a named rate:
+    /// `default` (10), `realistic` or `throttled` (the executor's sustained rates measured
+    /// against the simulator's two service models; a real gateway likely lies between).
+    #[arg(long, value_name = "REQ_PER_S|NAME", default_value = "default")]
+    pub rate: dryrun::RunRate,
     /// Print one JSON document (table, diff, totals; schema in
     /// `schemas/plan_report.schema.json`) on stdout instead of the text report.
     #[arg(long)]
@@ -76,10 +78,6 @@ pub fn run(args: PlanArgs) -> i32 {
             }
         },
     };
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        eprintln!("error: --rate must be a positive number of requests per second");
-        return exit::BAD_INPUT;
-    }
     let batching = match (args.batch_count, args.batch_index) {
         (None, None) => None,
         (c, i) => Some(Batching {
@@ -158,7 +156,7 @@ pub fn run(args: PlanArgs) -> i32 {
     if args.json {
         let against = args.diff.as_ref().map(|p| p.display().to_string());
         let d = against.as_deref().zip(diff.as_ref());
-        let doc = compile::plan_json::report(m, args.by_symbol, args.rate, d, written);
+        let doc = compile::plan_json::report(m, args.by_symbol, args.rate.req_per_s, d, written);
         match serde_json::to_string_pretty(&doc) {
             Ok(s) => println!("{s}"),
             Err(e) => {

@@ -82,6 +82,11 @@ pub fn run_report(args: ReportArgs) -> i32 {
             println!();
             print!("{}", format_report(&report_rows(&loaded.records, true)));
         }
+        let forms = crate::report::form_rates(&loaded.records);
+        if !forms.is_empty() {
+            println!();
+            print!("{}", crate::report::format_form_rates(&forms));
+        }
         if loaded.bad_lines > 0 {
             println!(
                 "({} unreadable summary lines skipped, e.g. torn by a killed run)",

@@ -28,6 +28,11 @@ pub struct SimArgs {
     /// RFC 3339 instant on --today.
     #[arg(long)]
     pub clock: Option<sim::SimClock>,
+    /// Compressed time: run the simulated clock N times faster (latencies / N, throttle,
+    /// pacing and message-rate windows / N, faults at their simulated times). Point an
+    /// executor started with the same `--time-scale` at it to replay a long run quickly.
+    #[arg(long)]
+    pub time_scale: Option<f64>,
 }
 
 fn load(args: &SimArgs) -> Result<Scenario, String> {
@@ -49,8 +54,11 @@ fn load(args: &SimArgs) -> Result<Scenario, String> {
     if let Some(today) = args.today {
         s.today = today;
     }
+    if let Some(n) = args.time_scale {
+        s.time_scale = n;
+    }
     s.validate()
-        .map_err(|(k, m)| format!("--today/--clock: {k}: {m}"))?;
+        .map_err(|(k, m)| format!("--today/--clock/--time-scale: {k}: {m}"))?;
     Ok(s)
 }
 
@@ -74,6 +82,7 @@ pub fn run(args: SimArgs) -> i32 {
     rt.block_on(async move {
         let name = scenario.name.clone();
         let today = scenario.today;
+        let scale = scenario.time_scale;
         let handle = match sim::start(scenario, &args.listen).await {
             Ok(h) => h,
             Err(e) => {
@@ -83,7 +92,7 @@ pub fn run(args: SimArgs) -> i32 {
         };
         println!("{}", handle.addr());
         eprintln!(
-            "simulated IB Gateway (scenario `{name}`, today {today}) listening on {}; Ctrl-C stops it",
+            "simulated IB Gateway (scenario `{name}`, today {today}, time x{scale}) listening on {}; Ctrl-C stops it",
             handle.addr()
         );
         let _ = tokio::signal::ctrl_c().await;

@@ -12,6 +12,83 @@ use std::fmt::Write;
 /// 5 s each once the historical data service is loaded (`shared/ib-notes.md` section 6).
 pub const DEFAULT_RATE: f64 = 10.0;
 
+/// The named rates `--rate` offers: the default and the sustained rates the executor measured
+/// against the simulator's two service models (`cargo bench --bench executor`, BENCHMARKS.md).
+/// A real gateway's sustained rate is unknown and likely lies between `throttled` and
+/// `realistic`.
+pub const NAMED_RATES: &[(&str, f64, &str)] = &[
+    (
+        "default",
+        DEFAULT_RATE,
+        "50 in flight at about 5 s each under load",
+    ),
+    (
+        "realistic",
+        20.08,
+        "measured against the realistic simulator",
+    ),
+    (
+        "throttled",
+        THROTTLED_RATE,
+        "measured against the throttled simulator",
+    ),
+];
+
+/// The executor's sustained rate against the `throttled` preset (BENCHMARKS.md): 58% of the
+/// model's 2.75 requests/s, the governor cannot yet hold a rate-based throttle at its capacity.
+pub const THROTTLED_RATE: f64 = 1.6;
+
+/// The request rate of the run-time estimate: a named one of [`NAMED_RATES`] or a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunRate {
+    /// Requests per second.
+    pub req_per_s: f64,
+    /// Its name, when chosen by name.
+    pub name: Option<&'static str>,
+}
+
+impl Default for RunRate {
+    fn default() -> Self {
+        RunRate {
+            req_per_s: DEFAULT_RATE,
+            name: Some("default"),
+        }
+    }
+}
+
+impl std::str::FromStr for RunRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Some((name, rate, _)) = NAMED_RATES.iter().find(|(n, _, _)| *n == s) {
+            return Ok(RunRate {
+                req_per_s: *rate,
+                name: Some(name),
+            });
+        }
+        let names: Vec<&str> = NAMED_RATES.iter().map(|(n, _, _)| *n).collect();
+        match s.parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(RunRate {
+                req_per_s: r,
+                name: None,
+            }),
+            _ => Err(format!(
+                "`{s}`: expected requests per second (a positive number) or one of {}",
+                names.join(", ")
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for RunRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.req_per_s),
+        }
+    }
+}
+
 /// `1234567` -> `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -223,8 +300,8 @@ fn late_classes(m: &Manifest, tz: &chrono_tz::Tz) -> Option<String> {
     ))
 }
 
-/// Render the dry-run report. `rate` is requests per second for the estimate.
-pub fn render(m: &Manifest, by_symbol: bool, rate: f64) -> String {
+/// Render the dry-run report. `rate` is the request rate of the estimate.
+pub fn render(m: &Manifest, by_symbol: bool, rate: RunRate) -> String {
     let mut o = String::new();
     let t = &m.totals;
     let tz: chrono_tz::Tz = m.time_zone.parse().unwrap_or(chrono_tz::America::New_York);
@@ -385,11 +462,24 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: f64) -> String {
         thousands(t.tasks),
         thousands(t.selection_requests)
     );
+    let secs = |r: f64| human_secs(t.requests as f64 / r.max(f64::MIN_POSITIVE));
+    let why = NAMED_RATES
+        .iter()
+        .find(|(n, _, _)| Some(*n) == rate.name)
+        .map(|(n, _, why)| format!(" ({n}: {why})"))
+        .unwrap_or_default();
     let _ = writeln!(
         o,
-        "estimated run time at {rate} req/s: {}",
-        human_secs(t.requests as f64 / rate.max(f64::MIN_POSITIVE))
+        "estimated run time at {} req/s{why}: {}",
+        rate.req_per_s,
+        secs(rate.req_per_s)
     );
+    let others: Vec<String> = NAMED_RATES
+        .iter()
+        .filter(|(n, _, _)| Some(*n) != rate.name)
+        .map(|(n, r, _)| format!("{n} {r} req/s: {}", secs(*r)))
+        .collect();
+    let _ = writeln!(o, "  other rates (--rate NAME): {}", others.join(", "));
     o
 }
 

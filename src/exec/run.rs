@@ -69,6 +69,9 @@ pub struct ExecConfig {
     /// The clock for coverage decisions (a session fetched before its close is provisional):
     /// `None` is the wall clock; tests and `--now` pin it.
     pub now: Option<DateTime<Utc>>,
+    /// Send an empty end date-time ("now") when the window ends at the last completed session
+    /// and none has started since (`execute --empty-end`, see [`super::empty_end`]).
+    pub empty_end: bool,
 }
 
 /// How a run ended.
@@ -938,12 +941,19 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
         } else {
             None
         };
+        let empty_end = sh.cfg.empty_end
+            && super::empty_end::applies(req.end, sh.cfg.now.unwrap_or_else(Utc::now), t.use_rth);
         tally.requests.push(format!(
-            "{}@{}",
+            "{}@{}{}",
             req.duration,
-            req.end.format("%Y-%m-%dT%H:%M:%SZ")
+            req.end.format("%Y-%m-%dT%H:%M:%SZ"),
+            if empty_end {
+                super::empty_end::FORM_SUFFIX
+            } else {
+                ""
+            }
         ));
-        let sent = send(sh, t, &req, &mut tally).await;
+        let sent = send(sh, t, &req, empty_end, &mut tally).await;
         let too_long = |f: &crate::ib::Failure| {
             f.class == OutcomeClass::InvalidRequest
                 && (f.message.contains("Time length exceed max")
@@ -1062,9 +1072,18 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
 /// Send one request with retries and reconnects (the task's attempts are counted in `tally`).
 /// A task in flight at repeated disconnects is sent alone, and set aside (QUARANTINED) when
 /// the connection drops even then, so it cannot disconnect everyone else again.
-async fn send(sh: &Arc<Shared>, t: &FetchTask, req: &Request, tally: &mut TaskTally) -> Sent {
+async fn send(
+    sh: &Arc<Shared>,
+    t: &FetchTask,
+    req: &Request,
+    empty_end: bool,
+    tally: &mut TaskTally,
+) -> Sent {
     let cfg = &sh.cfg;
-    let hreq = hist_request(t, req);
+    let mut hreq = hist_request(t, req);
+    if empty_end {
+        hreq.end = None;
+    }
     let expired = t.expiry < sh.today;
     let small = t.bar_size.is_small().then(|| SmallBarKey {
         contract: format!("{}|{}|{}", t.con_id, t.exchange, t.what),

@@ -35,6 +35,29 @@ impl Default for SmallBarRules {
     }
 }
 
+impl SmallBarRules {
+    /// The same rules on a clock running `time_scale` times faster (a compressed-time
+    /// simulator): the windows shrink, the counts stay.
+    pub fn compressed(self, time_scale: f64) -> SmallBarRules {
+        let f = |d: Duration| compress(d, time_scale);
+        SmallBarRules {
+            identical_window: f(self.identical_window),
+            per_contract_window: f(self.per_contract_window),
+            global_window: f(self.global_window),
+            ..self
+        }
+    }
+}
+
+/// `d` divided by `time_scale` (a scale that is not a positive number leaves `d` alone).
+pub fn compress(d: Duration, time_scale: f64) -> Duration {
+    if time_scale.is_finite() && time_scale > 0.0 {
+        Duration::try_from_secs_f64(d.as_secs_f64() / time_scale).unwrap_or(d)
+    } else {
+        d
+    }
+}
+
 /// Identity of a small-bar request for the rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SmallBarKey {
@@ -171,6 +194,25 @@ mod tests {
         assert_eq!(
             h.delay(&rules, &key("x", "x"), now),
             Duration::from_secs(400)
+        );
+    }
+
+    #[test]
+    fn compressed_rules_wait_proportionally() {
+        let rules = SmallBarRules::default().compressed(20.0);
+        assert_eq!(rules.global_window, Duration::from_secs(30));
+        assert_eq!(rules.per_contract_max, 5);
+        let mut h = SmallBarHistory::default();
+        let t0 = Instant::now();
+        h.record(key("a", "a1"), t0);
+        assert_eq!(
+            h.delay(&rules, &key("a", "a1"), t0),
+            Duration::from_millis(750),
+            "15 s / 20"
+        );
+        assert_eq!(
+            compress(Duration::from_secs(3), 0.0),
+            Duration::from_secs(3)
         );
     }
 

@@ -379,6 +379,84 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
         .collect()
 }
 
+/// Requests of one end form (`execute --empty-end`) and their rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FormRate {
+    /// `explicit end` or `empty end`.
+    pub form: &'static str,
+    /// Requests sent in that form.
+    pub requests: u64,
+    /// Tasks whose requests all used it.
+    pub tasks: u64,
+    /// Requests per second over the span of those tasks (first start to last finish).
+    pub requests_per_sec: f64,
+}
+
+/// Requests per end form, when any request used the empty end (else nothing): the figures a
+/// user compares to see whether the empty form is served faster. A task's requests count in
+/// the span of its form only when all of them used it.
+pub fn form_rates(records: &[SummaryRecord]) -> Vec<FormRate> {
+    use crate::exec::empty_end::is_empty_form;
+    if !records
+        .iter()
+        .any(|r| r.requests.iter().any(|q| is_empty_form(q)))
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (form, empty) in [("explicit end", false), ("empty end", true)] {
+        let (mut requests, mut tasks) = (0u64, 0u64);
+        let mut span: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+        for r in records {
+            let n = r
+                .requests
+                .iter()
+                .filter(|q| is_empty_form(q) == empty)
+                .count() as u64;
+            requests += n;
+            if n > 0 && n as usize == r.requests.len() {
+                tasks += 1;
+                span = Some(match span {
+                    None => (r.started_at, r.finished_at),
+                    Some((s, e)) => (s.min(r.started_at), e.max(r.finished_at)),
+                });
+            }
+        }
+        let per_task: u64 = records
+            .iter()
+            .filter(|r| {
+                !r.requests.is_empty() && r.requests.iter().all(|q| is_empty_form(q) == empty)
+            })
+            .map(|r| r.requests.len() as u64)
+            .sum();
+        let secs = span.map_or(0.0, |(s, e)| (e - s).num_milliseconds() as f64 / 1000.0);
+        out.push(FormRate {
+            form,
+            requests,
+            tasks,
+            requests_per_sec: if secs > 0.0 {
+                per_task as f64 / secs
+            } else {
+                0.0
+            },
+        });
+    }
+    out
+}
+
+/// [`form_rates`] as text lines (empty when no request used the empty end).
+pub fn format_form_rates(rates: &[FormRate]) -> String {
+    rates
+        .iter()
+        .map(|f| {
+            format!(
+                "{:<13} {:>8} requests  {:>7.1} req/s  ({} tasks of this form only)\n",
+                f.form, f.requests, f.requests_per_sec, f.tasks
+            )
+        })
+        .collect()
+}
+
 /// The report as a text table.
 pub fn format_report(rows: &[ReportRow]) -> String {
     let mut s = String::new();
@@ -540,6 +618,28 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].by_status.get("OK"), Some(&1));
         assert_eq!(rows[0].error_codes.get(&162), Some(&1));
+    }
+
+    #[test]
+    fn form_rates_split_by_end_form() {
+        assert!(form_rates(&[rec("a", "S", 1, "OK", 10)]).is_empty());
+        let mut a = rec("a", "S", 1, "OK", 10);
+        a.requests = vec!["6 M@2026-11-27T18:00:00Z~empty-end".into()];
+        a.started_at = a.finished_at - chrono::Duration::seconds(2);
+        let mut b = rec("b", "S", 2, "OK", 20);
+        b.requests = vec![
+            "6 M@2026-11-25T21:00:00Z".into(),
+            "1 D@2026-11-27T18:00:00Z~empty-end".into(),
+        ];
+        let f = form_rates(&[a, b]);
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            (f[0].form, f[0].requests, f[0].tasks),
+            ("explicit end", 1, 0)
+        );
+        assert_eq!((f[1].form, f[1].requests, f[1].tasks), ("empty end", 2, 1));
+        assert!((f[1].requests_per_sec - 0.5).abs() < 1e-9, "{:?}", f[1]);
+        assert!(format_form_rates(&f).contains("empty end"));
     }
 
     #[test]

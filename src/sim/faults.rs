@@ -57,8 +57,9 @@ impl Faults {
     }
 
     /// Start a gateway-restart outage: 1100 to every connection, close them all, refuse new
-    /// connections for `len`; connections made within two minutes after it get 1102.
-    pub fn outage(&self, len: Duration) {
+    /// connections for `len`; connections made within `notice` after it get 1102 (two
+    /// simulated minutes).
+    pub fn outage(&self, len: Duration, notice: Duration) {
         let now = Instant::now();
         let until = now
             .checked_add(len)
@@ -67,7 +68,7 @@ impl Faults {
             *g = Some(until);
         }
         if let Ok(mut g) = self.restored_notice_until.lock() {
-            *g = until.checked_add(Duration::from_secs(120));
+            *g = until.checked_add(notice);
         }
         let _ = self.events.send(Event::Notice(1100, LOST.into()));
         let _ = self.events.send(Event::Drop("outage"));
@@ -109,20 +110,26 @@ impl Faults {
 
     /// Spawn the timed faults of a scenario (drop-at, outage, farm flapping). The tasks end
     /// when `stop` changes.
+    /// Offsets and lengths are simulated time ([`Scenario::wall`]).
     pub fn schedule(self: &std::sync::Arc<Self>, s: &Scenario, stop: watch::Receiver<bool>) {
         let f = &s.faults;
+        // Copy: each timer task takes its own.
+        let scale = s.time_scale.max(f64::MIN_POSITIVE);
+        let secs = move |x: f64| super::hmds::secs_f64(x / scale);
         if let Some(at) = f.drop_at_secs {
             let me = self.clone();
+            let at = secs(at);
             spawn_until(stop.clone(), async move {
-                tokio::time::sleep(secs(at)).await;
+                tokio::time::sleep(at).await;
                 me.drop_all("fault-drop-at");
             });
         }
         if let Some(o) = f.outage.clone() {
             let me = self.clone();
+            let notice = secs(120.0);
             spawn_until(stop.clone(), async move {
                 tokio::time::sleep(secs(o.at_secs)).await;
-                me.outage(secs(o.duration_secs));
+                me.outage(secs(o.duration_secs), notice);
             });
         }
         if let Some(ff) = f.farm_flap.clone() {
@@ -145,10 +152,6 @@ impl Faults {
 /// Resolve once `stop` turns true (or its sender is gone).
 pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-fn secs(x: f64) -> Duration {
-    super::hmds::secs_f64(x)
 }
 
 fn spawn_until(

@@ -10,6 +10,8 @@
 //!   `identical-window-secs`, more than `same-contract-max` requests for one contract and tick
 //!   type within `same-contract-window-secs` (BID_ASK counts twice), or more than `window-max`
 //!   within `window-secs` is a violation. Rejected requests are not counted in the windows.
+//! * Compressed time: every span above is simulated time, turned into wall-clock time by
+//!   [`Scenario::wall`] (divided by `time-scale`).
 
 use super::pricing::{hash, normal, str_key, unit};
 use super::scenario::Scenario;
@@ -129,7 +131,7 @@ impl Hmds {
         let base = self.draw(h.latency_median_ms);
         let per_bar = secs_f64(bars as f64 * h.per_bar_us / 1e6);
         let now = Instant::now();
-        let window = secs_f64(h.throttle_window_secs.max(0.0));
+        let window = self.scenario.wall(h.throttle_window_secs.max(0.0));
         let over = match self.throttle.lock() {
             Ok(mut q) => {
                 while q.front().is_some_and(|t| now.duration_since(*t) > window) {
@@ -141,17 +143,19 @@ impl Hmds {
             Err(_) => 0,
         };
         let extra = secs_f64(over as f64 * h.throttle_extra_ms.max(0.0) / 1000.0);
-        base + per_bar + extra
+        self.scenario.wall_of(base + per_bar + extra)
     }
 
     /// Latency of a contract-details answer.
     pub fn contract_details_time(&self) -> Duration {
-        self.draw(self.scenario.hmds.contract_details_median_ms)
+        self.scenario
+            .wall_of(self.draw(self.scenario.hmds.contract_details_median_ms))
     }
 
     /// Latency of an option-chain or head-timestamp answer.
     pub fn sec_def_time(&self) -> Duration {
-        self.draw(self.scenario.hmds.sec_def_median_ms)
+        self.scenario
+            .wall_of(self.draw(self.scenario.hmds.sec_def_median_ms))
     }
 
     /// Apply the small-bar pacing rules to a new request: `Err` names the rule broken.
@@ -164,7 +168,7 @@ impl Hmds {
         let Ok(mut st) = self.pacing.lock() else {
             return Ok(());
         };
-        let keep = secs_f64(
+        let keep = self.scenario.wall(
             p.window_secs
                 .max(p.identical_window_secs)
                 .max(p.same_contract_window_secs)
@@ -177,7 +181,7 @@ impl Hmds {
         {
             st.recent.pop_front();
         }
-        let within = |t: &Instant, secs: f64| now.duration_since(*t).as_secs_f64() < secs;
+        let within = |t: &Instant, secs: f64| now.duration_since(*t) < self.scenario.wall(secs);
         let identical = st
             .recent
             .iter()
@@ -257,6 +261,22 @@ mod tests {
             h.check_pacing(&other).is_ok(),
             "another tick type is another contract key"
         );
+    }
+
+    #[test]
+    fn compressed_time_divides_latencies_and_shortens_windows() {
+        let mut s = Scenario::preset("realistic").unwrap();
+        s.time_scale = 10.0;
+        let h = Hmds::new(&s);
+        let mut v: Vec<_> = (0..200).map(|_| h.contract_details_time()).collect();
+        v.sort();
+        let median = v[100].as_secs_f64();
+        assert!((0.025..0.06).contains(&median), "400 ms / 10: {median}");
+        // The identical-request window is 15 simulated s = 1.5 wall s.
+        let k = PacingKey::new("1", "SMART", "TRADES", "a", "1800 S", "1 secs", true);
+        assert!(h.check_pacing(&k).is_ok());
+        assert!(h.check_pacing(&k).is_err());
+        assert_eq!(s.wall(15.0), Duration::from_millis(1500));
     }
 
     #[test]

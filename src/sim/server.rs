@@ -113,7 +113,10 @@ impl Shared {
         {
             chrono::Utc::now()
         } else {
-            now + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+            // Simulated time runs `time-scale` times faster than the wall clock.
+            let elapsed = self.started.elapsed().as_secs_f64() * self.scenario.time_scale;
+            now + chrono::Duration::from_std(crate::sim::hmds::secs_f64(elapsed))
+                .unwrap_or_default()
         }
     }
 }
@@ -232,9 +235,11 @@ impl SimHandle {
     }
 
     /// Simulate a gateway restart: 1100 and a close to every connection, new connections
-    /// refused for `len`, then accepted again with a 1102 notice.
+    /// refused for `len` (wall-clock time), then accepted again with a 1102 notice.
     pub fn set_outage(&self, len: std::time::Duration) {
-        self.shared.faults.outage(len);
+        self.shared
+            .faults
+            .outage(len, self.shared.scenario.wall(120.0));
     }
 
     /// Mark the HMDS farm broken (2105; historical answers wait) or restored (2106).

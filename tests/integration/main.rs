@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `ibapi` client over TCP against the
 //! in-process simulated gateway, and reads real Parquet back with polars.
 mod discover;
+mod emptyend;
 mod exec;
 mod hours;
 mod html;
@@ -13,3 +14,4 @@ mod readme;
 mod signals;
 mod sim;
 mod support;
+mod timescale;

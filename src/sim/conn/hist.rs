@@ -36,7 +36,7 @@ impl Conn {
         self.out.sh.counters.pacing_violation();
         let now = Instant::now();
         self.violations.push_back(now);
-        let window = crate::sim::hmds::secs_f64(p.disconnect_window_secs.max(0.0));
+        let window = self.out.sh.scenario.wall(p.disconnect_window_secs.max(0.0));
         while self
             .violations
             .front()

@@ -313,7 +313,7 @@ impl Conn {
     }
 
     /// The socket message rate: more than `msg-rate-limit` messages in any sliding window of
-    /// one second (less 10 ms of tolerance for network jitter) answers error 100, at most once a
+    /// one (simulated) second (less 10 ms of tolerance for network jitter) answers error 100, at most once a
     /// second; the `msg-rate-drop-after`-th such second closes the connection. The handshake and
     /// startApi are not counted (as `ibapi`'s own limiter does not count them), so a client
     /// pacing itself at exactly the limit is never refused.
@@ -323,7 +323,8 @@ impl Conn {
             return None;
         }
         let now = Instant::now();
-        let window = Duration::from_millis(990);
+        let scenario = &self.out.sh.scenario;
+        let (window, second) = (scenario.wall(0.99), scenario.wall(1.0));
         while self
             .rate_window
             .front()
@@ -336,7 +337,7 @@ impl Conn {
         if count > p.msg_rate_limit as usize
             && self
                 .last_rate_error
-                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                .is_none_or(|t| now.duration_since(t) >= second)
         {
             self.last_rate_error = Some(now);
             self.over_rate_secs += 1;
