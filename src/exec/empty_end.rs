@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 pub const FORM_SUFFIX: &str = "~empty-end";
 
 /// True when a request ending at `end` may be sent with an empty end at instant `now`: `end`
-/// is the close of the last session completed at `now` and the next session has not opened.
+/// is the close of the last session completed at `now` (the class's close: 16:15 for the late
+/// ETF and index classes), it has passed, and the next session has not opened.
 /// Regular-hours requests only: outside them, bars after the close would come back too.
 pub fn applies(end: DateTime<Utc>, now: DateTime<Utc>, use_rth: bool) -> bool {
     if !use_rth {
@@ -23,7 +24,10 @@ pub fn applies(end: DateTime<Utc>, now: DateTime<Utc>, use_rth: bool) -> bool {
     let Ok(next) = crate::calendar::session_after(last.date) else {
         return false;
     };
-    end == last.close && now < next.open
+    crate::calendar::to_ny(end).date_naive() == last.date
+        && end >= last.close
+        && end <= now
+        && now < next.open
 }
 
 /// True when a summary record's request string was sent with an empty end.

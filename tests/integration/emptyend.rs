@@ -11,23 +11,16 @@ use std::path::Path;
 const SATURDAY: &str = "2026-11-28T15:00:00Z";
 
 fn files(data: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![data.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                let bars = read_bars(&p).unwrap().unwrap_or_default();
-                out.insert(
-                    p.strip_prefix(data).unwrap().display().to_string(),
-                    bars.iter().map(|b| format!("{:?}", b.bar)).collect(),
-                );
-            }
-        }
-    }
-    out
+    bar_files(data)
+        .into_iter()
+        .map(|p| {
+            let bars = read_bars(&p).unwrap().unwrap_or_default();
+            (
+                p.strip_prefix(data).unwrap().display().to_string(),
+                bars.iter().map(|b| format!("{:?}", b.bar)).collect(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

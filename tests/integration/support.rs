@@ -245,3 +245,25 @@ pub fn ok(out: &Output) -> String {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     stderr
 }
+
+/// Every bar file under `dir`, sorted (not the scope's `_index.parquet` or other `_` files).
+pub fn bar_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

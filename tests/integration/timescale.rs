@@ -63,16 +63,7 @@ async fn run_at(scale: f64) -> (Statuses, BTreeMap<String, Vec<String>>, u64) {
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else if p.extension().is_some_and(|x| x == "parquet") {
-            out.push(p);
-        }
-    }
-    out
+    bar_files(dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
