@@ -198,6 +198,7 @@ pub fn filter_resumed(
     type Span = Option<(u32, u32)>;
     let mut windows: HashMap<(DateTime<Utc>, IbDuration), Span> = HashMap::new();
     let mut files: HashMap<String, Option<FinalRuns>> = HashMap::new();
+    let mut parsed: HashMap<String, Option<FinalRuns>> = HashMap::new();
     let mut checked = HashSet::new();
     let before = tasks.len();
     let left: Vec<FetchTask> = tasks
@@ -207,7 +208,11 @@ pub fn filter_resumed(
             let rel = relative_bar_path(&key);
             let runs = files.entry(rel.clone()).or_insert_with(|| {
                 let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
-                index.current_runs(&rel, &path)
+                let text = index.current_text(&rel, &path)?;
+                parsed
+                    .entry(text.to_string())
+                    .or_insert_with(|| FinalRuns::parse(text))
+                    .clone()
             });
             let done = match runs {
                 Some(runs) => windows

@@ -136,18 +136,15 @@ impl CoverageIndex {
         self.entries.is_empty()
     }
 
-    /// The final session runs of `rel` if its entry still describes the file on disk at `path`
-    /// (resume's fast check; see [`crate::store::coverage::FinalRuns`]).
-    pub fn current_runs(
-        &self,
-        rel: &str,
-        path: &Path,
-    ) -> Option<crate::store::coverage::FinalRuns> {
+    /// The encoded coverage of `rel` if its entry still describes the file on disk at `path`
+    /// (resume parses it with [`crate::store::coverage::FinalRuns`], once per distinct text:
+    /// many files share one record, e.g. every contract that traded in every session).
+    pub fn current_text(&self, rel: &str, path: &Path) -> Option<&str> {
         let e = self.entries.get(rel)?;
         if fingerprint(path).ok()? != e.fp {
             return None;
         }
-        crate::store::coverage::FinalRuns::parse(&e.cov)
+        Some(&e.cov)
     }
 
     /// The recorded coverage of `rel` if its entry still describes the file on disk at `path`.
