@@ -197,6 +197,7 @@ pub fn filter_resumed(
     // Windows are shared by every contract of a cell: their session span, computed once.
     type Span = Option<(u32, u32)>;
     let mut windows: HashMap<(DateTime<Utc>, IbDuration), Span> = HashMap::new();
+    let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
     let mut files: HashMap<String, Option<FinalRuns>> = HashMap::new();
     let mut parsed: HashMap<String, Option<FinalRuns>> = HashMap::new();
     let mut checked = HashSet::new();
@@ -204,10 +205,16 @@ pub fn filter_resumed(
     let left: Vec<FetchTask> = tasks
         .into_iter()
         .filter(|t| {
-            let key = series_key(t);
-            let rel = relative_bar_path(&key);
+            // The file's relative name without building its full key (no string clones).
+            let rel = format!(
+                "{}/{}/{}/{}.parquet",
+                t.symbol,
+                t.con_id,
+                t.what,
+                t.bar_size.file_stem()
+            );
             let runs = files.entry(rel.clone()).or_insert_with(|| {
-                let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
+                let path = scope_dir.join(&rel);
                 let text = index.current_text(&rel, &path)?;
                 parsed
                     .entry(text.to_string())
