@@ -239,7 +239,7 @@ pub fn audit(
                     check_rows(&path, &f.rows, &mut audit.problems);
                     Some(f.effective_coverage())
                 }
-                Ok(None) => index.current(&crate::exec::run::relative_bar_path(&key), &path),
+                Ok(None) => index.current(&crate::exec::run::relative_bar_path(t), &path),
                 Err(e) => {
                     let problem = match &e {
                         StoreError::Corrupt { reason, .. } => format!("unreadable: {reason}"),

@@ -205,14 +205,7 @@ pub fn filter_resumed(
     let left: Vec<FetchTask> = tasks
         .into_iter()
         .filter(|t| {
-            // The file's relative name without building its full key (no string clones).
-            let rel = format!(
-                "{}/{}/{}/{}.parquet",
-                t.symbol,
-                t.con_id,
-                t.what,
-                t.bar_size.file_stem()
-            );
+            let rel = relative_bar_path(t);
             let runs = files.entry(rel.clone()).or_insert_with(|| {
                 let path = scope_dir.join(&rel);
                 let text = index.current_text(&rel, &path)?;
@@ -452,10 +445,7 @@ pub async fn execute(
     });
 
     // The files this run may write or check: the lake index is refreshed for them at the end.
-    let touched: Vec<String> = tasks
-        .iter()
-        .map(|t| relative_bar_path(&series_key(t)))
-        .collect();
+    let touched: Vec<String> = tasks.iter().map(relative_bar_path).collect();
     // Group into series (one per output file), keeping the manifest's order.
     let rank = phase_ranks(&cfg.phase_deps);
     let mut order: Vec<(i64, String, BarSize)> = Vec::new();
@@ -789,13 +779,13 @@ pub(crate) fn series_key(t: &FetchTask) -> SeriesKey {
 }
 
 /// A bar file's path relative to the scope's bar directory (the coverage index's key).
-pub(crate) fn relative_bar_path(key: &SeriesKey) -> String {
+pub(crate) fn relative_bar_path(t: &FetchTask) -> String {
     format!(
         "{}/{}/{}/{}.parquet",
-        key.symbol,
-        key.con_id,
-        key.what,
-        key.bar_size.file_stem()
+        t.symbol,
+        t.con_id,
+        t.what,
+        t.bar_size.file_stem()
     )
 }
 
@@ -848,7 +838,7 @@ async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let cfg = &sh.cfg;
     let key = series_key(t);
     let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
-    let rel = relative_bar_path(&key);
+    let rel = relative_bar_path(t);
     let started_at = Utc::now();
     let now = sh.now();
     let units = window_units(t.end, t.duration);

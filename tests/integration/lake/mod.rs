@@ -18,47 +18,32 @@ pub type Lake = BTreeMap<String, Vec<(i64, [u64; 6], i32)>>;
 /// Read every bar file under `root`'s scope directory (not the scope's `_index.parquet`).
 pub fn read_lake(root: &Path) -> Lake {
     let base = root.join("data_test/raw/ib/historical_bars_test");
-    let mut out = Lake::new();
-    let mut stack = vec![base.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('_'))
-            {
-                let rows = read_bars(&p).unwrap().unwrap();
-                let rel = p.strip_prefix(&base).unwrap().display().to_string();
-                out.insert(
-                    rel,
-                    rows.iter()
-                        .map(|r| {
-                            let b = r.bar;
-                            (
-                                b.ts.timestamp_millis(),
-                                [
-                                    b.open.to_bits(),
-                                    b.high.to_bits(),
-                                    b.low.to_bits(),
-                                    b.close.to_bits(),
-                                    b.volume.to_bits(),
-                                    b.wap.to_bits(),
-                                ],
-                                b.count,
-                            )
-                        })
-                        .collect(),
-                );
-            }
-        }
-    }
-    out
+    bar_files(&base)
+        .into_iter()
+        .map(|p| {
+            let rows = read_bars(&p).unwrap().unwrap();
+            let rel = p.strip_prefix(&base).unwrap().display().to_string();
+            let bars = rows
+                .iter()
+                .map(|r| {
+                    let b = r.bar;
+                    (
+                        b.ts.timestamp_millis(),
+                        [
+                            b.open.to_bits(),
+                            b.high.to_bits(),
+                            b.low.to_bits(),
+                            b.close.to_bits(),
+                            b.volume.to_bits(),
+                            b.wap.to_bits(),
+                        ],
+                        b.count,
+                    )
+                })
+                .collect();
+            (rel, bars)
+        })
+        .collect()
 }
 
 /// Assert two lakes hold the same files with the same bars, naming the first difference.

@@ -21,42 +21,28 @@ bars = [{ size = "1 min", duration = "1 M" }]
 type Lake = BTreeMap<PathBuf, Vec<(i64, f64, f64, f64, f64, f64, i32)>>;
 
 fn lake(dir: &Path) -> Lake {
-    let mut out = Lake::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet")
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('_'))
-            {
-                let rows = read_bars(&p).unwrap().unwrap_or_default();
-                let bars = rows
-                    .iter()
-                    .map(|r| {
-                        let b = &r.bar;
-                        (
-                            b.ts.timestamp(),
-                            b.open,
-                            b.high,
-                            b.low,
-                            b.close,
-                            b.volume,
-                            b.count,
-                        )
-                    })
-                    .collect();
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), bars);
-            }
-        }
-    }
-    out
+    bar_files(dir)
+        .into_iter()
+        .map(|p| {
+            let rows = read_bars(&p).unwrap().unwrap_or_default();
+            let bars = rows
+                .iter()
+                .map(|r| {
+                    let b = &r.bar;
+                    (
+                        b.ts.timestamp(),
+                        b.open,
+                        b.high,
+                        b.low,
+                        b.close,
+                        b.volume,
+                        b.count,
+                    )
+                })
+                .collect();
+            (p.strip_prefix(dir).unwrap().to_path_buf(), bars)
+        })
+        .collect()
 }
 
 /// Run the minutes plan (`strict` or the default table) for one symbol's sampled contracts
