@@ -229,10 +229,14 @@ fn coverage_resume_bench(n: usize) {
     drop(w);
     let setup = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let (left, resumed) = filter_resumed(&cfg, tasks).unwrap();
+    let resumed = filter_resumed(&cfg, tasks).unwrap();
     let secs = t1.elapsed().as_secs_f64();
-    assert!(left.is_empty(), "{} tasks not resumed", left.len());
-    assert_eq!(resumed as usize, n);
+    assert!(
+        resumed.tasks.is_empty(),
+        "{} tasks not resumed",
+        resumed.tasks.len()
+    );
+    assert_eq!(resumed.finished as usize, n);
     println!(
         "| resume start-up by coverage, {n} tasks done (one file each) | load the coverage index, check every file's fingerprint and window {secs:.2} s | peak RSS {:.0} MB | (setup {setup:.0} s) |",
         peak_rss_mb()

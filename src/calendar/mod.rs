@@ -82,6 +82,13 @@ pub fn session_ordinal(date: NaiveDate) -> Option<u32> {
     table::days().ordinal(date)
 }
 
+/// A fingerprint of the embedded session table (FNV-1a of its text). Anything that stores
+/// session ordinals (the coverage snapshot) keeps it next to them: ordinals computed under
+/// another table are recomputed, never trusted.
+pub fn table_fingerprint() -> u64 {
+    table::fingerprint()
+}
+
 /// The session on `date`, or `None` on a weekend or holiday.
 pub fn session(date: NaiveDate) -> Result<Option<Session>, OutOfRange> {
     table::days().get(date).ok_or(OutOfRange(date))

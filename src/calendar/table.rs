@@ -67,6 +67,13 @@ impl Days {
     }
 }
 
+/// FNV-1a (64 bits) of the embedded table's text: stable across builds and Rust versions.
+pub(super) fn fingerprint() -> u64 {
+    NYSE_TABLE.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// The parsed table, built on first use.
 pub(super) fn days() -> &'static Days {
     static DAYS: OnceLock<Days> = OnceLock::new();

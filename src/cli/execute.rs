@@ -353,7 +353,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         }
         // Reading every earlier summary and checking files blocks: keep it off the runtime's
         // scheduler (the Ctrl-C listener keeps running).
-        let (tasks, resumed) = match tokio::task::block_in_place(|| filter_resumed(&cfg, tasks)) {
+        let resumed = match tokio::task::block_in_place(|| filter_resumed(&cfg, tasks)) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -363,13 +363,13 @@ pub fn run(args: ExecuteArgs) -> i32 {
         eprintln!(
             "run {}: {} tasks to fetch, {} finished earlier, {} symbols skipped (no reference close); gateway {}",
             cfg.run_id,
-            tasks.len(),
-            resumed,
+            resumed.tasks.len(),
+            resumed.finished,
             skipped.len(),
             cfg.gateway.address()
         );
         let mut reporter = ConsoleReporter::new();
-        match execute(tasks, resumed, skipped, cfg, &mut reporter, stop).await {
+        match execute(resumed, skipped, cfg, &mut reporter, stop).await {
             Err(crate::exec::ExecError::Connect(crate::ib::ConnectError::Interrupted)) => {
                 eprintln!("interrupted before the gateway was reached");
                 super::common::interrupted_exit_code()

@@ -13,4 +13,4 @@ pub mod timeline;
 
 pub use governor::{GovernorConfig, GovernorStats, PacingGovernor, Permit};
 pub use report::{ConsoleReporter, QuietReporter, Reporter, RunStats};
-pub use run::{execute, filter_resumed, lock_scope, ExecConfig, ExecError, RunReport};
+pub use run::{execute, filter_resumed, lock_scope, ExecConfig, ExecError, Resumed, RunReport};

@@ -17,9 +17,7 @@ use super::timeline::TimelineRecorder;
 use crate::bars::{BarSize, Duration as IbDuration};
 use crate::compile::task::FetchTask;
 use crate::ib::{FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec, OutcomeClass};
-use crate::store::coverage::{
-    window_ordinals, window_units, Answer, FileCoverage, FinalRuns, Unit,
-};
+use crate::store::coverage::{window_ordinals, window_units, Answer, FileCoverage, Unit};
 use crate::store::coverage_index::{CoverageIndex, IndexWriter};
 use crate::store::parquet::{self, SeriesKey, StoreError, WriteMode};
 use crate::store::summary::{self, SummaryRecord, SummaryWriter};
@@ -175,59 +173,88 @@ pub fn lock_scope(cfg: &ExecConfig) -> Result<RunLock, ExecError> {
 /// Anything else goes to the scheduler, which reads the file itself. A scope without an index
 /// (written by an older version) falls back to the summaries for tasks that wrote no file
 /// (EMPTY), and its files are re-read at run time, which records them in the index.
-pub fn filter_resumed(
-    cfg: &ExecConfig,
-    tasks: Vec<FetchTask>,
-) -> Result<(Vec<FetchTask>, u64), ExecError> {
-    if !cfg.resume || !cfg.incremental {
-        return Ok((tasks, 0));
-    }
+pub fn filter_resumed(cfg: &ExecConfig, tasks: Vec<FetchTask>) -> Result<Resumed, ExecError> {
     let io = |path: PathBuf| move |source| ExecError::Io { path, source };
     let index = CoverageIndex::load(&cfg.state_root, &cfg.scope).map_err(io(
         crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
     ))?;
-    let legacy = if index.is_empty() {
-        Some(
-            summary::load_resume_state(&cfg.state_root, &cfg.scope)
-                .map_err(io(cfg.state_root.clone()))?,
-        )
+    if !cfg.resume || !cfg.incremental {
+        return Ok(Resumed {
+            tasks,
+            finished: 0,
+            index,
+        });
+    }
+    let done = if index.is_empty() {
+        let legacy = summary::load_resume_state(&cfg.state_root, &cfg.scope)
+            .map_err(io(cfg.state_root.clone()))?;
+        let mut checked = HashSet::new();
+        tasks
+            .iter()
+            .map(|t| legacy.done_without_file(&t.id) && legacy.is_done(&t.id, &mut checked))
+            .collect()
     } else {
-        None
+        done_by_coverage(cfg, &index, &tasks)
     };
-    // Windows are shared by every contract of a cell: their session span, computed once.
-    type Span = Option<(u32, u32)>;
-    let mut windows: HashMap<(DateTime<Utc>, IbDuration), Span> = HashMap::new();
-    let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
-    let mut files: HashMap<String, Option<FinalRuns>> = HashMap::new();
-    let mut parsed: HashMap<String, Option<FinalRuns>> = HashMap::new();
-    let mut checked = HashSet::new();
     let before = tasks.len();
     let left: Vec<FetchTask> = tasks
         .into_iter()
-        .filter(|t| {
-            let rel = relative_bar_path(t);
-            let runs = files.entry(rel.clone()).or_insert_with(|| {
-                let path = scope_dir.join(&rel);
-                let text = index.current_text(&rel, &path)?;
-                parsed
-                    .entry(text.to_string())
-                    .or_insert_with(|| FinalRuns::parse(text))
-                    .clone()
-            });
-            let done = match runs {
-                Some(runs) => windows
+        .zip(done)
+        .filter_map(|(t, done)| (!done).then_some(t))
+        .collect();
+    Ok(Resumed {
+        finished: (before - left.len()) as u64,
+        tasks: left,
+        index,
+    })
+}
+
+/// What resume found: the tasks still to do, how many were finished earlier, and the coverage
+/// index it read (handed on to [`execute`], so a run reads it once).
+pub struct Resumed {
+    /// Tasks for the scheduler.
+    pub tasks: Vec<FetchTask>,
+    /// Tasks whose window the lake already covers.
+    pub finished: u64,
+    /// The scope's coverage index as the run starts.
+    pub index: CoverageIndex,
+}
+
+/// Per task, whether the index entry of its file still matches the file (size and mtime) and
+/// covers its window. Checking is a `stat` per task (the rest is memory), spread over the
+/// machine's cores: half a million files is seconds of system calls on one.
+fn done_by_coverage(cfg: &ExecConfig, index: &CoverageIndex, tasks: &[FetchTask]) -> Vec<bool> {
+    let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
+    let check = |chunk: &[FetchTask]| -> Vec<bool> {
+        // Windows are shared by every contract of a cell: their session span, computed once.
+        let mut windows: HashMap<(DateTime<Utc>, IbDuration), Option<(u32, u32)>> = HashMap::new();
+        chunk
+            .iter()
+            .map(|t| {
+                let rel = relative_bar_path(t);
+                let Some(runs) = index.current_runs(&rel, &scope_dir.join(&rel)) else {
+                    return false;
+                };
+                windows
                     .entry((t.end, t.duration))
                     .or_insert_with(|| window_ordinals(&window_units(t.end, t.duration)))
-                    .is_some_and(|(a, b)| runs.covers(a, b)),
-                None => legacy.as_ref().is_some_and(|st| {
-                    st.done_without_file(&t.id) && st.is_done(&t.id, &mut checked)
-                }),
-            };
-            !done
-        })
-        .collect();
-    let skipped = (before - left.len()) as u64;
-    Ok((left, skipped))
+                    .is_some_and(|(a, b)| runs.covers(a, b))
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = tasks.len().div_ceil(threads).max(4096);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = tasks
+            .chunks(per_thread)
+            .map(|chunk| (chunk.len(), scope.spawn(move || check(chunk))))
+            .collect();
+        handles
+            .into_iter()
+            // A panicking check counts its tasks as not done: they are fetched, not skipped.
+            .flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![false; n]))
+            .collect()
+    })
 }
 
 /// Everything that writes one output file, in phase (depends-on) then window order: one series
@@ -388,8 +415,7 @@ impl Shared {
 /// Run `tasks` (already resume-filtered) against the gateway. `stop` turns true on Ctrl-C:
 /// dispatch stops, in-flight requests finish or time out, the summary is flushed.
 pub async fn execute(
-    tasks: Vec<FetchTask>,
-    resumed: u64,
+    resumed: Resumed,
     skipped: Vec<SummaryRecord>,
     cfg: ExecConfig,
     reporter: &mut dyn Reporter,
@@ -405,11 +431,11 @@ pub async fn execute(
     for rec in &skipped {
         writer.append(rec).map_err(io_err)?;
     }
-    let index = tokio::task::block_in_place(|| CoverageIndex::load(&cfg.state_root, &cfg.scope))
-        .map_err(|source| ExecError::Io {
-            path: crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
-            source,
-        })?;
+    let Resumed {
+        tasks,
+        finished: resumed,
+        index,
+    } = resumed;
     let index_writer = IndexWriter::open(
         &cfg.state_root,
         &cfg.scope,

@@ -400,6 +400,16 @@ impl FinalRuns {
         Some(FinalRuns(merged))
     }
 
+    /// Runs already sorted and merged (as [`FinalRuns::runs`] gave them).
+    pub fn from_sorted(runs: Vec<(u32, u32)>) -> FinalRuns {
+        FinalRuns(runs)
+    }
+
+    /// The runs of session ordinals, sorted and merged.
+    pub fn runs(&self) -> &[(u32, u32)] {
+        &self.0
+    }
+
     /// Whether every session with ordinal in `first..=last` is covered.
     pub fn covers(&self, first: u32, last: u32) -> bool {
         self.0.iter().any(|(a, b)| *a <= first && last <= *b)

@@ -7,17 +7,21 @@
 //! rewritten by anyone else, or deleted, is re-read at run time), so a stale or lost index costs
 //! requests or file reads, never a skipped session.
 //!
-//! Layout: `<state root>/coverage/<scope>/coverage_<I>of<N>.jsonl`, one per shard (shards never
-//! share a file), appended and flushed per write, compacted to the latest entry per file at the
-//! end of a run. Readers take the newest entry per file across all shards' indexes.
+//! Layout: per shard (shards never share a file) `<state root>/coverage/<scope>/coverage_<I>of<N>.jsonl`,
+//! a log appended and flushed per write, and `coverage_<I>of<N>.bin`, the compact snapshot the log
+//! is folded into at the end of a run ([`crate::store::coverage_snapshot`]). Readers take the
+//! newest entry per file across all shards' snapshots and logs.
 
-use crate::store::coverage::FileCoverage;
+use crate::calendar;
+use crate::store::coverage::{FileCoverage, FinalRuns};
+use crate::store::coverage_snapshot::{self, SnapshotEntry};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Size and modification time of a bar file; `None` when it does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,14 +69,30 @@ fn index_file(state_root: &Path, scope: &str, batch_index: u32, batch_count: u32
     index_dir(state_root, scope).join(format!("coverage_{batch_index}of{batch_count}.jsonl"))
 }
 
+/// The shard's compact snapshot, next to its log (see [`crate::store::coverage_snapshot`]).
+fn snapshot_file(log: &Path) -> PathBuf {
+    log.with_extension("bin")
+}
+
 /// One recorded entry.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Entry {
     /// Fingerprint of the file when recorded.
     pub fp: Option<Fingerprint>,
     /// Encoded coverage.
     pub cov: String,
     at: i64,
+    /// The record's final session runs: from the snapshot, or parsed from `cov` on first use.
+    runs: OnceLock<Option<FinalRuns>>,
+}
+
+impl Entry {
+    /// The record's final session runs (None: the record does not decode).
+    pub fn final_runs(&self) -> Option<&FinalRuns> {
+        self.runs
+            .get_or_init(|| FinalRuns::parse(&self.cov))
+            .as_ref()
+    }
 }
 
 /// All entries of a scope, newest per file.
@@ -81,9 +101,45 @@ pub struct CoverageIndex {
     entries: HashMap<String, Entry>,
 }
 
+/// The entries of one shard's snapshot, or nothing when it is missing or unusable (a warning
+/// names it: only file reads and requests are lost).
+fn read_snapshot(path: &Path) -> Vec<SnapshotEntry> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!("coverage snapshot {}: {e}; ignored", path.display());
+            return Vec::new();
+        }
+    };
+    match coverage_snapshot::decode(&bytes, calendar::table_fingerprint()) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!("coverage snapshot {}: {e}; ignored", path.display());
+            Vec::new()
+        }
+    }
+}
+
+/// Every entry of one shard's log (torn or foreign lines skipped: they only cost a re-read of
+/// their file).
+fn read_log(path: &Path) -> std::io::Result<Vec<Line>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(file).split(b'\n') {
+        if let Ok(l) = serde_json::from_slice::<Line>(&line?) {
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
 impl CoverageIndex {
-    /// Read every shard's index of the scope (missing directory: empty). Torn or foreign lines
-    /// are skipped: they only cost a re-read of their file.
+    /// Read every shard's snapshot and log (missing directory: empty).
     pub fn load(state_root: &Path, scope: &str) -> std::io::Result<CoverageIndex> {
         let dir = index_dir(state_root, scope);
         let mut out = CoverageIndex::default();
@@ -92,33 +148,39 @@ impl CoverageIndex {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(e),
         };
-        let mut files: Vec<PathBuf> = entries
+        let mut logs: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
             .collect();
-        files.sort();
-        for f in files {
-            let reader = BufReader::new(File::open(&f)?);
-            for line in reader.split(b'\n') {
-                let line = line?;
-                let Ok(l) = serde_json::from_slice::<Line>(&line) else {
-                    continue;
-                };
-                let newer = out.entries.get(&l.path).is_none_or(|e| e.at <= l.at);
-                if newer {
-                    out.entries.insert(
-                        l.path,
-                        Entry {
-                            fp: l.fp,
-                            cov: l.cov,
-                            at: l.at,
-                        },
-                    );
+        logs.sort();
+        for log in logs {
+            for e in read_snapshot(&snapshot_file(&log)) {
+                let runs = OnceLock::new();
+                if e.runs.is_some() {
+                    let _ = runs.set(e.runs);
                 }
+                out.insert(e.path, e.fp, e.cov, e.at, runs);
+            }
+            for l in read_log(&log)? {
+                out.insert(l.path, l.fp, l.cov, l.at, OnceLock::new());
             }
         }
         Ok(out)
+    }
+
+    /// Keep the newer of two entries of a file (the later read on a tie).
+    fn insert(
+        &mut self,
+        path: String,
+        fp: Option<Fingerprint>,
+        cov: String,
+        at: i64,
+        runs: OnceLock<Option<FinalRuns>>,
+    ) {
+        if self.entries.get(&path).is_none_or(|e| e.at <= at) {
+            self.entries.insert(path, Entry { fp, cov, at, runs });
+        }
     }
 
     /// The entry of a file (path relative to the scope's bar directory).
@@ -136,15 +198,14 @@ impl CoverageIndex {
         self.entries.is_empty()
     }
 
-    /// The encoded coverage of `rel` if its entry still describes the file on disk at `path`
-    /// (resume parses it with [`crate::store::coverage::FinalRuns`], once per distinct text:
-    /// many files share one record, e.g. every contract that traded in every session).
-    pub fn current_text(&self, rel: &str, path: &Path) -> Option<&str> {
+    /// The final session runs of `rel` if its entry still describes the file on disk at
+    /// `path`: resume's fast check.
+    pub fn current_runs(&self, rel: &str, path: &Path) -> Option<&FinalRuns> {
         let e = self.entries.get(rel)?;
         if fingerprint(path).ok()? != e.fp {
             return None;
         }
-        Some(&e.cov)
+        e.final_runs()
     }
 
     /// The recorded coverage of `rel` if its entry still describes the file on disk at `path`.
@@ -200,29 +261,40 @@ impl IndexWriter {
         self.file.flush()
     }
 
-    /// Rewrite this shard's index with the newest entry per file (atomically).
+    /// Fold this shard's log into its snapshot (newest entry per file, session runs resolved),
+    /// then empty the log. Each step is an atomic replacement; a crash between them leaves the
+    /// same entries in both, which readers resolve by their time.
     pub fn compact(&mut self, state_root: &Path, scope: &str) -> std::io::Result<()> {
-        let mut latest: HashMap<String, Line> = HashMap::new();
-        {
-            let reader = BufReader::new(File::open(&self.path)?);
-            for line in reader.split(b'\n') {
-                let Ok(l) = serde_json::from_slice::<Line>(&line?) else {
-                    continue;
-                };
-                if latest.get(&l.path).is_none_or(|e| e.at <= l.at) {
-                    latest.insert(l.path.clone(), l);
-                }
+        let _ = (state_root, scope);
+        let snapshot = snapshot_file(&self.path);
+        let mut latest: HashMap<String, SnapshotEntry> = HashMap::new();
+        let mut keep = |e: SnapshotEntry| {
+            if latest.get(&e.path).is_none_or(|old| old.at <= e.at) {
+                latest.insert(e.path.clone(), e);
+            }
+        };
+        for e in read_snapshot(&snapshot) {
+            keep(e);
+        }
+        for l in read_log(&self.path)? {
+            keep(SnapshotEntry {
+                runs: None,
+                path: l.path,
+                fp: l.fp,
+                at: l.at,
+                cov: l.cov,
+            });
+        }
+        let mut entries: Vec<SnapshotEntry> = latest.into_values().collect();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        for e in &mut entries {
+            if e.runs.is_none() {
+                e.runs = FinalRuns::parse(&e.cov);
             }
         }
-        let mut lines: Vec<Line> = latest.into_values().collect();
-        lines.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut out = Vec::new();
-        for l in &lines {
-            serde_json::to_writer(&mut out, l).map_err(std::io::Error::other)?;
-            out.push(b'\n');
-        }
-        crate::store::atomic::write_bytes(&self.path, &out)?;
-        let _ = (state_root, scope);
+        let bytes = coverage_snapshot::encode(&entries, calendar::table_fingerprint());
+        crate::store::atomic::write_bytes(&snapshot, &bytes)?;
+        crate::store::atomic::write_bytes(&self.path, b"")?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         Ok(())
     }
@@ -292,5 +364,61 @@ mod tests {
             idx.current("f.parquet", &file),
             Some(FileCoverage::default())
         );
+    }
+
+    #[test]
+    fn compaction_folds_the_log_into_the_snapshot_with_runs_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let file = dir.path().join("f.parquet");
+        std::fs::write(&file, b"one").unwrap();
+        let day = |d| {
+            calendar::session(NaiveDate::from_ymd_opt(2026, 11, d).unwrap())
+                .unwrap()
+                .unwrap()
+        };
+        let mut cov = FileCoverage::default();
+        for d in [23, 24, 25] {
+            cov.set(
+                &Unit::Session(day(d)),
+                Cover {
+                    answer: Answer::Bars,
+                    provisional: false,
+                },
+            );
+        }
+        let ord = |d| calendar::session_ordinal(day(d).date).unwrap();
+        let mut w = IndexWriter::open(&state, "sc", 0, 1).unwrap();
+        w.record("f.parquet", &file, &cov, Utc::now()).unwrap();
+        w.compact(&state, "sc").unwrap();
+        let log = index_file(&state, "sc", 0, 1);
+        assert_eq!(std::fs::read(&log).unwrap(), b"", "the log is folded in");
+        let idx = CoverageIndex::load(&state, "sc").unwrap();
+        let runs = idx.current_runs("f.parquet", &file).unwrap();
+        assert_eq!(runs.runs(), &[(ord(23), ord(25))]);
+        assert_eq!(Some(runs), FinalRuns::parse(&cov.encode()).as_ref());
+        // A newer log entry wins over the snapshot's; a second compaction keeps both files'.
+        let other = dir.path().join("g.parquet");
+        w.record("g.parquet", &other, &cov, Utc::now()).unwrap();
+        w.record("f.parquet", &file, &FileCoverage::default(), Utc::now())
+            .unwrap();
+        let idx = CoverageIndex::load(&state, "sc").unwrap();
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.current_runs("f.parquet", &file).unwrap().runs(), &[]);
+        w.compact(&state, "sc").unwrap();
+        let idx = CoverageIndex::load(&state, "sc").unwrap();
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.current_runs("f.parquet", &file).unwrap().runs(), &[]);
+        assert!(idx.current_runs("g.parquet", &other).unwrap().covers(ord(24), ord(25)));
+        // A damaged snapshot is ignored (its files are re-read at run time), the log still counts.
+        let snap = snapshot_file(&log);
+        let mut bytes = std::fs::read(&snap).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        std::fs::write(&snap, bytes).unwrap();
+        w.record("h.parquet", &other, &cov, Utc::now()).unwrap();
+        let idx = CoverageIndex::load(&state, "sc").unwrap();
+        assert_eq!(idx.len(), 1);
+        assert!(idx.get("h.parquet").is_some());
     }
 }

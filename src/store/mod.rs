@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod bar_schema;
 pub mod coverage;
 pub mod coverage_index;
+pub mod coverage_snapshot;
 pub mod parquet;
 pub mod parquet_compat;
 pub mod provenance;
