@@ -119,7 +119,8 @@ async fn run(label: &str, n: usize, fixed: Option<u32>, setup: &Setup) -> (f64, 
     let ts = tasks(&sim.market(), n);
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let t0 = Instant::now();
-    let rep = execute(ts, 0, Vec::new(), cfg, &mut QuietReporter, stop)
+    let resumed = opt_backfill::exec::filter_resumed(&cfg, ts).unwrap();
+    let rep = execute(resumed, Vec::new(), cfg, &mut QuietReporter, stop)
         .await
         .unwrap();
     let secs = t0.elapsed().as_secs_f64();

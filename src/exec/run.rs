@@ -227,7 +227,8 @@ fn done_by_coverage(cfg: &ExecConfig, index: &CoverageIndex, tasks: &[FetchTask]
     let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
     let check = |chunk: &[FetchTask]| -> Vec<bool> {
         // Windows are shared by every contract of a cell: their session span, computed once.
-        let mut windows: HashMap<(DateTime<Utc>, IbDuration), Option<(u32, u32)>> = HashMap::new();
+        type SessionSpan = Option<(u32, u32)>;
+        let mut windows: HashMap<(DateTime<Utc>, IbDuration), SessionSpan> = HashMap::new();
         chunk
             .iter()
             .map(|t| {

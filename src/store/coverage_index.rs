@@ -409,7 +409,10 @@ mod tests {
         let idx = CoverageIndex::load(&state, "sc").unwrap();
         assert_eq!(idx.len(), 2);
         assert_eq!(idx.current_runs("f.parquet", &file).unwrap().runs(), &[]);
-        assert!(idx.current_runs("g.parquet", &other).unwrap().covers(ord(24), ord(25)));
+        assert!(idx
+            .current_runs("g.parquet", &other)
+            .unwrap()
+            .covers(ord(24), ord(25)));
         // A damaged snapshot is ignored (its files are re-read at run time), the log still counts.
         let snap = snapshot_file(&log);
         let mut bytes = std::fs::read(&snap).unwrap();
