@@ -230,7 +230,7 @@ pub fn audit(
     let mut files: HashMap<PathBuf, Option<FileCoverage>> = HashMap::new();
     let mut reported: BTreeSet<PathBuf> = BTreeSet::new();
     for t in &tasks {
-        let key = crate::exec::run::series_key(t);
+        let key = t.series_key();
         let path = parquet::bar_file_path(&output_root, scope, &key);
         let cov = files
             .entry(path.clone())
@@ -239,7 +239,7 @@ pub fn audit(
                     check_rows(&path, &f.rows, &mut audit.problems);
                     Some(f.effective_coverage())
                 }
-                Ok(None) => index.current(&crate::exec::run::relative_bar_path(t), &path),
+                Ok(None) => index.current(&t.relative_bar_path(), &path),
                 Err(e) => {
                     let problem = match &e {
                         StoreError::Corrupt { reason, .. } => format!("unreadable: {reason}"),

@@ -5,6 +5,7 @@
 
 use crate::bars::{BarSize, Duration};
 use crate::cache::Right;
+use crate::store::parquet::SeriesKey;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -52,6 +53,37 @@ pub struct FetchTask {
     /// Index of this window among the contract's windows for the same bar cell, oldest first;
     /// windows of one contract are fetched in this order.
     pub window: u32,
+}
+
+impl FetchTask {
+    /// The output file's identity (the executor writes it, `verify` and resume read it).
+    pub fn series_key(&self) -> SeriesKey {
+        SeriesKey {
+            symbol: self.symbol.clone(),
+            con_id: self.con_id,
+            expiry: self.expiry,
+            strike: self.strike,
+            right: self.right,
+            bar_size: self.bar_size,
+            what: self.what.clone(),
+            local_symbol: self.local_symbol.clone(),
+            trading_class: self.trading_class.clone(),
+            multiplier: self.multiplier,
+            exchange: self.exchange.clone(),
+            currency: self.currency.clone(),
+        }
+    }
+
+    /// The bar file's path relative to the scope's bar directory (the coverage index's key).
+    pub fn relative_bar_path(&self) -> String {
+        format!(
+            "{}/{}/{}/{}.parquet",
+            self.symbol,
+            self.con_id,
+            self.what,
+            self.bar_size.file_stem()
+        )
+    }
 }
 
 /// Stable task id: the first 16 hex digits of SHA-256 over the canonical request

@@ -4,13 +4,17 @@ pub mod closes;
 pub mod empty_end;
 pub mod governor;
 pub mod incremental;
+pub mod lock;
 pub mod reconnect;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod safety;
 pub mod small_bars;
 pub mod timeline;
 
 pub use governor::{GovernorConfig, GovernorStats, PacingGovernor, Permit};
+pub use lock::{lock_scope, RunLock};
 pub use report::{ConsoleReporter, QuietReporter, Reporter, RunStats};
-pub use run::{execute, filter_resumed, lock_scope, ExecConfig, ExecError, Resumed, RunReport};
+pub use resume::{filter_resumed, Resumed};
+pub use run::{execute, ExecConfig, ExecError, RunReport};

@@ -9,20 +9,21 @@
 use super::governor::{GovernorConfig, PacingGovernor};
 use super::incremental::{over_strict, plan_task, sessions_within, split, Plan, Policy, Request};
 use super::report::{Reporter, RunStats};
+use super::resume::Resumed;
 use super::safety::{
     follow_farm, panic_message, AbortOnDrop, DropTracker, MAX_FARM_TIMEOUTS, STOP_GRACE,
 };
 use super::small_bars::SmallBarKey;
 use super::timeline::TimelineRecorder;
-use crate::bars::{BarSize, Duration as IbDuration};
+use crate::bars::BarSize;
 use crate::compile::task::FetchTask;
 use crate::ib::{FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec, OutcomeClass};
-use crate::store::coverage::{window_ordinals, window_units, Answer, FileCoverage, Unit};
+use crate::store::coverage::{window_units, Answer, FileCoverage, Unit};
 use crate::store::coverage_index::{CoverageIndex, IndexWriter};
-use crate::store::parquet::{self, SeriesKey, StoreError, WriteMode};
+use crate::store::parquet::{self, StoreError, WriteMode};
 use crate::store::summary::{self, SummaryRecord, SummaryWriter};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,152 +111,6 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Holds the per-scope-and-batch lock for the life of the run (released by the OS even on
-/// SIGKILL, since it is an advisory file lock, not a file's existence).
-pub struct RunLock {
-    _file: std::fs::File,
-    _scope: std::fs::File,
-}
-
-/// Take the locks for a scope and batch: the batch's own lock, and the scope's lock, shared by
-/// the shards of a sharded run and exclusive for an unsharded one, so an unsharded run and a
-/// sharded run of the same scope never write at once.
-pub fn lock_scope(cfg: &ExecConfig) -> Result<RunLock, ExecError> {
-    let dir = cfg.state_root.join("run_logs").join(&cfg.scope);
-    std::fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    let open = |path: &std::path::Path| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|source| ExecError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-    };
-    let locked = |path: PathBuf| ExecError::Locked {
-        scope: cfg.scope.clone(),
-        batch: format!("{}/{}", cfg.batch_index, cfg.batch_count),
-        path,
-    };
-    let scope_path = dir.join(".lock-scope");
-    let scope_file = open(&scope_path)?;
-    let scope_lock = if cfg.batch_count > 1 {
-        scope_file.try_lock_shared()
-    } else {
-        scope_file.try_lock()
-    };
-    if scope_lock.is_err() {
-        return Err(locked(scope_path));
-    }
-    let path = dir.join(format!(".lock-{}of{}", cfg.batch_index, cfg.batch_count));
-    let file = open(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(RunLock {
-            _file: file,
-            _scope: scope_file,
-        }),
-        Err(_) => Err(locked(path)),
-    }
-}
-
-/// Drop tasks whose window the lake already covers, by the scope's coverage index: a task is
-/// done when the index entry of its file still matches the file on disk (size and mtime) and
-/// records every session of the window as answered and final (checked on the record's session
-/// runs, without expanding it; a window with a provisional session or a chunk goes to the
-/// scheduler, which decides from the file).
-/// Anything else goes to the scheduler, which reads the file itself. A scope without an index
-/// (written by an older version) falls back to the summaries for tasks that wrote no file
-/// (EMPTY), and its files are re-read at run time, which records them in the index.
-pub fn filter_resumed(cfg: &ExecConfig, tasks: Vec<FetchTask>) -> Result<Resumed, ExecError> {
-    let io = |path: PathBuf| move |source| ExecError::Io { path, source };
-    let index = CoverageIndex::load(&cfg.state_root, &cfg.scope).map_err(io(
-        crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
-    ))?;
-    if !cfg.resume || !cfg.incremental {
-        return Ok(Resumed {
-            tasks,
-            finished: 0,
-            index,
-        });
-    }
-    let done = if index.is_empty() {
-        let legacy = summary::load_resume_state(&cfg.state_root, &cfg.scope)
-            .map_err(io(cfg.state_root.clone()))?;
-        let mut checked = HashSet::new();
-        tasks
-            .iter()
-            .map(|t| legacy.done_without_file(&t.id) && legacy.is_done(&t.id, &mut checked))
-            .collect()
-    } else {
-        done_by_coverage(cfg, &index, &tasks)
-    };
-    let before = tasks.len();
-    let left: Vec<FetchTask> = tasks
-        .into_iter()
-        .zip(done)
-        .filter_map(|(t, done)| (!done).then_some(t))
-        .collect();
-    Ok(Resumed {
-        finished: (before - left.len()) as u64,
-        tasks: left,
-        index,
-    })
-}
-
-/// What resume found: the tasks still to do, how many were finished earlier, and the coverage
-/// index it read (handed on to [`execute`], so a run reads it once).
-pub struct Resumed {
-    /// Tasks for the scheduler.
-    pub tasks: Vec<FetchTask>,
-    /// Tasks whose window the lake already covers.
-    pub finished: u64,
-    /// The scope's coverage index as the run starts.
-    pub index: CoverageIndex,
-}
-
-/// Per task, whether the index entry of its file still matches the file (size and mtime) and
-/// covers its window. Checking is a `stat` per task (the rest is memory), spread over the
-/// machine's cores: half a million files is seconds of system calls on one.
-fn done_by_coverage(cfg: &ExecConfig, index: &CoverageIndex, tasks: &[FetchTask]) -> Vec<bool> {
-    let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
-    let check = |chunk: &[FetchTask]| -> Vec<bool> {
-        // Windows are shared by every contract of a cell: their session span, computed once.
-        type SessionSpan = Option<(u32, u32)>;
-        let mut windows: HashMap<(DateTime<Utc>, IbDuration), SessionSpan> = HashMap::new();
-        chunk
-            .iter()
-            .map(|t| {
-                let rel = relative_bar_path(t);
-                let Some(runs) = index.current_runs(&rel, &scope_dir.join(&rel)) else {
-                    return false;
-                };
-                windows
-                    .entry((t.end, t.duration))
-                    .or_insert_with(|| window_ordinals(&window_units(t.end, t.duration)))
-                    .is_some_and(|(a, b)| runs.covers(a, b))
-            })
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = tasks.len().div_ceil(threads).max(4096);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = tasks
-            .chunks(per_thread)
-            .map(|chunk| (chunk.len(), scope.spawn(move || check(chunk))))
-            .collect();
-        handles
-            .into_iter()
-            // A panicking check counts its tasks as not done: they are fetched, not skipped.
-            .flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![false; n]))
-            .collect()
-    })
 }
 
 /// Everything that writes one output file, in phase (depends-on) then window order: one series
@@ -472,7 +327,7 @@ pub async fn execute(
     });
 
     // The files this run may write or check: the lake index is refreshed for them at the end.
-    let touched: Vec<String> = tasks.iter().map(relative_bar_path).collect();
+    let touched: Vec<String> = tasks.iter().map(FetchTask::relative_bar_path).collect();
     // Group into series (one per output file), keeping the manifest's order.
     let rank = phase_ranks(&cfg.phase_deps);
     let mut order: Vec<(i64, String, BarSize)> = Vec::new();
@@ -787,35 +642,6 @@ async fn run_series(sh: Arc<Shared>, s: Series) {
     });
 }
 
-/// The output file's identity of a task (shared with `verify`, which must read the same file).
-pub(crate) fn series_key(t: &FetchTask) -> SeriesKey {
-    SeriesKey {
-        symbol: t.symbol.clone(),
-        con_id: t.con_id,
-        expiry: t.expiry,
-        strike: t.strike,
-        right: t.right,
-        bar_size: t.bar_size,
-        what: t.what.clone(),
-        local_symbol: t.local_symbol.clone(),
-        trading_class: t.trading_class.clone(),
-        multiplier: t.multiplier,
-        exchange: t.exchange.clone(),
-        currency: t.currency.clone(),
-    }
-}
-
-/// A bar file's path relative to the scope's bar directory (the coverage index's key).
-pub(crate) fn relative_bar_path(t: &FetchTask) -> String {
-    format!(
-        "{}/{}/{}/{}.parquet",
-        t.symbol,
-        t.con_id,
-        t.what,
-        t.bar_size.file_stem()
-    )
-}
-
 fn hist_request(t: &FetchTask, req: &Request) -> HistRequest {
     HistRequest {
         option: Some(OptionSpec {
@@ -863,9 +689,9 @@ struct TaskTally {
 
 async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let cfg = &sh.cfg;
-    let key = series_key(t);
+    let key = t.series_key();
     let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
-    let rel = relative_bar_path(t);
+    let rel = t.relative_bar_path();
     let started_at = Utc::now();
     let now = sh.now();
     let units = window_units(t.end, t.duration);
