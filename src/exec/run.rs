@@ -8,6 +8,7 @@
 
 use super::governor::{GovernorConfig, PacingGovernor};
 use super::incremental::{over_strict, plan_task, sessions_within, split, Plan, Policy, Request};
+use super::queue::{Queue, Series};
 use super::report::{Reporter, RunStats};
 use super::resume::Resumed;
 use super::safety::{
@@ -111,14 +112,6 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Everything that writes one output file, in phase (depends-on) then window order: one series
-/// per file, so two phases writing the same file never race.
-struct Series {
-    phases: Vec<String>,
-    symbol: String,
-    tasks: Vec<FetchTask>,
 }
 
 enum Event {
@@ -278,125 +271,25 @@ pub async fn execute(
     stop: watch::Receiver<bool>,
 ) -> Result<RunReport, ExecError> {
     let run_dir = summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id);
-    let io_err = |source| ExecError::Io {
-        path: run_dir.clone(),
-        source,
-    };
-    let mut writer =
-        SummaryWriter::new(run_dir.clone(), cfg.batch_index, cfg.batch_count).map_err(io_err)?;
-    for rec in &skipped {
-        writer.append(rec).map_err(io_err)?;
-    }
     let Resumed {
         tasks,
         finished: resumed,
         index,
     } = resumed;
-    let index_writer = IndexWriter::open(
-        &cfg.state_root,
-        &cfg.scope,
-        cfg.batch_index,
-        cfg.batch_count,
-    )
-    .map_err(|source| ExecError::Io {
-        path: crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
-        source,
-    })?;
-    let index_writer = Arc::new(Mutex::new(index_writer));
-    let gateway =
-        super::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, &stop).await?;
-    let governor = PacingGovernor::new(cfg.governor.clone());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (lost_tx, _) = watch::channel(None);
-    let shared = Arc::new(Shared {
-        cfg: cfg.clone(),
-        gateway,
-        governor: governor.clone(),
-        summary: Arc::new(Mutex::new(writer)),
-        events: tx,
-        stop: stop.clone(),
-        lost: lost_tx,
-        reconnecting: tokio::sync::Mutex::new(()),
-        today: crate::calendar::to_ny(cfg.now.unwrap_or_else(Utc::now)).date_naive(),
-        index,
-        index_writer: index_writer.clone(),
-        fileless: Mutex::new(HashMap::new()),
-        limits: Mutex::new(LearnedLimits::default()),
-        probes: Mutex::new(HashMap::new()),
-        solo: tokio::sync::RwLock::new(()),
-    });
+    let (shared, index_writer, rx) = open_run(&cfg, &run_dir, &skipped, index, &stop).await?;
+    let governor = shared.governor.clone();
 
     // The files this run may write or check: the lake index is refreshed for them at the end.
     let touched: Vec<String> = tasks.iter().map(FetchTask::relative_bar_path).collect();
-    // Group into series (one per output file), keeping the manifest's order.
-    let rank = phase_ranks(&cfg.phase_deps);
-    let mut order: Vec<(i64, String, BarSize)> = Vec::new();
-    let mut groups: HashMap<(i64, String, BarSize), Series> = HashMap::new();
-    for t in tasks {
-        let key = (t.con_id, t.what.clone(), t.bar_size);
-        let s = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            Series {
-                phases: Vec::new(),
-                symbol: t.symbol.clone(),
-                tasks: Vec::new(),
-            }
-        });
-        if !s.phases.contains(&t.phase) {
-            s.phases.push(t.phase.clone());
-        }
-        s.tasks.push(t);
-    }
-    let mut remaining: HashMap<(String, String), usize> = HashMap::new();
+    let queue = Queue::build(tasks, &cfg.phase_deps);
     let mut stats = RunStats {
         resumed,
+        total: queue.tasks,
         ..Default::default()
     };
     for rec in &skipped {
         *stats.by_status.entry(rec.status.clone()).or_default() += 1;
         stats.total += 1;
-    }
-    let mut series_in_order = Vec::new();
-    for key in order {
-        if let Some(mut s) = groups.remove(&key) {
-            s.tasks.sort_by(|a, b| {
-                let ra = rank.get(&a.phase).copied().unwrap_or(0);
-                let rb = rank.get(&b.phase).copied().unwrap_or(0);
-                (ra, &a.phase, a.window).cmp(&(rb, &b.phase, b.window))
-            });
-            stats.total += s.tasks.len() as u64;
-            for p in &s.phases {
-                *remaining.entry((p.clone(), s.symbol.clone())).or_default() += 1;
-            }
-            series_in_order.push(s);
-        }
-    }
-    let deps = cfg.phase_deps.clone();
-    // A series waits while a phase it holds depends on a phase with unfinished series of the
-    // symbol other than itself (its own tasks run in depends-on order).
-    let blocked = |s: &Series, remaining: &HashMap<(String, String), usize>| {
-        s.phases.iter().any(|phase| {
-            deps.get(phase).is_some_and(|ds| {
-                ds.iter().any(|d| {
-                    let open = remaining
-                        .get(&(d.clone(), s.symbol.clone()))
-                        .copied()
-                        .unwrap_or(0);
-                    open > usize::from(s.phases.contains(d))
-                })
-            })
-        })
-    };
-    // Ready series in manifest order; series waiting for a phase they depend on, per symbol,
-    // released when that symbol's series of the phase are all done (no rescans of the queue).
-    let mut ready: VecDeque<Series> = VecDeque::new();
-    let mut waiting: HashMap<String, Vec<Series>> = HashMap::new();
-    for s in series_in_order {
-        if blocked(&s, &remaining) {
-            waiting.entry(s.symbol.clone()).or_default().push(s);
-        } else {
-            ready.push_back(s);
-        }
     }
 
     let farm = tokio::spawn(follow_farm(shared.gateway.hmds_down(), governor.clone()));
@@ -412,115 +305,24 @@ pub async fn execute(
         resumed,
         &governor.stats(),
     );
-    let mut active = 0usize;
-    let max_active = cfg.active_series.max(1);
-    let mut joins = tokio::task::JoinSet::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut interrupted = false;
-    let mut gateway_lost = None;
-    let mut stop_rx = stop.clone();
-    // The HMDS farm's state for the timeline (the governor follows it on its own).
-    let mut farm_rx = shared.gateway.hmds_down();
-    let mut farm_open = true;
-    let mut farm_down = false;
-    // Once stopped, in-flight requests get STOP_GRACE to finish; then their series are
-    // abandoned (not recorded: the next run does them).
-    let mut grace_over: Option<tokio::time::Instant> = None;
-    loop {
-        let stopping = interrupted || gateway_lost.is_some();
-        if !stopping {
-            while active < max_active {
-                let Some(s) = ready.pop_front() else { break };
-                active += 1;
-                joins.spawn(run_series(shared.clone(), s));
-            }
-        }
-        if active == 0 && (ready.is_empty() || stopping) {
-            // Anything still waiting depends on work that did not finish in this run.
-            break;
-        }
-        tokio::select! {
-            Some(ev) = rx.recv() => {
-                feed_timeline(&mut timeline, &ev);
-                if let Some((phases, symbol)) = count_event(&mut stats, &mut gateway_lost, ev) {
-                    active -= 1;
-                    for phase in phases {
-                        let key = (phase, symbol.clone());
-                        if let Some(n) = remaining.get_mut(&key) { *n = n.saturating_sub(1); }
-                    }
-                    if let Some(list) = waiting.remove(&symbol) {
-                        let (now, later): (Vec<Series>, Vec<Series>) =
-                            list.into_iter().partition(|s| !blocked(s, &remaining));
-                        ready.extend(now);
-                        if !later.is_empty() { waiting.insert(symbol.clone(), later); }
-                    }
-                }
-            }
-            Some(res) = joins.join_next(), if !joins.is_empty() => {
-                if let Err(e) = res { tracing::error!("series task failed: {e}"); }
-            }
-            _ = stop_rx.changed() => {
-                if *stop_rx.borrow() && !interrupted {
-                    interrupted = true;
-                    grace_over = Some(tokio::time::Instant::now() + STOP_GRACE);
-                }
-            }
-            _ = tokio::time::sleep_until(grace_over.unwrap_or_else(tokio::time::Instant::now)), if grace_over.is_some() => {
-                tracing::warn!("stop grace of {STOP_GRACE:?} over: abandoning {active} series still in flight");
-                joins.abort_all();
-                break;
-            }
-            res = farm_rx.changed(), if farm_open => match res {
-                Ok(()) => {
-                    let down = *farm_rx.borrow_and_update();
-                    if down != farm_down {
-                        farm_down = down;
-                        record_farm_state(&mut timeline, down);
-                    }
-                }
-                Err(_) => farm_open = false,
-            },
-            _ = tick.tick() => {}
-        }
-        stats.elapsed_secs = started.elapsed().as_secs_f64();
-        stats.governor = governor.stats();
-        timeline.tick(Utc::now(), &stats.governor);
-        reporter.progress(&stats);
-    }
-    while joins.join_next().await.is_some() {}
-    while let Ok(ev) = rx.try_recv() {
-        feed_timeline(&mut timeline, &ev);
-        let _ = count_event(&mut stats, &mut gateway_lost, ev);
-    }
-    stats.elapsed_secs = started.elapsed().as_secs_f64();
-    stats.governor = governor.stats();
-    timeline.end(
-        Utc::now(),
-        &stats.governor,
-        stats.requests,
-        stats.reconnects,
+    let mut run = Drive {
+        shared: &shared,
+        queue,
+        rx,
+        stats,
+        timeline,
+        started,
+        interrupted: false,
+        gateway_lost: None,
+    };
+    run.until_done(reporter, stop).await;
+    let Drive {
+        mut stats,
         interrupted,
-        gateway_lost.as_deref(),
-    );
-    reporter.finish(&stats);
-    let compacted = index_writer
-        .lock()
-        .map_err(|_| std::io::Error::other("poisoned"))
-        .and_then(|mut w| w.compact(&cfg.state_root, &cfg.scope));
-    if let Err(e) = compacted {
-        tracing::error!("cannot compact the coverage index: {e}");
-    }
-    let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
-    let indexed =
-        tokio::task::block_in_place(|| crate::lake::index::refresh_after_run(&scope_dir, &touched));
-    if let Err(e) = indexed {
-        tracing::error!("cannot refresh the lake index: {e}");
-    }
-    let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
-    if let Err(e) = crate::store::atomic::write_json(&run_file, &stats) {
-        stats.write_failures += 1;
-        tracing::error!("cannot write the run totals {}: {e}", run_file.display());
-    }
+        gateway_lost,
+        ..
+    } = run;
+    stats.write_failures += finish_run(&cfg, &run_dir, &index_writer, &touched, &stats);
     tracing::info!(
         "run {} ended: {} of {} tasks done, {} errors, {} requests, {} reconnects{}",
         cfg.run_id,
@@ -539,38 +341,198 @@ pub async fn execute(
     })
 }
 
-/// Depth of each phase in the depends-on graph (0: no dependencies), so one series runs its
-/// phases' windows in dependency order.
-fn phase_ranks(deps: &BTreeMap<String, Vec<String>>) -> HashMap<String, usize> {
-    fn rank(
-        p: &str,
-        deps: &BTreeMap<String, Vec<String>>,
-        memo: &mut HashMap<String, usize>,
-        depth: usize,
-    ) -> usize {
-        if let Some(r) = memo.get(p) {
-            return *r;
+/// Open what a run writes (its summary, with the skipped selections' records first; the
+/// coverage log) and connect to the gateway.
+async fn open_run(
+    cfg: &ExecConfig,
+    run_dir: &std::path::Path,
+    skipped: &[SummaryRecord],
+    index: CoverageIndex,
+    stop: &watch::Receiver<bool>,
+) -> Result<
+    (
+        Arc<Shared>,
+        Arc<Mutex<IndexWriter>>,
+        mpsc::UnboundedReceiver<Event>,
+    ),
+    ExecError,
+> {
+    let io_err = |source| ExecError::Io {
+        path: run_dir.to_path_buf(),
+        source,
+    };
+    let mut writer = SummaryWriter::new(run_dir.to_path_buf(), cfg.batch_index, cfg.batch_count)
+        .map_err(io_err)?;
+    for rec in skipped {
+        writer.append(rec).map_err(io_err)?;
+    }
+    let index_writer = IndexWriter::open(
+        &cfg.state_root,
+        &cfg.scope,
+        cfg.batch_index,
+        cfg.batch_count,
+    )
+    .map_err(|source| ExecError::Io {
+        path: crate::store::coverage_index::index_dir(&cfg.state_root, &cfg.scope),
+        source,
+    })?;
+    let index_writer = Arc::new(Mutex::new(index_writer));
+    let gateway =
+        super::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, stop).await?;
+    let governor = PacingGovernor::new(cfg.governor.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (lost_tx, _) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        gateway,
+        governor,
+        summary: Arc::new(Mutex::new(writer)),
+        events: tx,
+        stop: stop.clone(),
+        lost: lost_tx,
+        reconnecting: tokio::sync::Mutex::new(()),
+        today: crate::calendar::to_ny(cfg.now.unwrap_or_else(Utc::now)).date_naive(),
+        index,
+        index_writer: index_writer.clone(),
+        fileless: Mutex::new(HashMap::new()),
+        limits: Mutex::new(LearnedLimits::default()),
+        probes: Mutex::new(HashMap::new()),
+        solo: tokio::sync::RwLock::new(()),
+    });
+
+    Ok((shared, index_writer, rx))
+}
+
+/// The scheduler's loop and what it keeps: series dispatched up to `active_series` at a time,
+/// events counted into the totals and the timeline, stop and gateway loss honoured.
+struct Drive<'a> {
+    shared: &'a Arc<Shared>,
+    queue: Queue,
+    rx: mpsc::UnboundedReceiver<Event>,
+    stats: RunStats,
+    timeline: TimelineRecorder,
+    started: Instant,
+    interrupted: bool,
+    gateway_lost: Option<String>,
+}
+
+impl Drive<'_> {
+    /// Run until every ready series is done, or the run is stopped (Ctrl-C, gateway lost).
+    async fn until_done(&mut self, reporter: &mut dyn Reporter, stop: watch::Receiver<bool>) {
+        let mut active = 0usize;
+        let max_active = self.shared.cfg.active_series.max(1);
+        let mut joins = tokio::task::JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut stop_rx = stop.clone();
+        // The HMDS farm's state for the timeline (the governor follows it on its own).
+        let mut farm_rx = self.shared.gateway.hmds_down();
+        let mut farm_open = true;
+        let mut farm_down = false;
+        // Once stopped, in-flight requests get STOP_GRACE to finish; then their series are
+        // abandoned (not recorded: the next run does them).
+        let mut grace_over: Option<tokio::time::Instant> = None;
+        loop {
+            let stopping = self.interrupted || self.gateway_lost.is_some();
+            if !stopping {
+                while active < max_active {
+                    let Some(s) = self.queue.pop() else { break };
+                    active += 1;
+                    joins.spawn(run_series(self.shared.clone(), s));
+                }
+            }
+            if active == 0 && (self.queue.nothing_ready() || stopping) {
+                // Anything still waiting depends on work that did not finish in this run.
+                break;
+            }
+            tokio::select! {
+                Some(ev) = self.rx.recv() => {
+                    feed_timeline(&mut self.timeline, &ev);
+                    if let Some((phases, symbol)) = count_event(&mut self.stats, &mut self.gateway_lost, ev) {
+                        active -= 1;
+                        self.queue.series_done(phases, &symbol);
+                    }
+                }
+                Some(res) = joins.join_next(), if !joins.is_empty() => {
+                    if let Err(e) = res { tracing::error!("series task failed: {e}"); }
+                }
+                _ = stop_rx.changed() => {
+                    if *stop_rx.borrow() && !self.interrupted {
+                        self.interrupted = true;
+                        grace_over = Some(tokio::time::Instant::now() + STOP_GRACE);
+                    }
+                }
+                _ = tokio::time::sleep_until(grace_over.unwrap_or_else(tokio::time::Instant::now)), if grace_over.is_some() => {
+                    tracing::warn!("stop grace of {STOP_GRACE:?} over: abandoning {active} series still in flight");
+                    joins.abort_all();
+                    break;
+                }
+                res = farm_rx.changed(), if farm_open => match res {
+                    Ok(()) => {
+                        let down = *farm_rx.borrow_and_update();
+                        if down != farm_down {
+                            farm_down = down;
+                            record_farm_state(&mut self.timeline, down);
+                        }
+                    }
+                    Err(_) => farm_open = false,
+                },
+                _ = tick.tick() => {}
+            }
+            self.stats.elapsed_secs = self.started.elapsed().as_secs_f64();
+            self.stats.governor = self.shared.governor.stats();
+            self.timeline.tick(Utc::now(), &self.stats.governor);
+            reporter.progress(&self.stats);
         }
-        let r = if depth > deps.len() {
-            0 // a cycle (refused by the plan compiler): do not recurse forever
-        } else {
-            deps.get(p)
-                .map(|ds| {
-                    ds.iter()
-                        .map(|d| rank(d, deps, memo, depth + 1) + 1)
-                        .max()
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0)
-        };
-        memo.insert(p.to_string(), r);
-        r
+        while joins.join_next().await.is_some() {}
+        while let Ok(ev) = self.rx.try_recv() {
+            feed_timeline(&mut self.timeline, &ev);
+            let _ = count_event(&mut self.stats, &mut self.gateway_lost, ev);
+        }
+        self.stats.elapsed_secs = self.started.elapsed().as_secs_f64();
+        self.stats.governor = self.shared.governor.stats();
+        self.timeline.end(
+            Utc::now(),
+            &self.stats.governor,
+            self.stats.requests,
+            self.stats.reconnects,
+            self.interrupted,
+            self.gateway_lost.as_deref(),
+        );
+        reporter.finish(&self.stats);
     }
-    let mut memo = HashMap::new();
-    for p in deps.keys() {
-        rank(p, deps, &mut memo, 0);
-    }
-    memo
+}
+
+/// After the loop: fold the coverage log into its snapshot, refresh the lake index for the
+/// files the run may have touched, write the run totals. Returns the write failures (each is
+/// logged; none loses bars, which are already in their files).
+fn finish_run(
+    cfg: &ExecConfig,
+    run_dir: &std::path::Path,
+    index_writer: &Arc<Mutex<IndexWriter>>,
+    touched: &[String],
+    stats: &RunStats,
+) -> u64 {
+    let mut failures = 0;
+    tokio::task::block_in_place(|| {
+        let compacted = index_writer
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))
+            .and_then(|mut w| w.compact(&cfg.state_root, &cfg.scope));
+        if let Err(e) = compacted {
+            tracing::error!("cannot compact the coverage index: {e}");
+        }
+        let scope_dir = parquet::scope_dir(&cfg.output_root, &cfg.scope);
+        let indexed = crate::lake::index::refresh_after_run(&scope_dir, touched);
+        if let Err(e) = indexed {
+            tracing::error!("cannot refresh the lake index: {e}");
+        }
+        let run_file = run_dir.join(format!("run_{}of{}.json", cfg.batch_index, cfg.batch_count));
+        if let Err(e) = crate::store::atomic::write_json(&run_file, stats) {
+            failures += 1;
+            tracing::error!("cannot write the run totals {}: {e}", run_file.display());
+        }
+    });
+    failures
 }
 
 /// Count an event into the stats; a finished series is handed back (phases, symbol) for the
