@@ -11,7 +11,9 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod safety;
+mod send;
 pub mod small_bars;
+mod task;
 pub mod timeline;
 
 pub use governor::{GovernorConfig, GovernorStats, PacingGovernor, Permit};

@@ -7,24 +7,21 @@
 //! finished.
 
 use super::governor::{GovernorConfig, PacingGovernor};
-use super::incremental::{over_strict, plan_task, sessions_within, split, Plan, Policy, Request};
 use super::queue::{Queue, Series};
 use super::report::{Reporter, RunStats};
 use super::resume::Resumed;
-use super::safety::{
-    follow_farm, panic_message, AbortOnDrop, DropTracker, MAX_FARM_TIMEOUTS, STOP_GRACE,
-};
-use super::small_bars::SmallBarKey;
+use super::safety::{follow_farm, AbortOnDrop, STOP_GRACE};
+use super::task::run_task_caught;
 use super::timeline::TimelineRecorder;
 use crate::bars::BarSize;
 use crate::compile::task::FetchTask;
-use crate::ib::{FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec, OutcomeClass};
-use crate::store::coverage::{window_units, Answer, FileCoverage, Unit};
+use crate::ib::{Gateway, GatewayConfig, OutcomeClass};
+use crate::store::coverage::FileCoverage;
 use crate::store::coverage_index::{CoverageIndex, IndexWriter};
-use crate::store::parquet::{self, StoreError, WriteMode};
+use crate::store::parquet::{self};
 use crate::store::summary::{self, SummaryRecord, SummaryWriter};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -114,7 +111,7 @@ pub enum ExecError {
     },
 }
 
-enum Event {
+pub(super) enum Event {
     Request {
         retry: bool,
     },
@@ -143,32 +140,32 @@ enum Event {
     WriteFailed,
 }
 
-struct Shared {
-    cfg: ExecConfig,
-    gateway: Gateway,
-    governor: Arc<PacingGovernor>,
-    summary: Arc<Mutex<SummaryWriter>>,
-    events: mpsc::UnboundedSender<Event>,
-    stop: watch::Receiver<bool>,
-    lost: watch::Sender<Option<String>>,
-    reconnecting: tokio::sync::Mutex<()>,
-    today: chrono::NaiveDate,
+pub(super) struct Shared {
+    pub(super) cfg: ExecConfig,
+    pub(super) gateway: Gateway,
+    pub(super) governor: Arc<PacingGovernor>,
+    pub(super) summary: Arc<Mutex<SummaryWriter>>,
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    pub(super) stop: watch::Receiver<bool>,
+    pub(super) lost: watch::Sender<Option<String>>,
+    pub(super) reconnecting: tokio::sync::Mutex<()>,
+    pub(super) today: chrono::NaiveDate,
     /// Coverage of files as the run started (fast path for files without a Parquet record).
-    index: CoverageIndex,
-    index_writer: Arc<Mutex<IndexWriter>>,
+    pub(super) index: CoverageIndex,
+    pub(super) index_writer: Arc<Mutex<IndexWriter>>,
     /// Coverage of series without a file recorded in this run (the index above is as of the
     /// start).
-    fileless: Mutex<HashMap<String, FileCoverage>>,
-    limits: Mutex<LearnedLimits>,
-    probes: Mutex<HashMap<BarSize, Arc<tokio::sync::Mutex<()>>>>,
+    pub(super) fileless: Mutex<HashMap<String, FileCoverage>>,
+    pub(super) limits: Mutex<LearnedLimits>,
+    pub(super) probes: Mutex<HashMap<BarSize, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests hold a read guard while in flight; a suspect task sent alone takes the write
     /// guard (tokio's lock is fair: new requests wait behind it).
-    solo: tokio::sync::RwLock<()>,
+    pub(super) solo: tokio::sync::RwLock<()>,
 }
 
 /// Per bar size, what this run learned about the gateway's duration limit (in sessions).
 #[derive(Default)]
-struct LearnedLimits {
+pub(super) struct LearnedLimits {
     /// Longest window that answered with bars.
     confirmed: HashMap<BarSize, usize>,
     /// Windows are split to this many sessions (a longer one answered zero bars or too long).
@@ -176,13 +173,13 @@ struct LearnedLimits {
 }
 
 impl Shared {
-    fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         self.cfg.now.unwrap_or_else(Utc::now)
     }
 
     /// Coverage of a series without a file (all-empty so far): recorded earlier in this run, or
     /// in the index by an earlier one.
-    fn index_entry(&self, rel: &str, path: &std::path::Path) -> Option<FileCoverage> {
+    pub(super) fn index_entry(&self, rel: &str, path: &std::path::Path) -> Option<FileCoverage> {
         if !path.exists() {
             if let Some(c) = self.fileless.lock().ok().and_then(|m| m.get(rel).cloned()) {
                 return Some(c);
@@ -193,7 +190,7 @@ impl Shared {
 
     /// Note a series' coverage for the rest of this run (series without a file live only here
     /// and in the index).
-    fn note_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
+    pub(super) fn note_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
         if let Ok(mut m) = self.fileless.lock() {
             if path.exists() {
                 m.remove(rel);
@@ -206,7 +203,12 @@ impl Shared {
     /// Append a series' coverage to the index. Called after the task's summary record is
     /// written: a run killed in between leaves the index stale (the file's fingerprint no longer
     /// matches), so the task is planned again from the file and recorded UP_TO_DATE.
-    async fn persist_coverage(&self, rel: &str, path: &std::path::Path, cov: &FileCoverage) {
+    pub(super) async fn persist_coverage(
+        &self,
+        rel: &str,
+        path: &std::path::Path,
+        cov: &FileCoverage,
+    ) {
         let (w, rel, path, cov, now) = (
             self.index_writer.clone(),
             rel.to_string(),
@@ -227,25 +229,25 @@ impl Shared {
         }
     }
 
-    fn learned_limit(&self, bar: BarSize) -> Option<usize> {
+    pub(super) fn learned_limit(&self, bar: BarSize) -> Option<usize> {
         self.limits.lock().ok()?.learned.get(&bar).copied()
     }
 
-    fn confirmed(&self, bar: BarSize, sessions: usize) -> bool {
+    pub(super) fn confirmed(&self, bar: BarSize, sessions: usize) -> bool {
         self.limits
             .lock()
             .map(|l| l.confirmed.get(&bar).is_some_and(|c| *c >= sessions))
             .unwrap_or(false)
     }
 
-    fn confirm(&self, bar: BarSize, sessions: usize) {
+    pub(super) fn confirm(&self, bar: BarSize, sessions: usize) {
         if let Ok(mut l) = self.limits.lock() {
             let c = l.confirmed.entry(bar).or_default();
             *c = (*c).max(sessions);
         }
     }
 
-    fn learn(&self, bar: BarSize, sessions: usize) {
+    pub(super) fn learn(&self, bar: BarSize, sessions: usize) {
         if let Ok(mut l) = self.limits.lock() {
             let e = l.learned.entry(bar).or_insert(sessions);
             *e = (*e).min(sessions);
@@ -253,7 +255,7 @@ impl Shared {
         let _ = self.events.send(Event::Learned { bar, sessions });
     }
 
-    fn probe_lock(&self, bar: BarSize) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn probe_lock(&self, bar: BarSize) -> Arc<tokio::sync::Mutex<()>> {
         match self.probes.lock() {
             Ok(mut m) => m.entry(bar).or_default().clone(),
             Err(_) => Arc::new(tokio::sync::Mutex::new(())),
@@ -602,581 +604,4 @@ async fn run_series(sh: Arc<Shared>, s: Series) {
         phases: s.phases,
         symbol: s.symbol,
     });
-}
-
-fn hist_request(t: &FetchTask, req: &Request) -> HistRequest {
-    HistRequest {
-        option: Some(OptionSpec {
-            symbol: t.symbol.clone(),
-            con_id: t.con_id,
-            local_symbol: t.local_symbol.clone(),
-            trading_class: t.trading_class.clone(),
-            expiry: t.expiry,
-            strike: t.strike,
-            right: t.right,
-            multiplier: t.multiplier,
-            exchange: t.exchange.clone(),
-            currency: t.currency.clone(),
-        }),
-        stock_symbol: t.symbol.clone(),
-        what: t.what.clone(),
-        bar_size: t.bar_size,
-        duration: req.duration,
-        end: Some(req.end),
-        use_rth: t.use_rth,
-    }
-}
-
-/// What one request of a task came to.
-enum Sent {
-    /// Bars (possibly none: a silent empty answer).
-    Bars(Vec<FetchedBar>),
-    /// A final failure (EMPTY included).
-    Failed(crate::ib::Failure),
-    /// The run is stopping: not recorded, the next run does it.
-    Stopped,
-}
-
-/// The running totals of one task, for its summary record.
-#[derive(Default)]
-struct TaskTally {
-    bars: Vec<FetchedBar>,
-    written: u64,
-    attempts: u32,
-    latency_ms: Option<u64>,
-    quarantined: Option<String>,
-    requests: Vec<String>,
-    splits: u32,
-}
-
-async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
-    let cfg = &sh.cfg;
-    let key = t.series_key();
-    let path = parquet::bar_file_path(&cfg.output_root, &cfg.scope, &key);
-    let rel = t.relative_bar_path();
-    let started_at = Utc::now();
-    let now = sh.now();
-    let units = window_units(t.end, t.duration);
-    // Read the file (retrying transient I/O errors); a file that cannot be decoded plans as
-    // absent and is quarantined by the merge.
-    let file = {
-        let p2 = path.clone();
-        let mut tries = 0;
-        loop {
-            let p3 = p2.clone();
-            let res = tokio::task::spawn_blocking(move || parquet::read_file(&p3)).await;
-            match res {
-                Ok(Ok(f)) => break Ok(f),
-                Ok(Err(StoreError::Corrupt { .. })) => break Ok(None),
-                Ok(Err(e)) if tries < 3 => {
-                    tries += 1;
-                    tracing::warn!("{e}; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 << tries)).await;
-                }
-                Ok(Err(e)) => break Err(e.to_string()),
-                Err(e) => break Err(e.to_string()),
-            }
-        }
-    };
-    let file = match file {
-        Ok(f) => f,
-        Err(why) => {
-            let rec = record(
-                sh,
-                t,
-                started_at,
-                OutcomeClass::Other,
-                TaskTally::default(),
-                None,
-                Some(why),
-                None,
-            );
-            write_record(sh, rec, OutcomeClass::Other, 0).await;
-            return;
-        }
-    };
-    let exists = file.is_some();
-    let coverage = match &file {
-        Some(f) => Some(f.effective_coverage()),
-        None => sh.index_entry(&rel, &path),
-    };
-    let policy = Policy {
-        incremental: cfg.incremental,
-        resume: cfg.resume,
-        first_of_series,
-    };
-    let (requests, mode) = match plan_task(t, &units, coverage.as_ref(), exists, now, policy) {
-        Plan::UpToDate(why) => {
-            let out = exists.then(|| path.display().to_string());
-            let rec = record(
-                sh,
-                t,
-                started_at,
-                OutcomeClass::UpToDate,
-                TaskTally::default(),
-                None,
-                Some(why),
-                out,
-            );
-            write_record(sh, rec, OutcomeClass::UpToDate, 0).await;
-            if let Some(c) = &coverage {
-                sh.persist_coverage(&rel, &path, c).await;
-            }
-            return;
-        }
-        Plan::Fetch { requests, mode } => (requests, mode),
-    };
-    let mut queue: VecDeque<Request> = requests.into();
-    let mut mode = mode;
-    let mut tally = TaskTally::default();
-    let mut last_cov = coverage;
-    let mut failure: Option<crate::ib::Failure> = None;
-    // IB's "no data" answer (162), kept for the record of a task that ends EMPTY.
-    let mut empty_answer: Option<crate::ib::Failure> = None;
-    let mut merged_any = false;
-    while let Some(req) = queue.pop_front() {
-        // A limit learned earlier in the run: split before sending.
-        if let Some(max) = sh.learned_limit(t.bar_size) {
-            let parts = split(t, &req, max);
-            if parts.len() > 1 {
-                tally.splits += 1;
-                for p in parts.into_iter().rev() {
-                    queue.push_front(p);
-                }
-                continue;
-            }
-        }
-        let probe = over_strict(&req, t.bar_size) && !sh.confirmed(t.bar_size, req.units.len());
-        let probe_guard = if probe {
-            let lock = sh.probe_lock(t.bar_size);
-            let g = lock.lock_owned().await;
-            if sh.learned_limit(t.bar_size).is_some() || sh.confirmed(t.bar_size, req.units.len()) {
-                queue.push_front(req);
-                continue;
-            }
-            Some(g)
-        } else {
-            None
-        };
-        let empty_end = sh.cfg.empty_end
-            && super::empty_end::applies(req.end, sh.cfg.now.unwrap_or_else(Utc::now), t.use_rth);
-        tally.requests.push(format!(
-            "{}@{}{}",
-            req.duration,
-            req.end.format("%Y-%m-%dT%H:%M:%SZ"),
-            if empty_end {
-                super::empty_end::FORM_SUFFIX
-            } else {
-                ""
-            }
-        ));
-        let sent = send(sh, t, &req, empty_end, &mut tally).await;
-        let too_long = |f: &crate::ib::Failure| {
-            f.class == OutcomeClass::InvalidRequest
-                && (f.message.contains("Time length exceed max")
-                    || f.message.contains("invalid step"))
-        };
-        let fetched = match sent {
-            Sent::Stopped => return,
-            Sent::Bars(bars) if bars.is_empty() && over_strict(&req, t.bar_size) => None,
-            Sent::Failed(f) if too_long(&f) && over_strict(&req, t.bar_size) => None,
-            Sent::Bars(bars) => {
-                sh.confirm(t.bar_size, req.units.len());
-                Some(bars)
-            }
-            Sent::Failed(f) if f.class == OutcomeClass::Empty => {
-                empty_answer = Some(f);
-                Some(Vec::new())
-            }
-            Sent::Failed(f) => {
-                failure = Some(f);
-                break;
-            }
-        };
-        drop(probe_guard);
-        let Some(bars) = fetched else {
-            // Zero bars (or "too long") for a window over the strict table: learn the strict
-            // limit for the rest of the run and split this window to it.
-            let strict = sessions_within(t.bar_size.strict_max_duration());
-            sh.learn(t.bar_size, strict);
-            tally.splits += 1;
-            for p in split(t, &req, strict).into_iter().rev() {
-                queue.push_front(p);
-            }
-            continue;
-        };
-        let (p2, k2, b2, u2, m2) = (
-            path.clone(),
-            key.clone(),
-            bars.clone(),
-            req.units.clone(),
-            mode,
-        );
-        let prior = last_cov.clone();
-        let prov = crate::store::provenance::Provenance::of_request(
-            &sh.cfg.run_id,
-            now,
-            req.end,
-            req.duration,
-            t.bar_size,
-            &t.what,
-            t.use_rth,
-        );
-        let merged = tokio::task::spawn_blocking(move || {
-            parquet::merge_units(&p2, &k2, &b2, &u2, m2, prior.as_ref(), &prov)
-        })
-        .await;
-        mode = WriteMode::Merge;
-        match merged {
-            Ok(Ok(m)) => {
-                tally.written += m.appended as u64;
-                if let Some(q) = m.quarantined {
-                    tally.quarantined = Some(q.display().to_string());
-                }
-                sh.note_coverage(&rel, &path, &m.coverage);
-                last_cov = Some(m.coverage);
-                merged_any = true;
-            }
-            Ok(Err(e)) => {
-                tracing::error!("{e}");
-                failure = Some(crate::ib::Failure {
-                    class: OutcomeClass::Other,
-                    code: None,
-                    message: e.to_string(),
-                });
-                break;
-            }
-            Err(e) => {
-                failure = Some(crate::ib::Failure {
-                    class: OutcomeClass::Other,
-                    code: None,
-                    message: e.to_string(),
-                });
-                break;
-            }
-        }
-        tally.bars.extend(bars);
-    }
-    let out = path.exists().then(|| path.display().to_string());
-    let (class, code, message) = match failure {
-        Some(f) => (f.class, f.code, Some(f.message)),
-        None => {
-            let all_empty = last_cov.as_ref().is_some_and(|c| {
-                units.iter().all(|u| {
-                    c.session(u.session().date)
-                        .is_some_and(|cv| cv.answer == Answer::Empty)
-                        || matches!(u, Unit::Chunk { .. }) && tally.bars.is_empty()
-                })
-            });
-            if all_empty {
-                let (code, message) = empty_answer
-                    .map(|f| (f.code, Some(f.message)))
-                    .unwrap_or((None, None));
-                (OutcomeClass::Empty, code, message)
-            } else {
-                (OutcomeClass::Ok, None, None)
-            }
-        }
-    };
-    let n = tally.bars.len() as u64;
-    let rec = record(sh, t, started_at, class, tally, code, message, out);
-    write_record(sh, rec, class, n).await;
-    if let (true, Some(c)) = (merged_any, &last_cov) {
-        sh.persist_coverage(&rel, &path, c).await;
-    }
-}
-
-/// Send one request with retries and reconnects (the task's attempts are counted in `tally`).
-/// A task in flight at repeated disconnects is sent alone, and set aside (QUARANTINED) when
-/// the connection drops even then, so it cannot disconnect everyone else again.
-async fn send(
-    sh: &Arc<Shared>,
-    t: &FetchTask,
-    req: &Request,
-    empty_end: bool,
-    tally: &mut TaskTally,
-) -> Sent {
-    let cfg = &sh.cfg;
-    let mut hreq = hist_request(t, req);
-    if empty_end {
-        hreq.end = None;
-    }
-    let expired = t.expiry < sh.today;
-    let small = t.bar_size.is_small().then(|| SmallBarKey {
-        contract: format!("{}|{}|{}", t.con_id, t.exchange, t.what),
-        request: format!(
-            "{}|{}|{}|{}|{}",
-            t.con_id, t.what, t.bar_size, req.end, req.duration
-        ),
-        weight: if t.what == "BID_ASK" { 2 } else { 1 },
-    });
-    let mut attempts = 0u32;
-    let mut drops = DropTracker::default();
-    let mut farm_timeouts = 0u32;
-    loop {
-        if *sh.stop.borrow() || sh.lost.borrow().is_some() {
-            return Sent::Stopped; // not recorded (the run exits non-zero): the next run does it
-        }
-        let solo = drops.solo();
-        let (_shared_guard, _solo_guard) = if solo {
-            tracing::warn!(
-                "{} {} conId {} was in flight at {} disconnects: sending it alone",
-                t.phase,
-                t.symbol,
-                t.con_id,
-                drops.disconnects
-            );
-            (None, Some(sh.solo.write().await))
-        } else {
-            (Some(sh.solo.read().await), None)
-        };
-        let generation = sh.gateway.generation();
-        let permit = sh.governor.acquire(small.as_ref()).await;
-        attempts += 1;
-        tally.attempts += 1;
-        let _ = sh.events.send(Event::Request {
-            retry: attempts > 1,
-        });
-        let result = sh.gateway.historical(&hreq, expired).await;
-        drop((_shared_guard, _solo_guard));
-        let class = match &result {
-            Ok(_) => OutcomeClass::Ok,
-            Err(f) => f.class,
-        };
-        let latency = permit.finish(class);
-        tally.latency_ms = Some(latency.as_millis() as u64);
-        let _ = sh.events.send(Event::Answered { class, latency });
-        match result {
-            Ok(bars) => return Sent::Bars(bars),
-            Err(f) if f.class == OutcomeClass::Disconnected => {
-                // Late answers from a connection already replaced do not reopen the outage.
-                if sh.gateway.generation() == generation {
-                    let _ = sh.events.send(Event::Disconnected);
-                }
-                tracing::warn!(
-                    "connection lost during {} {} conId {}: {f}; reconnecting",
-                    t.phase,
-                    t.symbol,
-                    t.con_id
-                );
-                if let Some((class, message)) = drops.dropped(solo, &f.message) {
-                    tracing::error!(
-                        "{} {} conId {} {}: {class}: {message}",
-                        t.phase,
-                        t.symbol,
-                        t.con_id,
-                        t.bar_size
-                    );
-                    // Let the connection come back for the others before leaving.
-                    reconnect(sh, generation).await;
-                    return Sent::Failed(crate::ib::Failure {
-                        class,
-                        code: f.code,
-                        message,
-                    });
-                }
-                if !reconnect(sh, generation).await {
-                    return Sent::Stopped;
-                }
-                attempts -= 1; // not the task's fault
-                tally.attempts -= 1;
-            }
-            Err(f)
-                if f.class == OutcomeClass::Timeout
-                    && sh.governor.farm_paused()
-                    && farm_timeouts < MAX_FARM_TIMEOUTS =>
-            {
-                // The farm broke while this request was out: not the request's fault. The
-                // governor holds the retry until the farm is back.
-                farm_timeouts += 1;
-                attempts -= 1;
-                tally.attempts -= 1;
-                tracing::info!(
-                    "{} {} conId {} {}: {f} while the farm is broken; sent again once it is back",
-                    t.phase,
-                    t.symbol,
-                    t.con_id,
-                    t.bar_size
-                );
-            }
-            Err(f) if f.class.is_retryable() && attempts < cfg.max_attempts => {
-                let backoff = cfg
-                    .retry_backoff
-                    .saturating_mul(1 << (attempts - 1).min(6))
-                    .min(Duration::from_secs(60));
-                let backoff = super::reconnect::jittered(backoff);
-                tracing::info!(
-                    "{} {} conId {} {}: {f}; retry {} of {} in {backoff:.1?}",
-                    t.phase,
-                    t.symbol,
-                    t.con_id,
-                    t.bar_size,
-                    attempts + 1,
-                    cfg.max_attempts
-                );
-                tokio::time::sleep(backoff).await;
-            }
-            Err(f) => return Sent::Failed(f),
-        }
-    }
-}
-
-/// series goes on, so the scheduler always hears that the series finished.
-async fn run_task_caught(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
-    let (sh2, t2) = (sh.clone(), t.clone());
-    let started_at = Utc::now();
-    let handle = tokio::spawn(async move { run_task(&sh2, &t2, first_of_series).await });
-    // If the series itself is aborted (stop grace over), the task goes with it.
-    let _abort = AbortOnDrop(handle.abort_handle());
-    let Err(e) = handle.await else {
-        return;
-    };
-    let why = panic_message(e);
-    tracing::error!(
-        "{} {} conId {} {}: internal error: {why}",
-        t.phase,
-        t.symbol,
-        t.con_id,
-        t.bar_size
-    );
-    let class = OutcomeClass::Other;
-    let message = format!("internal error (please report): {why}");
-    let rec = record(
-        sh,
-        t,
-        started_at,
-        class,
-        TaskTally::default(),
-        None,
-        Some(message),
-        None,
-    );
-    write_record(sh, rec, class, 0).await;
-}
-
-/// Reconnect after a drop seen on connection `generation`. Returns false when the run must stop.
-async fn reconnect(sh: &Arc<Shared>, generation: u64) -> bool {
-    let _guard = sh.reconnecting.lock().await;
-    if sh.lost.borrow().is_some() {
-        return false;
-    }
-    match super::reconnect::reconnect_with_backoff(
-        &sh.gateway,
-        &sh.governor,
-        generation,
-        sh.cfg.reconnect_for,
-        &sh.stop,
-    )
-    .await
-    {
-        Ok(true) => {
-            let _ = sh.events.send(Event::Reconnected);
-            true
-        }
-        Ok(false) => true,
-        Err(why) => {
-            if !*sh.stop.borrow() {
-                let _ = sh.lost.send(Some(why.clone()));
-                let _ = sh.events.send(Event::GatewayLost(why));
-            }
-            false
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record(
-    sh: &Shared,
-    t: &FetchTask,
-    started_at: DateTime<Utc>,
-    class: OutcomeClass,
-    tally: TaskTally,
-    code: Option<i32>,
-    message: Option<String>,
-    output_path: Option<String>,
-) -> SummaryRecord {
-    let reference = sh
-        .cfg
-        .reference_closes
-        .get(&(t.phase.clone(), t.symbol.clone()))
-        .copied();
-    let duration = match tally.requests.as_slice() {
-        [one] => one.split('@').next().unwrap_or_default().to_string(),
-        _ => t.duration.to_string(),
-    };
-    SummaryRecord {
-        run_id: sh.cfg.run_id.clone(),
-        task_id: t.id.clone(),
-        phase: t.phase.clone(),
-        symbol: t.symbol.clone(),
-        con_id: t.con_id,
-        expiry: Some(t.expiry),
-        strike: Some(t.strike),
-        right: Some(t.right.as_str().to_string()),
-        bar_size: t.bar_size.as_str().to_string(),
-        what: t.what.clone(),
-        duration,
-        end: t.end,
-        status: class.as_str().to_string(),
-        bars: tally.bars.len() as u64,
-        bars_written: tally.written,
-        first: tally.bars.iter().map(|b| b.ts).min(),
-        last: tally.bars.iter().map(|b| b.ts).max(),
-        error_code: code,
-        error_message: message,
-        output_path,
-        quarantined: tally.quarantined,
-        attempts: tally.attempts,
-        latency_ms: tally.latency_ms,
-        inflight_limit: Some(sh.governor.stats().limit),
-        started_at,
-        finished_at: Utc::now(),
-        reference_close: reference.map(|r| r.0),
-        reference_source: reference.map(|r| r.1),
-        requests: tally.requests,
-        splits: tally.splits,
-    }
-}
-
-async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord, class: OutcomeClass, bars: u64) {
-    let cfg = &sh.cfg;
-    let path = summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id).join(
-        summary::summary_file_name(&rec.phase, cfg.batch_index, cfg.batch_count),
-    );
-    if !class.is_done() {
-        tracing::info!(
-            "{} {} conId {} {}: {} after {} attempts: {}",
-            rec.phase,
-            rec.symbol,
-            rec.con_id,
-            rec.bar_size,
-            rec.status,
-            rec.attempts,
-            rec.error_message.as_deref().unwrap_or("")
-        );
-    }
-    let w = sh.summary.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        w.lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .append(&rec)
-    })
-    .await;
-    let failed = match res {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(e) => Some(format!("summary writer task failed: {e}")),
-    };
-    match failed {
-        None => {
-            let _ = sh.events.send(Event::Finished { class, bars });
-        }
-        Some(e) => {
-            tracing::error!(
-                "cannot append to the summary {}: {e}; the task is not recorded done",
-                path.display()
-            );
-            let _ = sh.events.send(Event::WriteFailed);
-        }
-    }
 }
