@@ -16,7 +16,6 @@ use crate::store::summary::SummaryRecord;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// Records read from summaries, the latest per task (by run, then line: files are read in run-id
@@ -29,6 +28,8 @@ pub struct Loaded {
     pub records: Vec<SummaryRecord>,
     /// Lines that did not parse (torn last lines of killed runs).
     pub bad_lines: usize,
+    /// The first of them (file, line, reason), to show where.
+    pub first_bad_line: Option<crate::inputs::jsonl::BadLine>,
     /// Files read.
     pub files: Vec<PathBuf>,
 }
@@ -65,28 +66,13 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
         }
     }
     let mut latest: HashMap<String, SummaryRecord> = HashMap::new();
-    let mut bad = 0;
+    let mut bad = Vec::new();
     for f in &files {
-        let mut reader = std::io::BufReader::new(std::fs::File::open(f)?);
-        let mut line = Vec::new();
-        // Bytes, not `lines()`: a line torn inside a multi-byte character is not UTF-8, and
-        // must count as one bad line rather than fail the whole report.
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                break;
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<SummaryRecord>(&line) {
-                Ok(r) => {
-                    let key = format!("{}|{}", r.phase, r.task_id);
-                    latest.insert(key, r);
-                }
-                Err(_) => bad += 1,
-            }
-        }
+        let skipped = crate::inputs::jsonl::read::<SummaryRecord>(f, |r| {
+            let key = format!("{}|{}", r.phase, r.task_id);
+            latest.insert(key, r);
+        })?;
+        bad.extend(skipped);
     }
     // A symbol-level record (conId 0: SKIPPED for want of a reference close) is superseded once
     // a later run fetched that symbol's contracts for the phase.
@@ -112,7 +98,8 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
     });
     Ok(Loaded {
         records,
-        bad_lines: bad,
+        bad_lines: bad.len(),
+        first_bad_line: bad.into_iter().next(),
         files,
     })
 }
