@@ -137,7 +137,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
     }
     let phase_ok = |p: &str| args.phase.is_empty() || args.phase.iter().any(|x| x == p);
     let rerun = match &args.rerun {
-        Some(p) => match crate::report::read_rerun_csv(p) {
+        Some(p) => match crate::inputs::rerun::read(p) {
             Ok(u) => Some(u),
             Err(e) => return bad(e),
         },

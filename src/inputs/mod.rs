@@ -10,6 +10,7 @@
 //! | Close snapshot CSV (`reference-snapshot`, `execute --closes`) | [`closes::read`] | a header naming `symbol`, `date`, `close` in any order (extra columns ignored); one row per symbol and session; duplicates rejected |
 //! | Symbols CSV (`universe.symbols-file`, `discover --universe`) | [`symbols::read`] | a `symbol` column when the first line is a header containing it, else the first column; duplicates rejected |
 //! | Human durations (`gateway.*-timeout`, `reconnect-for`, `--request-timeout`, ...) | [`duration::parse`] | `<number><unit>` terms, units `ms`, `s`, `m`, `h`, `d`: `30s`, `1.5h`, `1h30m` |
+//! | Rerun CSV (`execute --rerun`) | [`rerun::read`] | a header with `symbol` (and `conId`, `phase`, `bar_size` for a contracts file), any order; other columns ignored |
 //! | Summary and timeline JSON lines | [`jsonl::read`] | one JSON object per line; torn or non-UTF-8 lines skipped and reported by line |
 //!
 //! Common CSV rules: UTF-8, comma-separated, one record per physical line (fields may be quoted,
@@ -21,6 +22,7 @@ pub mod closes;
 mod csv_lines;
 pub mod duration;
 pub mod jsonl;
+pub mod rerun;
 pub mod symbols;
 
 use std::fmt;
