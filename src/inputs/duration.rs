@@ -12,6 +12,10 @@ use std::time::Duration;
 /// What to write, for error hints.
 pub const HINT: &str = "a number and a unit (ms, s, m, h, d), e.g. `30s`, `1.5h`, `1h30m`";
 
+/// The same rules as a regular expression, for the plan's JSON Schema (editors check a plan
+/// with it); a test keeps it in step with [`parse`].
+pub const PATTERN: &str = r"^ *([0-9]+(\.[0-9]+)? *(ms|s|m|h|d) *)+$";
+
 /// A duration that does not follow the rules of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad duration `{0}`")]
@@ -118,12 +122,28 @@ mod tests {
         }
     }
 
+    const REJECTED: &[&str] = &[
+        "", "30", "s", "3x", "1h 30", "5", "5 weeks", "-1s", "1.h", ".5h", "1..5h", "1h30", "1e3s",
+        "nan s", "5m s",
+    ];
+    const ACCEPTED: &[&str] = &[
+        "30s", "250ms", "5m", "12h", "1d", " 90 s ", "1h30m", "1h 30m", "1.5h", "0.25s", "1.5ms",
+    ];
+
+    #[test]
+    fn schema_pattern_agrees_with_the_parser() {
+        let re = regex::Regex::new(PATTERN).unwrap();
+        for s in ACCEPTED {
+            assert!(re.is_match(s) && parse(s).is_ok(), "{s:?}");
+        }
+        for s in REJECTED {
+            assert!(!re.is_match(s) && parse(s).is_err(), "{s:?}");
+        }
+    }
+
     #[test]
     fn rejected() {
-        for bad in [
-            "", "30", "s", "3x", "1h 30", "5", "5 weeks", "-1s", "1.h", ".5h", "1..5h", "1h30",
-            "1e3s", "nan s",
-        ] {
+        for bad in REJECTED {
             assert_eq!(parse(bad), Err(BadDuration(bad.to_string())), "{bad}");
         }
         assert!(parse("99999999999999999999999d").is_err(), "overflow");
