@@ -112,6 +112,20 @@ pub struct OptionContract {
     pub currency: String,
 }
 
+impl OptionContract {
+    /// The canonical contract order: expiry, right, strike, trading class, conId. Caches are
+    /// written in it (the same chain always writes the same bytes) and near-ATM selections are
+    /// returned in it, so both sides of a comparison agree.
+    pub fn canonical_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.expiry
+            .cmp(&other.expiry)
+            .then(self.right.cmp(&other.right))
+            .then(self.strike.total_cmp(&other.strike))
+            .then(self.trading_class.cmp(&other.trading_class))
+            .then(self.con_id.cmp(&other.con_id))
+    }
+}
+
 /// A contracts cache file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -133,14 +147,7 @@ pub struct ContractsCache {
 impl ContractsCache {
     /// Sort contracts in the canonical order, so that the same chain always writes the same bytes.
     pub fn sort(&mut self) {
-        self.contracts.sort_by(|a, b| {
-            a.expiry
-                .cmp(&b.expiry)
-                .then(a.right.cmp(&b.right))
-                .then(a.strike.total_cmp(&b.strike))
-                .then(a.trading_class.cmp(&b.trading_class))
-                .then(a.con_id.cmp(&b.con_id))
-        });
+        self.contracts.sort_by(OptionContract::canonical_cmp);
         self.class_hours
             .sort_by(|a, b| a.trading_class.cmp(&b.trading_class));
     }

@@ -10,6 +10,7 @@ pub mod discover;
 pub mod exec;
 pub mod hours;
 pub mod ib;
+pub mod inputs;
 pub mod lake;
 pub mod logging;
 pub mod plan;

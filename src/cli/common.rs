@@ -18,26 +18,11 @@ pub fn parse_gateway(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-/// Parse a duration like `30s`, `5m`, `12h`, `250ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(|| format!("`{s}`: missing unit (ms, s, m, h)"))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}`: not a number"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        u => return Err(format!("`{s}`: unknown unit `{u}` (ms, s, m, h, d)")),
-    };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("`{s}`: out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+/// Parse a duration flag (`--reconnect-for`, `--request-timeout`): the rules of
+/// [`crate::inputs::duration`], the flag named in the error.
+pub fn duration_flag(flag: &str, s: &str) -> Result<Duration, String> {
+    crate::inputs::duration::parse(s)
+        .map_err(|e| format!("{flag}: {e} (expected {})", crate::inputs::duration::HINT))
 }
 
 /// A gateway configuration with the defaults of a local IB Gateway (paper port 4002).
@@ -136,46 +121,6 @@ impl Signals {
     }
 }
 
-/// Read symbols from a CSV: a header with a `symbol` column, or one symbol per line.
-pub fn read_symbols_csv(path: &std::path::Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let mut out = Vec::new();
-    let Some((_, first)) = lines.next() else {
-        return Ok(out);
-    };
-    let header: Vec<String> = first
-        .split(',')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
-    let col = header.iter().position(|h| h == "symbol");
-    let mut push = |lineno: usize, line: &str, col: usize| -> Result<(), String> {
-        let sym = line.split(',').nth(col).map(str::trim).unwrap_or("");
-        crate::cache::check_symbol(sym)
-            .map_err(|e| format!("{}:{}: {e}", path.display(), lineno + 1))?;
-        out.push(sym.to_string());
-        Ok(())
-    };
-    match col {
-        Some(c) => {
-            for (i, l) in lines {
-                push(i, l, c)?;
-            }
-        }
-        None => {
-            push(0, first, 0)?;
-            for (i, l) in lines {
-                push(i, l, 0)?;
-            }
-        }
-    }
-    out.dedup();
-    Ok(out)
-}
-
 /// The pinned clock: `flag` (RFC 3339), else the `OPT_BACKFILL_NOW` environment variable.
 pub fn pinned_now(flag: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
     match flag
@@ -230,6 +175,7 @@ mod tests {
 
     #[test]
     fn durations_and_gateways() {
+        let parse_duration = |s| duration_flag("--reconnect-for", s);
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43200));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
@@ -245,6 +191,8 @@ mod tests {
 
     #[test]
     fn symbols_csv() {
+        let read_symbols_csv =
+            |p: &std::path::Path| crate::inputs::symbols::read(p).map_err(|e| e.to_string());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("u.csv");
         std::fs::write(&p, "symbol,name\nAAPL,Apple\nSPY,ETF\n").unwrap();

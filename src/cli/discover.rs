@@ -5,7 +5,7 @@
 //! look for them). The cache date defaults to the last complete session: the chain that exists
 //! now is the one of that day.
 
-use super::common::{ctrl_c_signal, default_gateway, parse_gateway, read_symbols_csv};
+use super::common::{ctrl_c_signal, default_gateway, duration_flag, parse_gateway};
 use crate::discover::{discover, discovery_governor, DiscoverConfig};
 use crate::ib::GatewayConfig;
 use chrono::NaiveDate;
@@ -99,7 +99,7 @@ fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
     let mut max_attempts = 4;
     let mut reconnect_for = Duration::from_secs(3600);
     if let Some(u) = &args.universe {
-        symbols.extend(read_symbols_csv(u).map_err(bad)?);
+        symbols.extend(crate::inputs::symbols::read(u).map_err(bad)?);
     }
     if let Some(p) = &args.plan {
         let plan = crate::plan::load(p).map_err(|e| {
@@ -147,8 +147,7 @@ fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
         gateway.client_id = id;
     }
     if let Some(r) = &args.reconnect_for {
-        reconnect_for =
-            super::common::parse_duration(r).map_err(|e| bad(format!("--reconnect-for {e}")))?;
+        reconnect_for = duration_flag("--reconnect-for", r).map_err(bad)?;
     }
     if args.messages_per_second == 0 {
         return Err(bad("--messages-per-second must be at least 1"));

@@ -1,6 +1,6 @@
 //! `opt-backfill execute`: run a plan (compiled first) or a manifest against the gateway.
 
-use super::common::{ctrl_c_signal, parse_duration, parse_gateway};
+use super::common::{ctrl_c_signal, duration_flag, parse_gateway};
 use crate::compile::manifest::Manifest;
 use crate::compile::task::FetchTask;
 use crate::exec::closes::{needs_gateway, read_snapshot, resolve, Resolved, Snapshot};
@@ -137,7 +137,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
     }
     let phase_ok = |p: &str| args.phase.is_empty() || args.phase.iter().any(|x| x == p);
     let rerun = match &args.rerun {
-        Some(p) => match crate::report::read_rerun_csv(p) {
+        Some(p) => match crate::inputs::rerun::read(p) {
             Ok(u) => Some(u),
             Err(e) => return bad(e),
         },
@@ -158,16 +158,16 @@ pub fn run(args: ExecuteArgs) -> i32 {
         }
     }
     let reconnect_for = match &args.reconnect_for {
-        Some(s) => match parse_duration(s) {
+        Some(s) => match duration_flag("--reconnect-for", s) {
             Ok(d) => d,
-            Err(e) => return bad(format!("--reconnect-for {e}")),
+            Err(e) => return bad(e),
         },
         None => Duration::from_millis(g.reconnect_for_ms),
     };
     let request_timeout = match &args.request_timeout {
-        Some(s) => match parse_duration(s) {
+        Some(s) => match duration_flag("--request-timeout", s) {
             Ok(d) => d,
-            Err(e) => return bad(format!("--request-timeout {e}")),
+            Err(e) => return bad(e),
         },
         None => Duration::from_millis(g.request_timeout_ms),
     };

@@ -88,8 +88,13 @@ pub fn run_report(args: ReportArgs) -> i32 {
             print!("{}", crate::report::format_form_rates(&forms));
         }
         if loaded.bad_lines > 0 {
+            let first = loaded
+                .first_bad_line
+                .as_ref()
+                .map(|b| format!("; the first: {b}"))
+                .unwrap_or_default();
             println!(
-                "({} unreadable summary lines skipped, e.g. torn by a killed run)",
+                "({} unreadable summary lines skipped, e.g. torn by a killed run{first})",
                 loaded.bad_lines
             );
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Default request rate for the run-time estimate: 50 requests in flight (IB's limit) at about
-/// 5 s each once the historical data service is loaded (`shared/ib-notes.md` section 6).
+/// 5 s each once the historical data service is loaded (`docs/ib-behaviour.md` section 9).
 pub const DEFAULT_RATE: f64 = 10.0;
 
 /// The named rates `--rate` offers: the default and the sustained rates the executor measured

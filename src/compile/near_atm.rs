@@ -9,7 +9,6 @@ use super::manifest::{CellInfo, Selection};
 use super::task::{task_id, FetchTask};
 use crate::cache::{OptionContract, Right};
 use chrono::NaiveDate;
-use std::cmp::Ordering;
 
 /// The E nearest expiries strictly after `window_end` among `candidates`, ascending.
 pub fn nearest_expiries(
@@ -26,16 +25,6 @@ pub fn nearest_expiries(
     out.dedup();
     out.truncate(expiries);
     out
-}
-
-/// Canonical cache order: expiry, right, strike, trading class, conId.
-fn canonical(a: &OptionContract, b: &OptionContract) -> Ordering {
-    a.expiry
-        .cmp(&b.expiry)
-        .then(a.right.cmp(&b.right))
-        .then(a.strike.total_cmp(&b.strike))
-        .then(a.trading_class.cmp(&b.trading_class))
-        .then(a.con_id.cmp(&b.con_id))
 }
 
 /// Pick the near-the-money contracts: the E nearest expiries strictly after `window_end`; for
@@ -68,7 +57,7 @@ pub fn select(
             out.extend(group.into_iter().take(strikes).cloned());
         }
     }
-    out.sort_by(canonical);
+    out.sort_by(OptionContract::canonical_cmp);
     out.dedup_by_key(|c| c.con_id);
     out
 }

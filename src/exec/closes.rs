@@ -1,8 +1,8 @@
 //! Reference closes for near-ATM phases and the selections made from them.
 //!
 //! Sources are tried in the order a phase's rule gives: a local close snapshot (CSV of
-//! `symbol,date,close`), the close recorded in the contracts cache, and the gateway (underlying
-//! STK `1 day` TRADES bars, only when allowed). The selection made for a (phase, symbol, window
+//! `symbol,date,close`, read by [`crate::inputs::closes`]), the close recorded in the contracts
+//! cache, and the gateway (underlying STK `1 day` TRADES bars, only when allowed). The selection made for a (phase, symbol, window
 //! end) is written once under the state root and reused by every later run, so a resumed run
 //! fetches the same contracts even if a newer close has appeared since.
 
@@ -18,57 +18,14 @@ use std::path::{Path, PathBuf};
 /// Closes from a snapshot file: symbol -> (date, close), the latest date on or before the end.
 pub type Snapshot = HashMap<String, (NaiveDate, f64)>;
 
-/// Read a close snapshot CSV (`symbol,date,close`, header required); errors name file and line.
+/// Read a close snapshot CSV (rules in [`crate::inputs::closes`]) and keep each symbol's latest
+/// close on or before `on_or_before`; the error lists every bad line (file, line, column).
 pub fn read_snapshot(path: &Path, on_or_before: NaiveDate) -> Result<Snapshot, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines().enumerate();
-    let header = lines.next().map(|(_, h)| h).unwrap_or("");
-    let cols: Vec<String> = header
-        .split(',')
-        .map(|c| c.trim().to_ascii_lowercase())
-        .collect();
-    let idx = |n: &str| {
-        cols.iter()
-            .position(|c| c == n)
-            .ok_or_else(|| format!("{}:1: no `{n}` column", path.display()))
-    };
-    let (s, d, c) = (idx("symbol")?, idx("date")?, idx("close")?);
-    let mut out: Snapshot = HashMap::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let at = |k: usize| f.get(k).copied().unwrap_or("");
-        let date = NaiveDate::parse_from_str(at(d), "%Y-%m-%d").map_err(|_| {
-            format!(
-                "{}:{}: date `{}` is not YYYY-MM-DD",
-                path.display(),
-                i + 1,
-                at(d)
-            )
-        })?;
-        let close: f64 = at(c)
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| {
-                format!(
-                    "{}:{}: close `{}` is not a positive number",
-                    path.display(),
-                    i + 1,
-                    at(c)
-                )
-            })?;
-        if date > on_or_before {
-            continue;
-        }
-        let e = out.entry(at(s).to_string()).or_insert((date, close));
-        if date >= e.0 {
-            *e = (date, close);
-        }
-    }
-    Ok(out)
+    let closes = crate::inputs::closes::read(path).map_err(|e| e.to_string())?;
+    Ok(crate::inputs::closes::latest_on_or_before(
+        &closes,
+        on_or_before,
+    ))
 }
 
 /// The selection made for one (phase, symbol), as recorded on disk.
@@ -98,22 +55,6 @@ pub fn selection_path(state_root: &Path, scope: &str, sel: &Selection) -> PathBu
             "{}_{}_{}.json",
             sel.phase, sel.symbol, sel.window_end
         ))
-}
-
-/// One row of a close snapshot CSV (`symbol,date,close`, header required, extra columns
-/// ignored). The file is what users keep from their own end-of-day data: it lets a near-ATM
-/// phase pick strikes without asking the gateway. `schemas/close_snapshot.schema.json` is
-/// generated from this type (one object per row).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[schemars(title = "opt-backfill close snapshot row")]
-pub struct CloseRow {
-    /// Underlying symbol, as in the plan's universe.
-    pub symbol: String,
-    /// Session date (`YYYY-MM-DD`); the latest row on or before the plan's end session wins.
-    pub date: NaiveDate,
-    /// Closing price of that session, positive.
-    #[schemars(range(min = 0.0))]
-    pub close: f64,
 }
 
 /// The close sources to try for a selection, in order: the rule's, without the gateway

@@ -1,4 +1,4 @@
-//! IB's hard pacing rules for bars of 30 seconds or less (`shared/ib-notes.md` section 3): no
+//! IB's hard pacing rules for bars of 30 seconds or less (`docs/ib-behaviour.md` section 3): no
 //! identical request within 15 s, fewer than 6 requests for one contract+exchange+tick type
 //! within 2 s, at most 60 requests in any 10 minutes; BID_ASK counts twice.
 //!

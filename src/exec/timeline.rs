@@ -161,19 +161,9 @@ pub fn append_line(path: &Path, line: &TimelineLine) -> std::io::Result<()> {
 /// Read a timeline file; torn or unknown lines (a killed run, a newer version) are skipped and
 /// counted.
 pub fn read(path: &Path) -> std::io::Result<(Vec<TimelineLine>, usize)> {
-    let bytes = std::fs::read(path)?;
     let mut out = Vec::new();
-    let mut bad = 0;
-    for line in bytes.split(|b| *b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<TimelineLine>(line) {
-            Ok(l) => out.push(l),
-            Err(_) => bad += 1,
-        }
-    }
-    Ok((out, bad))
+    let bad = crate::inputs::jsonl::read(path, |l| out.push(l))?;
+    Ok((out, bad.len()))
 }
 
 /// The current minute's tallies.

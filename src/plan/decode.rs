@@ -250,40 +250,13 @@ fn path_name(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
     Some(s.to_string())
 }
 
-/// Parse `30s`, `2m`, `12h`, `1h30m`, `500ms`, `1d` to milliseconds.
-pub fn parse_human_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut total: u64 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = rest[unit_len..].trim_start();
-        let ms = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(ms)?)?;
-    }
-    Some(total)
-}
-
+/// A human duration in milliseconds (rules in [`crate::inputs::duration`]).
 fn human_duration(ctx: &mut Ctx<'_>, node: &Node, path: &str, min_ms: u64) -> Option<u64> {
     let s = as_str(ctx, node, path)?;
-    match parse_human_duration(s) {
+    let ms = crate::inputs::duration::parse(s)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok());
+    match ms {
         Some(ms) if ms >= min_ms => Some(ms),
         Some(_) => {
             ctx.err_hint(
@@ -299,7 +272,7 @@ fn human_duration(ctx: &mut Ctx<'_>, node: &Node, path: &str, min_ms: u64) -> Op
                 node.loc,
                 path,
                 format!("bad duration `{s}`"),
-                "an integer and a unit (ms, s, m, h, d), e.g. `30s`, `2m`, `12h`, `1h30m`",
+                crate::inputs::duration::HINT,
             );
             None
         }
@@ -474,22 +447,14 @@ pub(crate) fn decode_plan(
         None => Some(None),
         Some(n) => as_str(ctx, n, "reference-snapshot").and_then(|s| {
             let p = resolve(&plan_dir, s);
-            match std::fs::read_to_string(&p) {
-                Ok(text) => {
-                    let closes = read_closes_csv(ctx, &p, &text)?;
-                    reference_closes = closes;
-                    Some(Some(p))
-                }
-                Err(e) => {
-                    ctx.err_hint(
-                        n.loc,
-                        "reference-snapshot",
-                        format!("cannot read `{}`: {e}", p.display()),
-                        "the path is relative to the plan file",
-                    );
-                    None
-                }
-            }
+            reference_closes = input_file(
+                ctx,
+                n.loc,
+                "reference-snapshot",
+                &p,
+                crate::inputs::closes::read,
+            )?;
+            Some(Some(p))
         }),
     };
     let has_snapshot = matches!(reference_snapshot, Some(Some(_)));
@@ -612,7 +577,13 @@ fn universe(
             let s = as_str(ctx, f, "universe.symbols-file")?;
             let p = resolve(plan_dir, s);
             symbols_file = Some(p.clone());
-            read_symbols_csv(ctx, &p, f.loc)
+            input_file(
+                ctx,
+                f.loc,
+                "universe.symbols-file",
+                &p,
+                crate::inputs::symbols::read,
+            )
         }
     };
     let contracts_cache = match t.get("contracts-cache") {
@@ -672,158 +643,41 @@ fn check_universe_symbol(
     }
 }
 
-/// One symbol per line (first column), optional `symbol` header, blank lines and `#` comments
-/// ignored. Errors point into the CSV file.
-fn read_symbols_csv(ctx: &mut Ctx<'_>, p: &Path, key_loc: Loc) -> Option<Vec<String>> {
-    let text = match std::fs::read_to_string(p) {
-        Ok(t) => t,
-        Err(e) => {
+/// A file the plan points to, read through [`crate::inputs`]: a file that cannot be read is
+/// reported at the plan key, a bad line at its place in the file (under the key's path).
+fn input_file<T>(
+    ctx: &mut Ctx<'_>,
+    key_loc: Loc,
+    key: &str,
+    p: &Path,
+    read: impl FnOnce(&Path) -> Result<T, crate::inputs::InputError>,
+) -> Option<T> {
+    match read(p) {
+        Ok(v) => Some(v),
+        Err(crate::inputs::InputError::Read { source, .. }) => {
             ctx.err_hint(
                 key_loc,
-                "universe.symbols-file",
-                format!("cannot read `{}`: {e}", p.display()),
+                key,
+                format!("cannot read `{}`: {source}", p.display()),
                 "the path is relative to the plan file",
             );
-            return None;
+            None
         }
-    };
-    let mut out = Vec::new();
-    let mut seen = HashMap::new();
-    let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let first = line.split(',').next().unwrap_or("").trim();
-        let first = first.trim_matches('"');
-        if first.is_empty() || first.starts_with('#') {
-            continue;
-        }
-        if out.is_empty() && seen.is_empty() && first.eq_ignore_ascii_case("symbol") {
-            continue;
-        }
-        let loc = Loc {
-            line: u32::try_from(i + 1).unwrap_or(u32::MAX),
-            col: 1,
-        };
-        let mut sub = Ctx::new(p);
-        check_universe_symbol(
-            &mut sub,
-            first,
-            loc,
-            "universe.symbols-file",
-            &mut seen,
-            i + 1,
-        );
-        if sub.errors.is_empty() {
-            out.push(first.to_string());
-        }
-        errors.extend(sub.errors);
-    }
-    if out.is_empty() && errors.is_empty() {
-        ctx.err(
-            key_loc,
-            "universe.symbols-file",
-            format!("`{}` lists no symbols", p.display()),
-        );
-        return None;
-    }
-    let ok = errors.is_empty();
-    ctx.errors.extend(errors);
-    ok.then_some(out)
-}
-
-/// The reference close snapshot: a CSV with the header `symbol,date,close`, one row per symbol
-/// and session date. Errors point at the offending field.
-fn read_closes_csv(
-    ctx: &mut Ctx<'_>,
-    p: &Path,
-    text: &str,
-) -> Option<BTreeMap<String, BTreeMap<NaiveDate, f64>>> {
-    let mut sub = Ctx::new(p);
-    let mut out: BTreeMap<String, BTreeMap<NaiveDate, f64>> = BTreeMap::new();
-    let mut header_seen = false;
-    for (i, line) in text.lines().enumerate() {
-        let line_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        // Field start columns (1-based, characters).
-        let mut fields = Vec::new();
-        let mut col = 1u32;
-        for f in line.split(',') {
-            fields.push((f.trim().trim_matches('"'), col));
-            col = col.saturating_add(u32::try_from(f.chars().count() + 1).unwrap_or(u32::MAX));
-        }
-        let at = |c: u32| Loc {
-            line: line_no,
-            col: c,
-        };
-        if !header_seen {
-            header_seen = true;
-            let names: Vec<String> = fields.iter().map(|(f, _)| f.to_ascii_lowercase()).collect();
-            if names != ["symbol", "date", "close"] {
-                sub.err_hint(
-                    at(1),
-                    "reference-snapshot",
-                    "the first line must be the header `symbol,date,close`",
-                    "one row per symbol and session: `AAPL,2026-11-27,231.40`",
-                );
-                break;
+        Err(crate::inputs::InputError::Invalid(errors)) => {
+            for e in errors {
+                let loc = Loc {
+                    line: e.line,
+                    col: e.col,
+                };
+                let mut err = PlanError::new(&e.file, loc, key, e.message);
+                if let Some(h) = e.hint {
+                    err = err.with_hint(h);
+                }
+                ctx.errors.push(err);
             }
-            continue;
-        }
-        if fields.len() != 3 {
-            sub.err_hint(
-                at(1),
-                "reference-snapshot",
-                format!("expected 3 fields, found {}", fields.len()),
-                "`symbol,date,close`",
-            );
-            continue;
-        }
-        let (sym, sc) = fields[0];
-        let (date, dc) = fields[1];
-        let (close, cc) = fields[2];
-        if let Err(e) = check_symbol(sym) {
-            sub.err(at(sc), "reference-snapshot", e.to_string());
-            continue;
-        }
-        let Ok(date) = NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
-            sub.err_hint(
-                at(dc),
-                "reference-snapshot",
-                format!("bad date `{date}`"),
-                "`YYYY-MM-DD`",
-            );
-            continue;
-        };
-        let close = match close.parse::<f64>() {
-            Ok(c) if c.is_finite() && c > 0.0 => c,
-            _ => {
-                sub.err_hint(
-                    at(cc),
-                    "reference-snapshot",
-                    format!("bad close `{close}`"),
-                    "a positive number",
-                );
-                continue;
-            }
-        };
-        if out
-            .entry(sym.to_string())
-            .or_default()
-            .insert(date, close)
-            .is_some()
-        {
-            sub.err(
-                at(sc),
-                "reference-snapshot",
-                format!("duplicate row for {sym} on {date}"),
-            );
+            None
         }
     }
-    let ok = sub.errors.is_empty();
-    ctx.errors.extend(sub.errors);
-    ok.then_some(out)
 }
 
 fn batching(ctx: &mut Ctx<'_>, node: &Node) -> Option<Batching> {
@@ -1264,17 +1118,6 @@ fn reference_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(parse_human_duration("30s"), Some(30_000));
-        assert_eq!(parse_human_duration("1h30m"), Some(5_400_000));
-        assert_eq!(parse_human_duration("500ms"), Some(500));
-        assert_eq!(parse_human_duration("12h"), Some(43_200_000));
-        for bad in ["", "30", "s", "3x", "1h 30"] {
-            assert_eq!(parse_human_duration(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn key_paths() {

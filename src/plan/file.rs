@@ -213,10 +213,10 @@ pub struct NearAtmFile {
     pub reference: Option<Vec<crate::cache::CloseSource>>,
 }
 
-/// A humantime-like duration: integer + unit (`ms`, `s`, `m`, `h`, `d`), concatenated, e.g.
-/// `30s`, `1h30m`.
+/// A human duration: one or more terms of a number (decimals allowed) and a unit (`ms`, `s`,
+/// `m`, `h`, `d`), added up, e.g. `30s`, `1.5h`, `1h30m`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(extend("pattern" = r"^([0-9]+(ms|s|m|h|d))+$"))]
+#[schemars(extend("pattern" = crate::inputs::duration::PATTERN))]
 pub struct HumanDuration(pub String);
 
 /// A bar size as IB spells it.

@@ -1,4 +1,5 @@
-//! Reading summaries back: the run report and the rerun universe.
+//! Reading summaries back: the run report and the rerun CSV (read back by
+//! [`crate::inputs::rerun`]).
 //!
 //! Summaries are read line by line with serde rather than with polars' JSON-lines reader: a run
 //! killed mid-write leaves a torn last line, and one bad line must not hide a whole run. Polars'
@@ -16,7 +17,6 @@ use crate::store::summary::SummaryRecord;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// Records read from summaries, the latest per task (by run, then line: files are read in run-id
@@ -29,6 +29,8 @@ pub struct Loaded {
     pub records: Vec<SummaryRecord>,
     /// Lines that did not parse (torn last lines of killed runs).
     pub bad_lines: usize,
+    /// The first of them (file, line, reason), to show where.
+    pub first_bad_line: Option<crate::inputs::jsonl::BadLine>,
     /// Files read.
     pub files: Vec<PathBuf>,
 }
@@ -65,28 +67,13 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
         }
     }
     let mut latest: HashMap<String, SummaryRecord> = HashMap::new();
-    let mut bad = 0;
+    let mut bad = Vec::new();
     for f in &files {
-        let mut reader = std::io::BufReader::new(std::fs::File::open(f)?);
-        let mut line = Vec::new();
-        // Bytes, not `lines()`: a line torn inside a multi-byte character is not UTF-8, and
-        // must count as one bad line rather than fail the whole report.
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                break;
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<SummaryRecord>(&line) {
-                Ok(r) => {
-                    let key = format!("{}|{}", r.phase, r.task_id);
-                    latest.insert(key, r);
-                }
-                Err(_) => bad += 1,
-            }
-        }
+        let skipped = crate::inputs::jsonl::read::<SummaryRecord>(f, |r| {
+            let key = format!("{}|{}", r.phase, r.task_id);
+            latest.insert(key, r);
+        })?;
+        bad.extend(skipped);
     }
     // A symbol-level record (conId 0: SKIPPED for want of a reference close) is superseded once
     // a later run fetched that symbol's contracts for the phase.
@@ -112,7 +99,8 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
     });
     Ok(Loaded {
         records,
-        bad_lines: bad,
+        bad_lines: bad.len(),
+        first_bad_line: bad.into_iter().next(),
         files,
     })
 }
@@ -193,79 +181,6 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// A rerun universe read back: symbols, and the (conId, phase, bar size) rows when present.
-#[derive(Debug, Default, Clone)]
-pub struct RerunUniverse {
-    /// Symbols.
-    pub symbols: BTreeSet<String>,
-    /// (conId, phase, bar size) of a `--contracts` file; empty for a symbols file.
-    pub tasks: BTreeSet<(i64, String, String)>,
-    /// (symbol, phase) of symbol-level rows of a `--contracts` file (conId 0: a near-ATM
-    /// symbol SKIPPED for want of a reference close): every task of that symbol and phase
-    /// belongs to the universe, since its contracts were never chosen.
-    pub symbol_phases: BTreeSet<(String, String)>,
-}
-
-impl RerunUniverse {
-    /// True when this is a `--contracts` file (rows per task), not a symbols file.
-    pub fn is_contracts(&self) -> bool {
-        !self.tasks.is_empty() || !self.symbol_phases.is_empty()
-    }
-
-    /// True when the task with these keys belongs to the universe.
-    pub fn contains(&self, symbol: &str, con_id: i64, phase: &str, bar_size: &str) -> bool {
-        if !self.is_contracts() {
-            self.symbols.contains(symbol)
-        } else {
-            self.tasks
-                .contains(&(con_id, phase.to_string(), bar_size.to_string()))
-                || self
-                    .symbol_phases
-                    .contains(&(symbol.to_string(), phase.to_string()))
-        }
-    }
-}
-
-/// Read a rerun CSV written by [`rerun_csv`] (either shape); errors name the file and line.
-pub fn read_rerun_csv(path: &Path) -> Result<RerunUniverse, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines().enumerate();
-    let Some((_, header)) = lines.next() else {
-        return Err(format!("{}: empty file", path.display()));
-    };
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-    let idx = |name: &str| cols.iter().position(|c| *c == name);
-    let sym = idx("symbol").ok_or_else(|| format!("{}:1: no `symbol` column", path.display()))?;
-    let (con, ph, bar) = (idx("conId"), idx("phase"), idx("bar_size"));
-    let mut u = RerunUniverse::default();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        let get = |c: usize| f.get(c).map(|s| s.trim()).unwrap_or("");
-        let s = get(sym);
-        crate::cache::check_symbol(s).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-        u.symbols.insert(s.to_string());
-        if let (Some(c), Some(p), Some(b)) = (con, ph, bar) {
-            let id: i64 = get(c).parse().map_err(|_| {
-                format!(
-                    "{}:{}: conId `{}` is not a number",
-                    path.display(),
-                    i + 1,
-                    get(c)
-                )
-            })?;
-            if id == 0 {
-                u.symbol_phases.insert((s.to_string(), get(p).to_string()));
-            } else {
-                u.tasks.insert((id, get(p).to_string(), get(b).to_string()));
-            }
-        }
-    }
-    Ok(u)
 }
 
 /// One row of the report.
@@ -534,6 +449,7 @@ pub fn format_report(rows: &[ReportRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inputs::rerun::read as read_rerun_csv;
 
     fn rec(task: &str, sym: &str, con: i64, status: &str, finished: i64) -> SummaryRecord {
         let t = DateTime::from_timestamp(finished, 0).unwrap();
@@ -651,7 +567,7 @@ mod tests {
             "symbol,conId,phase,bar_size\nAAPL,notanumber,hours,8 hours\n",
         )
         .unwrap();
-        let e = read_rerun_csv(&p).unwrap_err();
+        let e = read_rerun_csv(&p).unwrap_err().to_string();
         assert!(e.contains("x.csv:2") && e.contains("conId"), "{e}");
     }
 }

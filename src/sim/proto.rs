@@ -1,8 +1,8 @@
 //! The protobuf messages the simulated gateway reads and writes, as prost-derived structs.
 //!
 //! `ibapi`'s own generated module is crate-private, so the subset the simulator needs is declared
-//! here with the field tags of `shared/ib-notes.md` section 1 (checked against `ibapi` 5.5.0's
-//! `src/proto/protobuf.rs`). Every field is proto2-style `optional`: `ibapi` omits
+//! here with the field tags of `ibapi` 5.5.0's `src/proto/protobuf.rs` (the protocol is outlined
+//! in `docs/ib-behaviour.md` section 1). Every field is proto2-style `optional`: `ibapi` omits
 //! zero/empty/false values, so an absent field must read as its default, never as an error.
 
 #![allow(missing_docs)] // field names are the protocol's; the tags are the documentation

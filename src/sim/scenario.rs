@@ -155,7 +155,7 @@ pub struct HmdsSettings {
     pub max_duration: BTreeMap<BarSize, Duration>,
     /// What a duration over the limit gets: `error` (162 `Time length exceed max.`, the
     /// documented behaviour) or `silent-empty` (zero bars and no error, as a real gateway was
-    /// seen answering `1 min` x `6 M`, `shared/ib-notes.md` section 4).
+    /// seen answering `1 min` x `6 M`, `docs/ib-behaviour.md` section 5).
     #[serde(default)]
     pub over_limit: OverLimit,
 }
@@ -312,7 +312,7 @@ pub enum ScenarioError {
 
 impl Scenario {
     /// A built-in preset: `fast` (millisecond latencies, for tests), `realistic` (IB's
-    /// documented and observed numbers, `shared/ib-notes.md` section 3), `throttled` (the
+    /// documented and observed numbers, `docs/ib-behaviour.md` sections 3 and 9), `throttled` (the
     /// observed slow-down under sustained load: 0.5-0.6 s, then 5-20 s per request) or
     /// `hostile` (realistic plus every fault).
     pub fn preset(name: &str) -> Result<Scenario, ScenarioError> {

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One finished task. The JSON Schema in `schemas/summary_record.schema.json` is generated
@@ -201,17 +201,15 @@ pub fn load_resume_state(state_root: &Path, scope: &str) -> std::io::Result<Resu
     files.sort();
     for p in files {
         st.files += 1;
-        let reader = BufReader::with_capacity(1 << 20, File::open(&p)?);
-        for line in reader.lines() {
-            let line = line?;
-            match serde_json::from_str::<DoneView>(&line) {
-                Ok(v) if matches!(v.status.as_str(), "OK" | "EMPTY" | "UP_TO_DATE") => {
-                    st.done.insert(v.task_id, v.output_path);
-                }
-                Ok(_) => {}
-                Err(_) => st.bad_lines += 1,
+        let bad = crate::inputs::jsonl::read::<DoneView>(&p, |v| {
+            if matches!(v.status.as_str(), "OK" | "EMPTY" | "UP_TO_DATE") {
+                st.done.insert(v.task_id, v.output_path);
             }
+        })?;
+        for b in &bad {
+            tracing::debug!("resume: skipped summary line {b}");
         }
+        st.bad_lines += bad.len();
     }
     Ok(st)
 }

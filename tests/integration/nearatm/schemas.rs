@@ -15,7 +15,9 @@ fn close_snapshot_and_summary_record_schemas_are_current() {
     for (name, text) in [
         (
             "close_snapshot.schema.json",
-            render(schemars::schema_for!(opt_backfill::exec::closes::CloseRow)),
+            render(schemars::schema_for!(
+                opt_backfill::inputs::closes::CloseRow
+            )),
         ),
         (
             "summary_record.schema.json",

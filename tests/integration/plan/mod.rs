@@ -2,6 +2,7 @@
 
 mod cli;
 mod compile;
+mod inputs;
 mod invalid;
 mod observed_run;
 mod schemas;
