@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+mod indices;
 mod limits;
 mod outputs;
 
@@ -381,6 +382,7 @@ const TOP_KEYS: &[&str] = &[
 const UNIVERSE_KEYS: &[&str] = &[
     "symbols",
     "symbols-file",
+    "indices",
     "contracts-cache",
     "on-missing-cache",
 ];
@@ -639,8 +641,12 @@ fn universe(
             }
         }),
     };
+    let indices = t
+        .get("indices")
+        .map(|n| indices::decode(ctx, n, symbols.as_deref()));
     t.finish(ctx);
     Some(Universe {
+        indices: indices.unwrap_or(Some(Default::default()))?,
         symbols: symbols?,
         symbols_file,
         contracts_cache: contracts_cache?,

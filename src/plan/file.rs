@@ -88,6 +88,11 @@ pub struct UniverseFile {
     /// relative to the plan file (exclusive with `symbols`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbols_file: Option<String>,
+    /// The symbols that are indices (IB secType `IND`, e.g. `SPX`, qualified on CBOE; `NDX` on
+    /// NASDAQ, `RUT` on RUSSELL); each must be one of the universe's symbols. The others are
+    /// stocks or ETFs (`STK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indices: Option<Vec<String>>,
     /// Directory of `{SYMBOL}_{YYYY-MM-DD}.json` contracts caches (default
     /// `<state-root>/contracts_cache`), relative to the working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]

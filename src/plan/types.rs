@@ -127,6 +127,9 @@ pub struct Universe {
     pub symbols: Vec<String>,
     /// The symbols CSV, when the symbols came from one (resolved against the plan's directory).
     pub symbols_file: Option<PathBuf>,
+    /// The symbols that are indices (`IND`, e.g. SPX), each one of `symbols`; the others are
+    /// stocks or ETFs (`STK`).
+    pub indices: std::collections::BTreeSet<String>,
     /// Contracts cache directory, as written.
     pub contracts_cache: PathBuf,
     /// What to do when a symbol has no cache.

@@ -169,6 +169,15 @@ impl Market {
         self.by_symbol.get(symbol).map(|i| &self.underlyings[*i])
     }
 
+    /// The underlying whose options trade in `trading_class` (SPX for SPXW), or the
+    /// underlying named so.
+    pub fn underlying_of_class(&self, trading_class: &str) -> Option<&SimUnderlying> {
+        self.underlying(trading_class).or_else(|| {
+            let root = trading_class.strip_suffix('W')?;
+            self.underlying(root).filter(|u| u.is_index())
+        })
+    }
+
     /// An underlying by its STK conId.
     pub fn underlying_by_id(&self, con_id: i64) -> Option<&SimUnderlying> {
         self.by_con_id.get(&con_id).map(|i| &self.underlyings[*i])
@@ -232,6 +241,7 @@ impl Market {
         let u = &self.underlyings[idx];
         let expiry = chain::expiry_date(week)?;
         let strike = round_to(f64::from(k) * u.strike_unit, 0.001);
+        let class = u.option_class(chain::is_monthly(week));
         Some(SimContract {
             con_id: OptionKey {
                 index: u.index,
@@ -241,8 +251,8 @@ impl Market {
             }
             .con_id(),
             symbol: u.symbol.clone(),
-            local_symbol: chain::local_symbol(&u.symbol, expiry, right, strike),
-            trading_class: u.symbol.clone(),
+            local_symbol: chain::local_symbol(&class, expiry, right, strike),
+            trading_class: class,
             expiry,
             strike,
             right,
@@ -285,27 +295,37 @@ impl Market {
         let idx = *self.by_symbol.get(symbol)?;
         let u = &self.underlyings[idx];
         let weeks = self.chain_weeks(idx);
-        let mut strikes = BTreeSet::new();
-        let mut expirations = Vec::new();
+        // Per trading class (one for a stock; SPX and SPXW for an index): its expiries and the
+        // union of their strikes.
+        let mut by_class: BTreeMap<String, (Vec<NaiveDate>, BTreeSet<u32>)> = BTreeMap::new();
         for (week, _, grid) in &weeks {
+            let entry = by_class
+                .entry(u.option_class(chain::is_monthly(*week)))
+                .or_default();
             if let Some(e) = chain::expiry_date(*week) {
-                expirations.push(e);
+                entry.0.push(e);
             }
-            strikes.extend(grid.iter().copied());
+            entry.1.extend(grid.iter().copied());
+        }
+        if by_class.is_empty() {
+            by_class.insert(u.symbol.clone(), Default::default());
         }
         Some(SimChain {
             symbol: u.symbol.clone(),
             underlying_con_id: u.con_id,
             exchanges: vec!["SMART".into(), "CBOE".into(), "AMEX".into()],
-            classes: vec![ChainClass {
-                trading_class: u.symbol.clone(),
-                multiplier: "100".into(),
-                expirations,
-                strikes: strikes
-                    .into_iter()
-                    .map(|k| round_to(f64::from(k) * u.strike_unit, 0.001))
-                    .collect(),
-            }],
+            classes: by_class
+                .into_iter()
+                .map(|(trading_class, (expirations, strikes))| ChainClass {
+                    trading_class,
+                    multiplier: "100".into(),
+                    expirations,
+                    strikes: strikes
+                        .into_iter()
+                        .map(|k| round_to(f64::from(k) * u.strike_unit, 0.001))
+                        .collect(),
+                })
+                .collect(),
         })
     }
 
