@@ -67,7 +67,18 @@ pub enum CloseSource {
 /// The IB security type of an option underlying: a stock or ETF (`STK`), or an index (`IND`,
 /// e.g. SPX on CBOE), which IB qualifies, charts and lists options for under its own type.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 pub enum UnderlyingSecType {
     /// Stock or ETF.

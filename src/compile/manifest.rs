@@ -227,7 +227,10 @@ pub struct Selection {
     pub underlying_con_id: i64,
     /// Underlying security type, from the cache: `IND` closes are asked for as index bars
     /// (omitted for `STK`).
-    #[serde(default, skip_serializing_if = "crate::cache::UnderlyingSecType::is_stock")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::cache::UnderlyingSecType::is_stock"
+    )]
     pub underlying_sec_type: crate::cache::UnderlyingSecType,
     /// K, E and the reference sources.
     pub rule: NearAtmRule,

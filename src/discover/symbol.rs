@@ -57,7 +57,9 @@ pub(super) async fn discover_symbol(
         let end = crate::calendar::session_on_or_before(ctx.cfg.date)
             .map_err(|e| SymbolError::new(e.to_string()))?
             .close;
-        let (c, n) = ctx.call(|| ctx.gateway.stock_close(symbol, sec_type, end)).await;
+        let (c, n) = ctx
+            .call(|| ctx.gateway.stock_close(symbol, sec_type, end))
+            .await;
         rep.requests += n;
         match c {
             Ok(c) => close = c,

@@ -5,10 +5,10 @@
 //! when and how long to reconnect (a weekend gateway restarts nightly, so that can be hours), and
 //! it must know which requests were lost with a connection so it can put them back in the queue.
 
-use crate::cache::UnderlyingSecType;
 use super::outcome::{classify_error, Failure, OutcomeClass};
 use crate::bars::{BarSize, Duration as IbDuration, DurationUnit};
 use crate::cache::Right;
+use crate::cache::UnderlyingSecType;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ibapi::contracts::{Contract, Currency, Exchange, OptionRight, SecurityType, Symbol};
 use ibapi::market_data::historical::{

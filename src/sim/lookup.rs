@@ -88,10 +88,7 @@ pub fn option_info(m: &Market, c: &SimContract, exchange: &str) -> ContractInfo 
         long_name: u.map(|u| u.long_name.clone()).unwrap_or_default(),
         under_con_id: u.map(|u| u.con_id).unwrap_or(0),
         under_symbol: c.symbol.clone(),
-        under_sec_type: u
-            .map(|u| u.sec_type.as_str())
-            .unwrap_or("STK")
-            .into(),
+        under_sec_type: u.map(|u| u.sec_type.as_str()).unwrap_or("STK").into(),
         min_tick: if u.is_some_and(|u| u.is_index()) {
             0.05
         } else {

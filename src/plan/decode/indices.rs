@@ -50,8 +50,17 @@ mod tests {
         let text = format!(
             "name = \"t\"\nscope = \"s\"\nend = \"2026-11-27\"\n[universe]\n{universe}\n[[phase]]\nname = \"hours\"\nbars = [{{ size = \"8 hours\", duration = \"1 M\" }}]\n"
         );
-        crate::plan::load_str(&text, std::path::Path::new("p.toml"), crate::plan::Format::Toml)
-            .map_err(|e| e.0.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"))
+        crate::plan::load_str(
+            &text,
+            std::path::Path::new("p.toml"),
+            crate::plan::Format::Toml,
+        )
+        .map_err(|e| {
+            e.0.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
     }
 
     #[test]
@@ -66,13 +75,18 @@ mod tests {
     fn bad_indices_are_located() {
         let e = load("symbols = [\"SPY\"]\nindices = [\"SPX\"]").unwrap_err();
         assert!(
-            e.contains("p.toml:6:12: universe.indices[0]: `SPX` is not one of the universe's symbols"),
+            e.contains(
+                "p.toml:6:12: universe.indices[0]: `SPX` is not one of the universe's symbols"
+            ),
             "{e}"
         );
         let e = load("symbols = [\"SPX\"]\nindices = [\"SPX:IND\"]").unwrap_err();
         assert!(e.contains("write the symbol alone (`SPX`)"), "{e}");
         let e = load("symbols = [\"SPX\"]\nindices = [\"SPX\", \"SPX\"]").unwrap_err();
-        assert!(e.contains("universe.indices[1]: duplicate index `SPX`"), "{e}");
+        assert!(
+            e.contains("universe.indices[1]: duplicate index `SPX`"),
+            "{e}"
+        );
         let e = load("symbols = [\"SPX\"]\nindices = \"SPX\"").unwrap_err();
         assert!(e.contains("universe.indices: expected a list"), "{e}");
         let e = load("symbols = [\"SPX\"]\nindices = [3]").unwrap_err();

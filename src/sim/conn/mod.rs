@@ -409,9 +409,9 @@ impl Conn {
                     .map(|u| u.symbol.clone())
                     .unwrap_or(symbol)
             };
-            let answered = m.underlying(&symbol).is_some_and(|u| {
-                !u.is_index() || (index_request && con_id == u.con_id)
-            });
+            let answered = m
+                .underlying(&symbol)
+                .is_some_and(|u| !u.is_index() || (index_request && con_id == u.con_id));
             if let Some(chain) = m.chain(&symbol).filter(|_| answered) {
                 for ex in &chain.exchanges {
                     for class in &chain.classes {
