@@ -144,13 +144,27 @@ impl Market {
     }
 
     /// [`Market::now_for`] the instrument `con_id` (the equity close for stocks and unknown
-    /// ids): what an absent end means for a request on it.
+    /// ids): what an absent end means for a regular-hours request on it.
     pub fn now_of(&self, con_id: i64) -> DateTime<Utc> {
+        self.now_of_hours(con_id, true)
+    }
+
+    /// [`Market::now_of`] for a request with `use_rth`: an all-hours request on a class with
+    /// a session after the close (SPX's curb) runs to that session's end.
+    pub fn now_of_hours(&self, con_id: i64, use_rth: bool) -> DateTime<Utc> {
         match self.resolve(con_id) {
-            Ok(Instrument::Option(c)) => {
-                self.now_for(super::hours::option_close_offset(&c.trading_class))
-            }
+            Ok(Instrument::Option(c)) => self.now_for(
+                super::hours::option_served_hours(&c.trading_class, use_rth).last_end_offset(),
+            ),
             _ => self.now(),
+        }
+    }
+
+    /// The hours a request on `inst` is served in.
+    fn served_hours(inst: &Instrument, use_rth: bool) -> window::ServedHours {
+        match inst {
+            Instrument::Stock(_) => window::ServedHours::default(),
+            Instrument::Option(c) => super::hours::option_served_hours(&c.trading_class, use_rth),
         }
     }
 
@@ -398,7 +412,6 @@ impl Market {
         duration: Duration,
         use_rth: bool,
     ) -> Result<Vec<SimBar>, HmdsError> {
-        let _ = use_rth; // RTH and all-hours are served alike: see the window module doc
         let what_u = what.to_ascii_uppercase();
         if !matches!(
             what_u.as_str(),
@@ -421,23 +434,20 @@ impl Market {
             }
             return Err(HmdsError::too_long());
         }
-        let close_offset = match &inst {
-            Instrument::Stock(_) => 0,
-            Instrument::Option(c) => super::hours::option_close_offset(&c.trading_class),
-        };
-        let now = self.now_for(close_offset);
+        let hours = Self::served_hours(&inst, use_rth);
+        let now = self.now_for(hours.last_end_offset());
         let end = end.min(now);
-        let mut start = window::window_start(end, duration)?;
+        let mut start = window::window_start_in(end, duration, &hours)?;
         let local = match &inst {
             Instrument::Stock(i) => self.underlyings[*i].symbol.clone(),
             Instrument::Option(c) => {
                 if let Ok(Some(s)) = calendar::session(c.listing) {
-                    start = start.max(s.open);
+                    start = start.max(hours.day_start(&s));
                 }
                 c.local_symbol.clone()
             }
         };
-        let slots = window::slots(bar, start, end, now, close_offset);
+        let slots = window::slots_in(bar, start, end, now, &hours);
         let bars = match &inst {
             Instrument::Stock(i) => self.stock_bars(*i, &what_u, &slots),
             Instrument::Option(c) => self.option_bars(c, &what_u, &slots),

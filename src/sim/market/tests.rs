@@ -409,6 +409,9 @@ fn etf_options_trade_until_16_15_and_stock_options_until_16_00() {
             NaiveTime::from_hms_opt(last.0, last.1, 0).unwrap(),
             "{symbol}"
         );
+        if symbol == "SPX" {
+            continue; // extended sessions: see the next test
+        }
         // use_rth = false is served the same hours (no ETF option session outside them).
         let all = m
             .bars(
@@ -531,5 +534,51 @@ fn spx_is_an_index_with_monthly_spx_and_weekly_spxw_classes() {
     assert_eq!(
         bars.last().unwrap().close,
         m.close("SPX", d(2026, 11, 27)).unwrap()
+    );
+}
+
+#[test]
+fn spx_options_get_overnight_and_curb_bars_when_use_rth_is_false() {
+    let m = Market::new(7, today());
+    let full = d(2026, 11, 25);
+    let c = near_atm(&m, "SPX", full);
+    let end = close_of(full) + chrono::Duration::minutes(60);
+    let get = |rth: bool| {
+        m.bars(c.con_id, "MIDPOINT", BarSize::Hour1, end, dur("1 D"), rth)
+            .unwrap()
+    };
+    let labels = |bars: &[SimBar]| -> Vec<String> {
+        bars.iter()
+            .map(|b| to_ny(b.ts).format("%d %H:%M").to_string())
+            .collect()
+    };
+    let rth = get(true);
+    assert_eq!(
+        labels(&rth),
+        [
+            "25 09:30", "25 10:00", "25 11:00", "25 12:00", "25 13:00", "25 14:00", "25 15:00",
+            "25 16:00"
+        ]
+    );
+    let all = get(false);
+    let l = labels(&all);
+    // From 20:15 the evening before to the curb's 16:00-17:00 hour.
+    assert_eq!(l.first().map(String::as_str), Some("24 20:15"));
+    assert_eq!(l.last().map(String::as_str), Some("25 16:00"));
+    // The 09:00 hour holds 09:00-09:15 and 09:30-10:00 (no 09:30 bar).
+    assert!(l.contains(&"25 09:00".to_string()) && !l.contains(&"25 09:30".to_string()));
+    assert_eq!(all.len(), 4 + 10 + 6 + 1, "{l:?}");
+    // The whole regular hours in between are the same bars; the 16:00 hour runs into the curb.
+    for b in &rth[1..rth.len() - 1] {
+        assert!(all.contains(b), "{b:?}");
+    }
+    // Absent an end, an all-hours request runs to the curb's end.
+    assert_eq!(
+        m.now_of_hours(c.con_id, false),
+        close_of(today()) + chrono::Duration::minutes(60)
+    );
+    assert_eq!(
+        m.now_of_hours(c.con_id, true),
+        close_of(today()) + chrono::Duration::minutes(15)
     );
 }
