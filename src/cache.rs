@@ -224,6 +224,32 @@ impl ContractsCache {
         }
         out
     }
+
+    /// The close offsets for `use_rth` requests: [`ContractsCache::close_offsets`] for regular
+    /// hours; for all hours, where the recorded `tradingHours` end each day (60 for SPX options,
+    /// whose curb session runs to 17:00), never before the regular close (equity and ETF
+    /// options, whose `tradingHours` equal their `liquidHours`, keep it).
+    pub fn close_offsets_for(&self, use_rth: bool) -> std::collections::BTreeMap<String, i32> {
+        let mut out = self.close_offsets();
+        if use_rth {
+            return out;
+        }
+        for h in &self.class_hours {
+            let (Some(trading), Some(tz)) = (&h.trading_hours, &h.time_zone_id) else {
+                continue;
+            };
+            let raw = crate::hours::RawHours {
+                liquid_hours: trading.clone(),
+                trading_hours: String::new(),
+                time_zone_id: tz.clone(),
+            };
+            if let Ok(all) = crate::hours::close_offset(&raw) {
+                let rth = out.entry(h.trading_class.clone()).or_default();
+                *rth = (*rth).max(all);
+            }
+        }
+        out
+    }
 }
 
 /// Why a symbol cannot be used as a directory name.

@@ -456,17 +456,30 @@ fn add_class_windows(
     caches: &[(String, crate::cache::ContractsCache)],
     end: &calendar::Session,
 ) -> Result<(), CompileError> {
-    let mut offsets: BTreeMap<String, i32> = BTreeMap::new();
-    for (_, cache) in caches {
-        offsets.extend(cache.close_offsets().into_iter().filter(|(_, o)| *o != 0));
-    }
-    if offsets.is_empty() {
-        return Ok(());
-    }
+    // Regular-hours phases follow each class's `liquidHours`, all-hours phases its
+    // `tradingHours` (SPX options: to the end of the curb session, 17:00).
+    let offsets_for = |use_rth: bool| {
+        let mut offsets: BTreeMap<String, i32> = BTreeMap::new();
+        for (_, cache) in caches {
+            offsets.extend(
+                cache
+                    .close_offsets_for(use_rth)
+                    .into_iter()
+                    .filter(|(_, o)| *o != 0),
+            );
+        }
+        offsets
+    };
+    let (rth_offsets, all_offsets) = (offsets_for(true), offsets_for(false));
     for p in phases.iter_mut() {
+        let offsets = if p.use_rth {
+            &rth_offsets
+        } else {
+            &all_offsets
+        };
         for cell in &mut p.cells {
             let mut by_offset: BTreeMap<i32, Vec<windows::Window>> = BTreeMap::new();
-            for (class, off) in &offsets {
+            for (class, off) in offsets {
                 if !by_offset.contains_key(off) {
                     let bar = crate::plan::BarCell {
                         size: cell.size,

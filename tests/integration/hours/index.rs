@@ -7,6 +7,7 @@ use crate::support::*;
 use opt_backfill::bars::BarSize;
 use opt_backfill::cache::UnderlyingSecType;
 use opt_backfill::calendar::{self, to_ny};
+use std::path::{Path, PathBuf};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spx_is_discovered_as_an_index_and_its_bars_run_to_16_15() {
@@ -15,31 +16,8 @@ async fn spx_is_discovered_as_an_index_and_its_bars_run_to_16_15() {
     let ws = Workspace::new();
     let syms = vec!["SPX".to_string()];
     let phase = "[[phase]]\nname = \"p\"\nwhat-to-show = \"MIDPOINT\"\nbars = [{ size = \"30 mins\", duration = \"1 M\" }, { size = \"8 hours\", duration = \"1 M\" }]\n";
-    let plan = ws.plan("index", &syms, end_date(), sim.addr().port(), phase);
-    let text = std::fs::read_to_string(&plan).unwrap();
-    let text = text.replace(
-        "symbols = [\"SPX\"]",
-        "symbols = [\"SPX\"]\nindices = [\"SPX\"]",
-    );
-    std::fs::write(&plan, text).unwrap();
-    let out = run_cli_async(
-        vec![
-            "discover".into(),
-            "--plan".into(),
-            s(&plan),
-            "--date".into(),
-            end_date().to_string(),
-            "--max-expiry-days".into(),
-            "30".into(),
-            "--strike-band".into(),
-            "2".into(),
-            "--messages-per-second".into(),
-            "1000".into(),
-        ],
-        ws.root.clone(),
-    )
-    .await;
-    ok(&out);
+    let plan = index_plan(&ws, &syms, sim.addr().port(), phase);
+    discover(&ws, &plan).await;
     let c = cache(&ws, "SPX");
     assert_eq!(c.underlying.sec_type, UnderlyingSecType::Ind);
     assert_eq!(c.underlying.con_id, 416904);
@@ -101,4 +79,38 @@ async fn spx_is_discovered_as_an_index_and_its_bars_run_to_16_15() {
             "{r:?}"
         );
     }
+}
+
+/// A plan over `syms` (SPX declared an index) with `phases`.
+pub(super) fn index_plan(ws: &Workspace, syms: &[String], port: u16, phases: &str) -> PathBuf {
+    let plan = ws.plan("index", syms, end_date(), port, phases);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let text = text.replace(
+        "contracts-cache =",
+        "indices = [\"SPX\"]\ncontracts-cache =",
+    );
+    std::fs::write(&plan, text).unwrap();
+    plan
+}
+
+/// `discover --plan` for the end date: expiries up to 30 days out, strikes within 2%.
+pub(super) async fn discover(ws: &Workspace, plan: &Path) {
+    let out = run_cli_async(
+        vec![
+            "discover".into(),
+            "--plan".into(),
+            s(plan),
+            "--date".into(),
+            end_date().to_string(),
+            "--max-expiry-days".into(),
+            "30".into(),
+            "--strike-band".into(),
+            "2".into(),
+            "--messages-per-second".into(),
+            "1000".into(),
+        ],
+        ws.root.clone(),
+    )
+    .await;
+    ok(&out);
 }
