@@ -18,9 +18,11 @@
 //!
 //! Only regular sessions (09:30-16:00 New York, 13:00 on half days) carry bars; options of the
 //! classes that trade until 16:15 (SPY, QQQ, IWM, ...: [`crate::hours::LATE_CLOSE_CLASSES`])
-//! carry bars until 16:15 (13:15 on half days). `use_rth = false` is served the same way: the
-//! synthetic stocks model no pre- or post-market trading, and ETF options have no session
-//! outside those hours (their `tradingHours` equal their `liquidHours`, see [`super::hours`]). Intraday bars are aligned
+//! carry bars until 16:15 (13:15 on half days). `use_rth = false` is served the same way except
+//! for SPX and SPXW options, which also trade from 20:15 the evening before to 09:15 and in the
+//! 16:15-17:00 curb ([`ServedHours`], [`super::hours`]): the synthetic stocks model no pre- or
+//! post-market trading, and ETF options have no session outside regular hours (their
+//! `tradingHours` equal their `liquidHours`). Intraday bars are aligned
 //! to multiples of their size from New York midnight and clipped to the session, so `30 mins`
 //! bars start 09:30, 10:00, ... (the last one of a half day at 12:30), `1 hour` bars 09:30 (a
 //! half-hour bar), 10:00, ..., and `8 hours` (no shorter than a session) gives one bar per
