@@ -118,6 +118,10 @@ pub enum EndSpec {
     Date(NaiveDate),
     /// The last complete session at compile time.
     LastSession,
+    /// An explicit instant (`2026-12-01T11:00:00-05:00`, or a local time with an IANA zone,
+    /// `2026-12-01T11:00 America/New_York`): windows end there, so a session in progress is
+    /// planned up to it; at or after a session's close it is that close.
+    Instant(chrono::DateTime<chrono::Utc>),
 }
 
 /// The underlyings and their caches.

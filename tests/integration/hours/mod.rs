@@ -4,6 +4,7 @@
 
 mod extended;
 mod index;
+mod instant;
 
 use crate::support::*;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
