@@ -31,7 +31,9 @@ pub struct PlanFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// End of the backfill: `YYYY-MM-DD` (that session's close; a non-trading day means the last
-    /// session before it) or `last-session` (the last complete session when the plan is compiled).
+    /// session before it), `last-session` (the last complete session when the plan is compiled),
+    /// or an instant (`2026-12-01T11:00:00-05:00`, `2026-12-01T11:00 America/New_York`): windows
+    /// end there, a session in progress included up to it (provisional until it closes).
     pub end: String,
     /// Optional CSV of reference closes (`symbol,date,close`), relative to the plan file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
