@@ -545,7 +545,8 @@ fn end_spec(ctx: &mut Ctx<'_>, n: &Node) -> Option<EndSpec> {
     if s == "last-session" {
         return Some(EndSpec::LastSession);
     }
-    if s.contains(['T', 't', ' ']) {
+    // A date followed by a time: an instant.
+    if s.len() > 10 && matches!(s.as_bytes()[10], b'T' | b't' | b' ') {
         return match end_instant(s) {
             Ok(t) => {
                 match crate::calendar::session_on_or_before(crate::calendar::to_ny(t).date_naive())
