@@ -269,6 +269,21 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
     let caches = load_caches(&to_load)?;
     for (file_name, cache) in &caches {
         notes.extend(universe::hours_warning(&cache_dir.join(file_name), cache));
+        let u = &cache.underlying;
+        let declared = if plan.universe.indices.contains(&u.symbol) {
+            crate::cache::UnderlyingSecType::Ind
+        } else {
+            crate::cache::UnderlyingSecType::Stk
+        };
+        if u.sec_type != declared {
+            notes.push(format!(
+                "warning: {}: {} was discovered as {} but the plan's universe.indices makes it {}; run `discover` again",
+                cache_dir.join(file_name).display(),
+                u.symbol,
+                u.sec_type,
+                declared
+            ));
+        }
     }
     add_class_windows(&mut phases, &caches, &end, until)?;
 

@@ -33,6 +33,22 @@ async fn spx_is_discovered_as_an_index_and_its_bars_run_to_16_15() {
         assert_eq!(h.rth_close_offset_minutes, 15, "{h:?}");
     }
     assert_eq!(c.class_hours.len(), 2);
+    // A plan that does not declare SPX an index is told its cache disagrees.
+    let plain = ws.root.join("plain.toml");
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("indices = [\"SPX\"]\n", "");
+    std::fs::write(&plain, text).unwrap();
+    let out = run_cli_async(
+        vec!["plan".into(), s(&plain), "--dry-run".into()],
+        ws.root.clone(),
+    )
+    .await;
+    let all = format!("{}{}", ok(&out), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        all.contains("SPX was discovered as IND but the plan's universe.indices makes it STK"),
+        "{all}"
+    );
 
     ok(&run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await);
     let end = calendar::session(end_date()).unwrap().unwrap();
