@@ -164,7 +164,10 @@ impl Conn {
                 Ok(bars) => {
                     let now = sh.market.now_of_hours(con_id, h.use_rth);
                     let end_c = end_t.min(now);
-                    let start = window::window_start(end_c, dur).unwrap_or(end_c);
+                    let start = sh
+                        .market
+                        .window_start_of(con_id, end_c, dur, h.use_rth)
+                        .unwrap_or(end_c);
                     let (start, end_c) = (window::fmt_utc(start), window::fmt_utc(end_c));
                     out.send(&Reply::HistoricalData {
                         req_id,

@@ -160,6 +160,22 @@ impl Market {
         }
     }
 
+    /// The start of a request's window as HistoricalDataEnd reports it: an all-hours `N D`
+    /// window on a class with an overnight session starts the evening before.
+    pub fn window_start_of(
+        &self,
+        con_id: i64,
+        end: DateTime<Utc>,
+        duration: Duration,
+        use_rth: bool,
+    ) -> Result<DateTime<Utc>, HmdsError> {
+        let hours = self
+            .resolve(con_id)
+            .map(|i| Self::served_hours(&i, use_rth))
+            .unwrap_or_default();
+        window::window_start_in(end, duration, &hours)
+    }
+
     /// The hours a request on `inst` is served in.
     fn served_hours(inst: &Instrument, use_rth: bool) -> window::ServedHours {
         match inst {
