@@ -70,4 +70,8 @@ async fn all_hours_bars_follow_each_class_trading_hours() {
             }
         }
     }
+    // `verify` takes the overnight and curb bars of an all-hours file as on its grid.
+    let (code, text) = crate::lake::verify(&ws, &plan, &[]).await;
+    assert!(!text.contains("outside the regular sessions"), "{text}");
+    assert_eq!(code, Some(0), "{text}");
 }
