@@ -77,6 +77,7 @@ fn main() {
             underlying: Underlying {
                 symbol: sym.clone(),
                 con_id: i as i64 + 1,
+                sec_type: Default::default(),
                 currency: "USD".into(),
                 primary_exchange: Some("NASDAQ".into()),
                 reference_close: Some(close),

@@ -64,14 +64,75 @@ pub enum CloseSource {
     Gateway,
 }
 
+/// The IB security type of an option underlying: a stock or ETF (`STK`), or an index (`IND`,
+/// e.g. SPX on CBOE), which IB qualifies, charts and lists options for under its own type.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub enum UnderlyingSecType {
+    /// Stock or ETF.
+    #[default]
+    #[serde(rename = "STK")]
+    Stk,
+    /// Index.
+    #[serde(rename = "IND")]
+    Ind,
+}
+
+impl UnderlyingSecType {
+    /// IB's spelling (`STK`, `IND`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnderlyingSecType::Stk => "STK",
+            UnderlyingSecType::Ind => "IND",
+        }
+    }
+
+    /// True for `STK` (the default, left out of cache files).
+    pub fn is_stock(&self) -> bool {
+        *self == UnderlyingSecType::Stk
+    }
+}
+
+impl fmt::Display for UnderlyingSecType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The exchange an index underlying is qualified on: IB lists SPX, XSP, VIX, OEX and XEO on
+/// CBOE, NDX on NASDAQ, RUT on RUSSELL; others default to CBOE.
+pub fn index_exchange(symbol: &str) -> &'static str {
+    match symbol {
+        "NDX" | "XND" => "NASDAQ",
+        "RUT" => "RUSSELL",
+        _ => "CBOE",
+    }
+}
+
 /// The underlying of a chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Underlying {
     /// Ticker, e.g. `AAPL`.
     pub symbol: String,
-    /// IB conId of the STK contract.
+    /// IB conId of the underlying contract (STK, or IND for an index).
     pub con_id: i64,
+    /// `STK` (default, omitted) or `IND` (an index such as SPX: qualified as `IND` on its
+    /// exchange, closes asked for as index bars).
+    #[serde(default, skip_serializing_if = "UnderlyingSecType::is_stock")]
+    pub sec_type: UnderlyingSecType,
     /// Currency, e.g. `USD`.
     pub currency: String,
     /// Primary listing exchange, e.g. `NASDAQ`.
@@ -167,6 +228,32 @@ impl ContractsCache {
             .collect();
         for h in &self.class_hours {
             out.insert(h.trading_class.clone(), h.rth_close_offset_minutes);
+        }
+        out
+    }
+
+    /// The close offsets for `use_rth` requests: [`ContractsCache::close_offsets`] for regular
+    /// hours; for all hours, where the recorded `tradingHours` end each day (60 for SPX options,
+    /// whose curb session runs to 17:00), never before the regular close (equity and ETF
+    /// options, whose `tradingHours` equal their `liquidHours`, keep it).
+    pub fn close_offsets_for(&self, use_rth: bool) -> std::collections::BTreeMap<String, i32> {
+        let mut out = self.close_offsets();
+        if use_rth {
+            return out;
+        }
+        for h in &self.class_hours {
+            let (Some(trading), Some(tz)) = (&h.trading_hours, &h.time_zone_id) else {
+                continue;
+            };
+            let raw = crate::hours::RawHours {
+                liquid_hours: trading.clone(),
+                trading_hours: String::new(),
+                time_zone_id: tz.clone(),
+            };
+            if let Ok(all) = crate::hours::close_offset(&raw) {
+                let rth = out.entry(h.trading_class.clone()).or_default();
+                *rth = (*rth).max(all);
+            }
         }
         out
     }

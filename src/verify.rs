@@ -177,8 +177,15 @@ fn tasks_of(manifest: &Manifest, state_root: &Path, audit: &mut Audit) -> Vec<Fe
     tasks
 }
 
-/// Check one file's rows: sorted, unique keys, on the session grid.
-fn check_rows(path: &Path, rows: &[parquet::StoredBar], problems: &mut Vec<FileProblem>) {
+/// Check one file's rows: sorted, unique keys, on the session grid (for an all-hours file,
+/// within its trading day: from 20:00 New York the evening before to an hour after the close,
+/// where the overnight and curb sessions of index options lie).
+fn check_rows(
+    path: &Path,
+    rows: &[parquet::StoredBar],
+    use_rth: bool,
+    problems: &mut Vec<FileProblem>,
+) {
     let mut say = |problem: String| {
         problems.push(FileProblem {
             path: path.display().to_string(),
@@ -196,9 +203,17 @@ fn check_rows(path: &Path, rows: &[parquet::StoredBar], problems: &mut Vec<FileP
         }
     }
     for r in rows {
-        let date = crate::calendar::to_ny(r.bar.ts).date_naive();
-        let on_grid = matches!(crate::calendar::session(date), Ok(Some(s))
-            if r.bar.ts >= s.open && r.bar.ts < s.close + chrono::Duration::minutes(15));
+        let on_grid = if use_rth {
+            let date = crate::calendar::to_ny(r.bar.ts).date_naive();
+            matches!(crate::calendar::session(date), Ok(Some(s))
+                if r.bar.ts >= s.open && r.bar.ts < s.close + chrono::Duration::minutes(15))
+        } else {
+            let date = crate::calendar::trading_date(r.bar.ts);
+            matches!(crate::calendar::session(date), Ok(Some(s))
+                if s.date.pred_opt().is_some_and(|eve| {
+                    r.bar.ts >= crate::calendar::ny_to_utc(eve, crate::calendar::NEXT_DAY_FROM)
+                }) && r.bar.ts < s.close + chrono::Duration::hours(1))
+        };
         if !on_grid {
             off_grid += 1;
         }
@@ -236,7 +251,7 @@ pub fn audit(
             .entry(path.clone())
             .or_insert_with(|| match parquet::read_file(&path) {
                 Ok(Some(f)) => {
-                    check_rows(&path, &f.rows, &mut audit.problems);
+                    check_rows(&path, &f.rows, t.use_rth, &mut audit.problems);
                     Some(f.effective_coverage())
                 }
                 Ok(None) => index.current(&t.relative_bar_path(), &path),

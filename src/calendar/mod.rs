@@ -71,6 +71,25 @@ pub fn to_ny(t: DateTime<Utc>) -> DateTime<Tz> {
     t.with_timezone(&New_York)
 }
 
+/// From this New York time on, a bar belongs to the next session: index options (SPX) trade
+/// from 20:15 the evening before their trading day, and no stock or option session of a
+/// trading day starts after 20:00 (stocks' after-hours end then).
+pub const NEXT_DAY_FROM: NaiveTime = match NaiveTime::from_hms_opt(20, 0, 0) {
+    Some(t) => t,
+    None => unreachable!(),
+};
+
+/// The trading date a bar starting at `ts` belongs to: its New York date, or for a bar from
+/// [`NEXT_DAY_FROM`] on (an overnight session) the next session's date.
+pub fn trading_date(ts: DateTime<Utc>) -> NaiveDate {
+    let ny = to_ny(ts);
+    let date = ny.date_naive();
+    if ny.time() < NEXT_DAY_FROM {
+        return date;
+    }
+    session_after(date).map(|s| s.date).unwrap_or(date)
+}
+
 /// True when `date` has a regular session.
 pub fn is_session(date: NaiveDate) -> Result<bool, OutOfRange> {
     Ok(session(date)?.is_some())

@@ -190,3 +190,18 @@ fn known_holidays() {
     }
     assert!(session(d(2026, 12, 24)).unwrap().unwrap().half_day);
 }
+
+#[test]
+fn overnight_bars_belong_to_the_next_session() {
+    let at = |date: NaiveDate, h: u32, m: u32| {
+        ny_to_utc(date, chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap())
+    };
+    // Tuesday 16:00 (curb) stays Tuesday; 20:15 belongs to Wednesday.
+    assert_eq!(trading_date(at(d(2026, 11, 24), 16, 0)), d(2026, 11, 24));
+    assert_eq!(trading_date(at(d(2026, 11, 24), 19, 59)), d(2026, 11, 24));
+    assert_eq!(trading_date(at(d(2026, 11, 24), 20, 15)), d(2026, 11, 25));
+    // Wednesday evening before Thanksgiving: the Friday half day; Sunday evening: Monday.
+    assert_eq!(trading_date(at(d(2026, 11, 25), 20, 15)), d(2026, 11, 27));
+    assert_eq!(trading_date(at(d(2026, 11, 29), 23, 0)), d(2026, 11, 30));
+    assert_eq!(trading_date(at(d(2026, 11, 30), 3, 0)), d(2026, 11, 30));
+}

@@ -18,6 +18,11 @@ pub struct DiscoverArgs {
     /// Comma-separated symbols.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["universe", "plan"])]
     pub symbols: Vec<String>,
+    /// Comma-separated index symbols (IB secType `IND`, e.g. `SPX` on CBOE), discovered as
+    /// indices; they may also appear in the other symbol sources. A plan's `universe.indices`
+    /// are added.
+    #[arg(long, value_delimiter = ',')]
+    pub indices: Vec<String>,
     /// CSV of symbols (a `symbol` column, or one per line).
     #[arg(long, conflicts_with = "plan")]
     pub universe: Option<PathBuf>,
@@ -82,6 +87,7 @@ fn bad(msg: impl std::fmt::Display) -> i32 {
 /// Everything the arguments resolve to before connecting.
 struct Resolved {
     symbols: Vec<String>,
+    indices: std::collections::BTreeSet<String>,
     state_root: PathBuf,
     out: PathBuf,
     gateway: GatewayConfig,
@@ -92,6 +98,11 @@ struct Resolved {
 
 fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
     let mut symbols = args.symbols.clone();
+    let mut indices: std::collections::BTreeSet<String> = args.indices.iter().cloned().collect();
+    for i in &indices {
+        crate::cache::check_symbol(i).map_err(|e| bad(format!("--indices: {e}")))?;
+    }
+    symbols.extend(args.indices.iter().cloned());
     let mut state_root = PathBuf::from("state");
     let mut out = None;
     let mut gateway = default_gateway("127.0.0.1".into(), 4002, 17);
@@ -107,6 +118,7 @@ fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
             crate::exit::BAD_INPUT
         })?;
         symbols.extend(plan.universe.symbols.iter().cloned());
+        indices.extend(plan.universe.indices.iter().cloned());
         state_root = plan.state_root.clone();
         out = Some(plan.universe.contracts_cache.clone());
         let g = &plan.gateway;
@@ -168,6 +180,7 @@ fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
     }
     Ok(Resolved {
         symbols,
+        indices,
         state_root,
         out,
         gateway,
@@ -193,6 +206,7 @@ pub fn run(args: DiscoverArgs) -> i32 {
     };
     let mut cfg = DiscoverConfig::new(&r.state_root, date, r.gateway);
     cfg.cache_dir = r.out;
+    cfg.indices = r.indices;
     cfg.max_expiry_days = args.max_expiry_days;
     cfg.strike_band = args.strike_band.map(|p| p / 100.0);
     cfg.fetch_close = args.fetch_close;

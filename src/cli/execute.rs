@@ -426,10 +426,13 @@ async fn fetch_gateway_closes(
     let mut cfg = gw.clone();
     cfg.client_id = cfg.client_id.saturating_add(1000);
     let gateway = crate::exec::reconnect::connect_with_retry(&cfg, reconnect_for, stop).await?;
-    let symbols: BTreeSet<&str> = selections.iter().map(|s| s.symbol.as_str()).collect();
+    let symbols: BTreeSet<(&str, crate::cache::UnderlyingSecType)> = selections
+        .iter()
+        .map(|s| (s.symbol.as_str(), s.underlying_sec_type))
+        .collect();
     let mut out = BTreeMap::new();
-    for sym in symbols {
-        match gateway.stock_close(sym, end).await {
+    for (sym, sec_type) in symbols {
+        match gateway.stock_close(sym, sec_type, end).await {
             Ok(Some((_, c))) => {
                 out.insert(sym.to_string(), c);
             }

@@ -225,6 +225,13 @@ pub struct Selection {
     pub symbol: String,
     /// Underlying conId (for the gateway reference close).
     pub underlying_con_id: i64,
+    /// Underlying security type, from the cache: `IND` closes are asked for as index bars
+    /// (omitted for `STK`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::cache::UnderlyingSecType::is_stock"
+    )]
+    pub underlying_sec_type: crate::cache::UnderlyingSecType,
     /// K, E and the reference sources.
     pub rule: NearAtmRule,
     /// Expiries must be strictly after this date (the end session).

@@ -128,7 +128,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
 
     // End session.
     let mut notes = Vec::new();
-    let (spec, end) = match plan.end {
+    let (spec, end, until) = match plan.end {
         EndSpec::Date(d) => {
             let calendar_err = |source| CompileError::Calendar {
                 what: "resolving `end`".into(),
@@ -142,13 +142,42 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                 let prev = s.date.pred_opt().unwrap_or(s.date);
                 let before = calendar::session_on_or_before(prev).map_err(calendar_err)?;
                 notes.push(format!(
-                    "note: end {d} is today and its session is still open (closes {} New York): planning up to the last closed session, {}",
+                    "note: end {d} is today and its session is still open (closes {} New York): planning up to the last closed session, {}; to include today up to an instant, give it: end = \"{}\"",
                     calendar::to_ny(s.close).format("%H:%M"),
-                    before.date
+                    before.date,
+                    calendar::to_ny(now).format("%Y-%m-%dT%H:%M:00%:z"),
                 ));
                 s = before;
             }
-            (d.format("%Y-%m-%d").to_string(), s)
+            (d.format("%Y-%m-%d").to_string(), s, None)
+        }
+        EndSpec::Instant(t) => {
+            let calendar_err = |source| CompileError::Calendar {
+                what: "resolving `end`".into(),
+                source,
+            };
+            // The session the instant is in or after; before a session's open, the one before.
+            let mut s = calendar::session_on_or_before(calendar::to_ny(t).date_naive())
+                .map_err(calendar_err)?;
+            if t <= s.open {
+                let prev = s.date.pred_opt().unwrap_or(s.date);
+                s = calendar::session_on_or_before(prev).map_err(calendar_err)?;
+            }
+            let now = opts.now.unwrap_or_else(Utc::now);
+            let late = crate::hours::MAX_OFFSET_MINUTES;
+            if t < crate::hours::class_close(&s, late) && t > s.open {
+                notes.push(format!(
+                    "note: end {} is inside the session of {}: its windows end there{}",
+                    calendar::to_ny(t).format("%Y-%m-%d %H:%M %Z"),
+                    s.date,
+                    if now < s.close {
+                        "; bars of a session still open are provisional and fetched again once it has closed"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            (calendar::to_ny(t).to_rfc3339(), s, Some(t))
         }
         EndSpec::LastSession => (
             "last-session".to_string(),
@@ -158,6 +187,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                     source,
                 },
             )?,
+            None,
         ),
     };
 
@@ -169,14 +199,15 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         sorted.sort();
         for cell in sorted {
             let limit = plan.limit(cell.size);
-            let ws =
-                windows::split(cell, limit, &end, 0).map_err(|source| CompileError::Calendar {
+            let ws = windows::split_until(cell, limit, &end, 0, until).map_err(|source| {
+                CompileError::Calendar {
                     what: format!(
                         "phase `{}`: windows of `{} x {}` ending {}",
                         p.name, cell.size, cell.duration, end.date
                     ),
                     source,
-                })?;
+                }
+            })?;
             cells.push(CellInfo {
                 size: cell.size,
                 duration: cell.duration,
@@ -238,8 +269,23 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
     let caches = load_caches(&to_load)?;
     for (file_name, cache) in &caches {
         notes.extend(universe::hours_warning(&cache_dir.join(file_name), cache));
+        let u = &cache.underlying;
+        let declared = if plan.universe.indices.contains(&u.symbol) {
+            crate::cache::UnderlyingSecType::Ind
+        } else {
+            crate::cache::UnderlyingSecType::Stk
+        };
+        if u.sec_type != declared {
+            notes.push(format!(
+                "warning: {}: {} was discovered as {} but the plan's universe.indices makes it {}; run `discover` again",
+                cache_dir.join(file_name).display(),
+                u.symbol,
+                u.sec_type,
+                declared
+            ));
+        }
     }
-    add_class_windows(&mut phases, &caches, &end)?;
+    add_class_windows(&mut phases, &caches, &end, until)?;
 
     // Tasks and selections.
     let end_date = end.date;
@@ -365,6 +411,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
                         phase: p.name.clone(),
                         symbol: symbol.to_string(),
                         underlying_con_id: cache.underlying.con_id,
+                        underlying_sec_type: cache.underlying.sec_type,
                         rule: rule.clone(),
                         window_end: end_date,
                         what: p.what.clone(),
@@ -416,7 +463,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         end: EndInfo {
             spec,
             session: end.date,
-            close: end.close,
+            close: until.map_or(end.close, |t| t.min(end.close)).max(end.open),
             half_day: end.half_day,
         },
         time_zone: plan.time_zone.name().to_string(),
@@ -454,32 +501,46 @@ fn add_class_windows(
     phases: &mut [PhaseInfo],
     caches: &[(String, crate::cache::ContractsCache)],
     end: &calendar::Session,
+    until: Option<chrono::DateTime<Utc>>,
 ) -> Result<(), CompileError> {
-    let mut offsets: BTreeMap<String, i32> = BTreeMap::new();
-    for (_, cache) in caches {
-        offsets.extend(cache.close_offsets().into_iter().filter(|(_, o)| *o != 0));
-    }
-    if offsets.is_empty() {
-        return Ok(());
-    }
+    // Regular-hours phases follow each class's `liquidHours`, all-hours phases its
+    // `tradingHours` (SPX options: to the end of the curb session, 17:00).
+    let offsets_for = |use_rth: bool| {
+        let mut offsets: BTreeMap<String, i32> = BTreeMap::new();
+        for (_, cache) in caches {
+            offsets.extend(
+                cache
+                    .close_offsets_for(use_rth)
+                    .into_iter()
+                    .filter(|(_, o)| *o != 0),
+            );
+        }
+        offsets
+    };
+    let (rth_offsets, all_offsets) = (offsets_for(true), offsets_for(false));
     for p in phases.iter_mut() {
+        let offsets = if p.use_rth {
+            &rth_offsets
+        } else {
+            &all_offsets
+        };
         for cell in &mut p.cells {
             let mut by_offset: BTreeMap<i32, Vec<windows::Window>> = BTreeMap::new();
-            for (class, off) in &offsets {
+            for (class, off) in offsets {
                 if !by_offset.contains_key(off) {
                     let bar = crate::plan::BarCell {
                         size: cell.size,
                         duration: cell.duration,
                     };
-                    let ws = windows::split(bar, cell.limit, end, *off).map_err(|source| {
-                        CompileError::Calendar {
+                    let ws = windows::split_until(bar, cell.limit, end, *off, until).map_err(
+                        |source| CompileError::Calendar {
                             what: format!(
                                 "phase `{}`: windows of `{} x {}` for class `{class}` ending {}",
                                 p.name, cell.size, cell.duration, end.date
                             ),
                             source,
-                        }
-                    })?;
+                        },
+                    )?;
                     by_offset.insert(*off, ws);
                 }
                 cell.class_windows

@@ -45,7 +45,27 @@ pub fn split(
     end: &Session,
     close_offset: i32,
 ) -> Result<Vec<Window>, OutOfRange> {
-    let class = |s: Session| hours::class_session(&s, close_offset);
+    split_until(cell, limit, end, close_offset, None)
+}
+
+/// [`split`] with the end session cut at `until` (an explicit end instant): when it falls
+/// before the class's close of `end`, the last window ends there instead, so the session in
+/// progress is covered up to it (its bars are provisional until the session closes).
+pub fn split_until(
+    cell: BarCell,
+    limit: Duration,
+    end: &Session,
+    close_offset: i32,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<Window>, OutOfRange> {
+    let end_date = end.date;
+    let class = |s: Session| {
+        let mut c = hours::class_session(&s, close_offset);
+        if let Some(t) = until.filter(|t| s.date == end_date && *t > c.open && *t < c.close) {
+            c.close = t;
+        }
+        c
+    };
     let end = &class(*end);
     if cell.duration.approx_seconds() <= limit.approx_seconds() {
         return Ok(vec![Window {
@@ -202,6 +222,80 @@ mod tests {
     }
     fn sess(date: NaiveDate) -> Session {
         calendar::session(date).unwrap().unwrap()
+    }
+
+    #[test]
+    fn an_instant_inside_the_end_session_ends_its_last_window() {
+        let end = sess(d(2026, 11, 30));
+        let eleven =
+            calendar::ny_to_utc(end.date, chrono::NaiveTime::from_hms_opt(11, 0, 0).unwrap());
+        // Per-session windows: the last one ends at 11:00, the others at their closes.
+        let w = split_until(
+            cell(BarSize::Min1, "3 D"),
+            "1 D".parse().unwrap(),
+            &end,
+            15,
+            Some(eleven),
+        )
+        .unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[2].end, eleven);
+        assert_eq!(w[1].end, hours::class_close(&sess(d(2026, 11, 27)), 15));
+        // One window: ends at 11:00.
+        let w = split_until(
+            cell(BarSize::Mins30, "1 M"),
+            "1 M".parse().unwrap(),
+            &end,
+            0,
+            Some(eleven),
+        )
+        .unwrap();
+        assert_eq!(w[0].end, eleven);
+        // Seconds chunks stop at 11:00.
+        let w = split_until(
+            cell(BarSize::Secs30, "1 D"),
+            "28800 S".parse().unwrap(),
+            &end,
+            0,
+            Some(eleven),
+        )
+        .unwrap();
+        assert_eq!(w.last().unwrap().end, eleven);
+        assert!(w
+            .iter()
+            .all(|x| x.end <= eleven || x.end <= sess(d(2026, 11, 27)).close));
+        // At or after the close, or before the open: the class close, as without an instant.
+        for t in [
+            end.close + chrono::Duration::minutes(15),
+            end.close + chrono::Duration::hours(2),
+            end.open,
+        ] {
+            let a = split_until(
+                cell(BarSize::Min1, "2 D"),
+                "1 D".parse().unwrap(),
+                &end,
+                15,
+                Some(t),
+            );
+            assert_eq!(
+                a,
+                split(cell(BarSize::Min1, "2 D"), "1 D".parse().unwrap(), &end, 15)
+            );
+        }
+        // Between 16:00 and 16:15: equity classes end at 16:00, the 16:15 classes there.
+        let t = end.close + chrono::Duration::minutes(10);
+        let one = |off| {
+            split_until(
+                cell(BarSize::Mins30, "1 D"),
+                "1 D".parse().unwrap(),
+                &end,
+                off,
+                Some(t),
+            )
+            .unwrap()[0]
+                .end
+        };
+        assert_eq!((one(0), one(15)), (end.close, t));
     }
 
     #[test]

@@ -263,6 +263,7 @@ mod tests {
             underlying: Underlying {
                 symbol: "AAPL".into(),
                 con_id: 1,
+                sec_type: Default::default(),
                 currency: "USD".into(),
                 primary_exchange: None,
                 reference_close: None,

@@ -92,6 +92,8 @@ pub struct DiscoverConfig {
     /// Share of the reused contracts re-qualified (at least
     /// [`incremental::VERIFY_MIN_PER_SYMBOL`] per symbol).
     pub verify_fraction: f64,
+    /// Symbols that are indices (qualified as `IND`, e.g. SPX on CBOE); the others are stocks.
+    pub indices: std::collections::BTreeSet<String>,
 }
 
 /// Initial in-flight limit for qualification. A contract-details answer takes about 0.4-0.5 s
@@ -142,6 +144,18 @@ impl DiscoverConfig {
             mode: DiscoveryMode::Incremental,
             recheck_missing_after_days: DEFAULT_RECHECK_MISSING_AFTER_DAYS,
             verify_fraction: DEFAULT_VERIFY_FRACTION,
+            indices: Default::default(),
+        }
+    }
+}
+
+impl DiscoverConfig {
+    /// The security type `symbol` is discovered as.
+    pub fn sec_type_of(&self, symbol: &str) -> crate::cache::UnderlyingSecType {
+        if self.indices.contains(symbol) {
+            crate::cache::UnderlyingSecType::Ind
+        } else {
+            crate::cache::UnderlyingSecType::Stk
         }
     }
 }

@@ -13,7 +13,10 @@ use super::{
     candidates, qualify_all, CallError, Ctx, DiscoveryMode, OptionSpec, Qualified, SymbolError,
     SymbolReport,
 };
-use crate::cache::{CloseSource, ContractsCache, OptionContract, Underlying, CACHE_FORMAT_VERSION};
+use crate::cache::{
+    CloseSource, ContractsCache, OptionContract, Underlying, UnderlyingSecType,
+    CACHE_FORMAT_VERSION,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,10 +37,19 @@ pub(super) async fn discover_symbol(
     rep: &mut SymbolReport,
     label: &str,
 ) -> Result<(), SymbolError> {
-    let (stock, n) = ctx.call(|| ctx.gateway.qualify_stock(symbol)).await;
+    let sec_type = ctx.cfg.sec_type_of(symbol);
+    let (stock, n) = ctx
+        .call(|| ctx.gateway.qualify_underlying(symbol, sec_type))
+        .await;
     rep.requests += n;
     let stock = stock.map_err(|e| {
-        SymbolError::from_call(&format!("cannot qualify {symbol} as a SMART USD stock"), e)
+        let what = match sec_type {
+            UnderlyingSecType::Stk => "a SMART USD stock".to_string(),
+            UnderlyingSecType::Ind => {
+                format!("an index on {}", crate::cache::index_exchange(symbol))
+            }
+        };
+        SymbolError::from_call(&format!("cannot qualify {symbol} as {what}"), e)
     })?;
     rep.con_id = Some(stock.con_id);
     let mut close = None;
@@ -45,7 +57,9 @@ pub(super) async fn discover_symbol(
         let end = crate::calendar::session_on_or_before(ctx.cfg.date)
             .map_err(|e| SymbolError::new(e.to_string()))?
             .close;
-        let (c, n) = ctx.call(|| ctx.gateway.stock_close(symbol, end)).await;
+        let (c, n) = ctx
+            .call(|| ctx.gateway.stock_close(symbol, sec_type, end))
+            .await;
         rep.requests += n;
         match c {
             Ok(c) => close = c,
@@ -58,7 +72,7 @@ pub(super) async fn discover_symbol(
     rep.reference_close = close.map(|(_, c)| c);
     // The chain is always asked for: it is what lists new expiries and strikes.
     let (chains, n) = ctx
-        .call(|| ctx.gateway.option_chain(symbol, stock.con_id))
+        .call(|| ctx.gateway.option_chain(symbol, sec_type, stock.con_id))
         .await;
     rep.requests += n;
     let chains = chains.map_err(|e| SymbolError::from_call("reqSecDefOptParams failed", e))?;
@@ -114,6 +128,7 @@ pub(super) async fn discover_symbol(
         underlying: Underlying {
             symbol: symbol.to_string(),
             con_id: stock.con_id,
+            sec_type,
             currency: stock.currency,
             primary_exchange: stock.primary_exchange,
             reference_close: close.map(|(_, c)| c),

@@ -31,6 +31,7 @@ pub(super) fn hist_request(t: &FetchTask, req: &Request) -> HistRequest {
             currency: t.currency.clone(),
         }),
         stock_symbol: t.symbol.clone(),
+        underlying_sec_type: crate::cache::UnderlyingSecType::Stk,
         what: t.what.clone(),
         bar_size: t.bar_size,
         duration: req.duration,

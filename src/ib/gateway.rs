@@ -8,6 +8,7 @@
 use super::outcome::{classify_error, Failure, OutcomeClass};
 use crate::bars::{BarSize, Duration as IbDuration, DurationUnit};
 use crate::cache::Right;
+use crate::cache::UnderlyingSecType;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use ibapi::contracts::{Contract, Currency, Exchange, OptionRight, SecurityType, Symbol};
 use ibapi::market_data::historical::{
@@ -132,8 +133,11 @@ pub struct OptionSpec {
 pub struct HistRequest {
     /// The contract: an option, or the underlying stock when `option` is `None`.
     pub option: Option<OptionSpec>,
-    /// Underlying stock symbol (used when `option` is `None`).
+    /// Underlying symbol (used when `option` is `None`).
     pub stock_symbol: String,
+    /// The underlying's security type (used when `option` is `None`): a stock, or an index
+    /// asked for as `IND` on its exchange.
+    pub underlying_sec_type: UnderlyingSecType,
     /// `TRADES`, `MIDPOINT`, ...
     pub what: String,
     /// Bar size.
@@ -312,8 +316,19 @@ pub struct ChainParams {
 impl Gateway {
     /// Qualify a US stock (STK, SMART, USD): its conId and primary exchange.
     pub async fn qualify_stock(&self, symbol: &str) -> Result<QualifiedStock, Failure> {
+        self.qualify_underlying(symbol, UnderlyingSecType::Stk)
+            .await
+    }
+
+    /// Qualify an option underlying: a US stock (STK, SMART, USD) or an index (IND on its
+    /// exchange, e.g. SPX on CBOE): its conId and (primary) exchange.
+    pub async fn qualify_underlying(
+        &self,
+        symbol: &str,
+        sec_type: UnderlyingSecType,
+    ) -> Result<QualifiedStock, Failure> {
         let (_, client) = self.current().await;
-        let contract = Contract::stock(symbol).build();
+        let contract = underlying_contract(symbol, sec_type);
         let details = self
             .bounded(client.contract_details(&contract), false)
             .await?;
@@ -323,7 +338,10 @@ impl Gateway {
                 format!("no contract details for {symbol}"),
             )
         })?;
-        let primary = d.contract.primary_exchange.0.clone();
+        let primary = match sec_type {
+            UnderlyingSecType::Stk => d.contract.primary_exchange.0.clone(),
+            UnderlyingSecType::Ind => d.contract.exchange.0.clone(),
+        };
         Ok(QualifiedStock {
             symbol: symbol.to_string(),
             con_id: i64::from(d.contract.contract_id),
@@ -336,10 +354,12 @@ impl Gateway {
         })
     }
 
-    /// reqSecDefOptParams for a stock: every exchange x trading class.
+    /// reqSecDefOptParams for an underlying (its conId from [`Gateway::qualify_underlying`]
+    /// with the same `sec_type`): every exchange x trading class.
     pub async fn option_chain(
         &self,
         symbol: &str,
+        sec_type: UnderlyingSecType,
         con_id: i64,
     ) -> Result<Vec<ChainParams>, Failure> {
         let (_, client) = self.current().await;
@@ -352,7 +372,14 @@ impl Gateway {
         let timeout = self.cfg.request_timeout;
         let fut = async {
             let mut sub = client
-                .option_chain(symbol, SecurityType::Stock, id)
+                .option_chain(
+                    symbol,
+                    match sec_type {
+                        UnderlyingSecType::Stk => SecurityType::Stock,
+                        UnderlyingSecType::Ind => SecurityType::Index,
+                    },
+                    id,
+                )
                 .subscribe()
                 .await?;
             sub.collect_to_end_within(timeout).await
@@ -385,6 +412,7 @@ impl Gateway {
         let mut contract = contract_for(&HistRequest {
             option: Some(spec.clone()),
             stock_symbol: spec.symbol.clone(),
+            underlying_sec_type: UnderlyingSecType::Stk,
             what: String::new(),
             bar_size: BarSize::Hours8,
             duration: IbDuration {
@@ -430,15 +458,18 @@ impl Gateway {
         }
     }
 
-    /// The last complete daily close of a stock at or before `end` (`1 day` TRADES, RTH, 5 D).
+    /// The last complete daily close of an underlying (stock or index) at or before `end`
+    /// (`1 day` TRADES, RTH, 5 D).
     pub async fn stock_close(
         &self,
         symbol: &str,
+        sec_type: UnderlyingSecType,
         end: DateTime<Utc>,
     ) -> Result<Option<(NaiveDate, f64)>, Failure> {
         let req = HistRequest {
             option: None,
             stock_symbol: symbol.to_string(),
+            underlying_sec_type: sec_type,
             what: "TRADES".into(),
             bar_size: BarSize::Day1,
             duration: IbDuration {
@@ -559,7 +590,22 @@ fn contract_for(req: &HistRequest) -> Contract {
             trading_class: o.trading_class.clone(),
             ..Contract::default()
         },
-        None => Contract::stock(req.stock_symbol.as_str()).build(),
+        None => underlying_contract(&req.stock_symbol, req.underlying_sec_type),
+    }
+}
+
+/// The contract of an option underlying: `STK` on SMART in USD, or `IND` on the index's
+/// exchange ([`crate::cache::index_exchange`]: SPX on CBOE).
+fn underlying_contract(symbol: &str, sec_type: UnderlyingSecType) -> Contract {
+    match sec_type {
+        UnderlyingSecType::Stk => Contract::stock(symbol).build(),
+        UnderlyingSecType::Ind => Contract {
+            symbol: Symbol(symbol.to_string()),
+            security_type: SecurityType::Index,
+            exchange: Exchange(crate::cache::index_exchange(symbol).to_string()),
+            currency: Currency("USD".into()),
+            ..Contract::default()
+        },
     }
 }
 

@@ -88,7 +88,7 @@ fn session_dates(path: &Path, raw: &DataFrame) -> Result<Column, LakeError> {
         .iter()
         .map(|ms| {
             let t = Utc.timestamp_millis_opt(ms?).single()?;
-            Some(epoch_days(crate::calendar::to_ny(t).date_naive()))
+            Some(epoch_days(crate::calendar::trading_date(t)))
         })
         .collect();
     Series::new("session_date".into(), days)

@@ -14,6 +14,9 @@ use chrono::NaiveDate;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+mod end_tests;
+mod indices;
 mod limits;
 mod outputs;
 
@@ -354,6 +357,7 @@ const TOP_KEYS: &[&str] = &[
 const UNIVERSE_KEYS: &[&str] = &[
     "symbols",
     "symbols-file",
+    "indices",
     "contracts-cache",
     "on-missing-cache",
 ];
@@ -506,6 +510,25 @@ fn end_spec(ctx: &mut Ctx<'_>, n: &Node) -> Option<EndSpec> {
     if s == "last-session" {
         return Some(EndSpec::LastSession);
     }
+    // A date followed by a time: an instant.
+    if s.len() > 10 && matches!(s.as_bytes()[10], b'T' | b't' | b' ') {
+        return match end_instant(s) {
+            Ok(t) => {
+                match crate::calendar::session_on_or_before(crate::calendar::to_ny(t).date_naive())
+                {
+                    Ok(_) => Some(EndSpec::Instant(t)),
+                    Err(e) => {
+                        ctx.err(n.loc, "end", e.to_string());
+                        None
+                    }
+                }
+            }
+            Err(why) => {
+                ctx.err_hint(n.loc, "end", format!("bad end `{s}`: {why}"), END_HINT);
+                None
+            }
+        };
+    }
     match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         Ok(d) => match crate::calendar::session_on_or_before(d) {
             Ok(_) => Some(EndSpec::Date(d)),
@@ -515,14 +538,49 @@ fn end_spec(ctx: &mut Ctx<'_>, n: &Node) -> Option<EndSpec> {
             }
         },
         Err(_) => {
-            ctx.err_hint(
-                n.loc,
-                "end",
-                format!("bad end `{s}`"),
-                "`YYYY-MM-DD` (that session's close) or `last-session`",
-            );
+            ctx.err_hint(n.loc, "end", format!("bad end `{s}`"), END_HINT);
             None
         }
+    }
+}
+
+const END_HINT: &str = "`YYYY-MM-DD` (that session's close), `last-session`, or an instant: `2026-12-01T11:00:00-05:00` or `2026-12-01T11:00 America/New_York`";
+
+/// An explicit end instant: RFC 3339 with an offset (`2026-12-01T11:00:00-05:00`, `...Z`), or
+/// a local date-time (`T` or a space, seconds optional) followed by an IANA time zone.
+fn end_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::TimeZone;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let (local, zone) = match s.rsplit_once(' ') {
+        Some((l, z)) if z.contains('/') || z == "UTC" => (l.trim(), z),
+        _ => {
+            return Err(
+                "expected an offset (`-05:00`, `Z`) or a time zone name after the time".into(),
+            )
+        }
+    };
+    let local = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(local, f).ok())
+    .ok_or_else(|| format!("`{local}` is not a `YYYY-MM-DDTHH:MM[:SS]` date-time"))?;
+    let tz: chrono_tz::Tz = zone
+        .parse()
+        .map_err(|_| format!("unknown time zone `{zone}` (e.g. `America/New_York`)"))?;
+    match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) => Ok(t.with_timezone(&chrono::Utc)),
+        chrono::LocalResult::Ambiguous(..) => Err(format!(
+            "{local} happens twice in {zone} (the clocks go back): give the offset instead"
+        )),
+        chrono::LocalResult::None => Err(format!(
+            "{local} does not exist in {zone} (the clocks go forward)"
+        )),
     }
 }
 
@@ -610,8 +668,12 @@ fn universe(
             }
         }),
     };
+    let indices = t
+        .get("indices")
+        .map(|n| indices::decode(ctx, n, symbols.as_deref()));
     t.finish(ctx);
     Some(Universe {
+        indices: indices.unwrap_or(Some(Default::default()))?,
         symbols: symbols?,
         symbols_file,
         contracts_cache: contracts_cache?,

@@ -31,7 +31,9 @@ pub struct PlanFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// End of the backfill: `YYYY-MM-DD` (that session's close; a non-trading day means the last
-    /// session before it) or `last-session` (the last complete session when the plan is compiled).
+    /// session before it), `last-session` (the last complete session when the plan is compiled),
+    /// or an instant (`2026-12-01T11:00:00-05:00`, `2026-12-01T11:00 America/New_York`): windows
+    /// end there, a session in progress included up to it (provisional until it closes).
     pub end: String,
     /// Optional CSV of reference closes (`symbol,date,close`), relative to the plan file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +90,11 @@ pub struct UniverseFile {
     /// relative to the plan file (exclusive with `symbols`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbols_file: Option<String>,
+    /// The symbols that are indices (IB secType `IND`, e.g. `SPX`, qualified on CBOE; `NDX` on
+    /// NASDAQ, `RUT` on RUSSELL); each must be one of the universe's symbols. The others are
+    /// stocks or ETFs (`STK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indices: Option<Vec<String>>,
     /// Directory of `{SYMBOL}_{YYYY-MM-DD}.json` contracts caches (default
     /// `<state-root>/contracts_cache`), relative to the working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -118,6 +118,10 @@ pub enum EndSpec {
     Date(NaiveDate),
     /// The last complete session at compile time.
     LastSession,
+    /// An explicit instant (`2026-12-01T11:00:00-05:00`, or a local time with an IANA zone,
+    /// `2026-12-01T11:00 America/New_York`): windows end there, so a session in progress is
+    /// planned up to it; at or after a session's close it is that close.
+    Instant(chrono::DateTime<chrono::Utc>),
 }
 
 /// The underlyings and their caches.
@@ -127,6 +131,9 @@ pub struct Universe {
     pub symbols: Vec<String>,
     /// The symbols CSV, when the symbols came from one (resolved against the plan's directory).
     pub symbols_file: Option<PathBuf>,
+    /// The symbols that are indices (`IND`, e.g. SPX), each one of `symbols`; the others are
+    /// stocks or ETFs (`STK`).
+    pub indices: std::collections::BTreeSet<String>,
     /// Contracts cache directory, as written.
     pub contracts_cache: PathBuf,
     /// What to do when a symbol has no cache.

@@ -13,8 +13,25 @@ use chrono::NaiveDate;
 /// Exchanges on which the synthetic options are found.
 pub const OPTION_EXCHANGES: &[&str] = &["", "SMART", "CBOE", "AMEX"];
 
-/// ContractInfo of an underlying.
+/// ContractInfo of an underlying: a stock or ETF (`STK`, SMART, with its primary exchange), or
+/// an index (`IND` on its exchange, SPX on CBOE, no primary exchange, hours 09:30-16:00).
 pub fn stock_info(u: &SimUnderlying, exchange: &str, today: chrono::NaiveDate) -> ContractInfo {
+    if u.is_index() {
+        let (liquid_hours, _) = super::hours::stock_hours(today);
+        return ContractInfo {
+            sec_type: "IND".into(),
+            exchange: u.primary_exchange.clone(),
+            primary_exchange: String::new(),
+            trading_class: u.symbol.clone(),
+            trading_hours: liquid_hours.clone(),
+            liquid_hours,
+            ..stock_info_of(u, exchange, today)
+        };
+    }
+    stock_info_of(u, exchange, today)
+}
+
+fn stock_info_of(u: &SimUnderlying, exchange: &str, today: chrono::NaiveDate) -> ContractInfo {
     let (liquid_hours, trading_hours) = super::hours::stock_hours(today);
     ContractInfo {
         con_id: u.con_id,
@@ -71,8 +88,12 @@ pub fn option_info(m: &Market, c: &SimContract, exchange: &str) -> ContractInfo 
         long_name: u.map(|u| u.long_name.clone()).unwrap_or_default(),
         under_con_id: u.map(|u| u.con_id).unwrap_or(0),
         under_symbol: c.symbol.clone(),
-        under_sec_type: "STK".into(),
-        min_tick: 0.01,
+        under_sec_type: u.map(|u| u.sec_type.as_str()).unwrap_or("STK").into(),
+        min_tick: if u.is_some_and(|u| u.is_index()) {
+            0.05
+        } else {
+            0.01
+        },
         liquid_hours,
         trading_hours,
     }
@@ -117,8 +138,17 @@ pub fn find(m: &Market, q: &ContractQuery) -> Vec<ContractInfo> {
         "STK" => m
             .underlying(symbol)
             .filter(|u| {
-                q.exchange.is_empty() || q.exchange == "SMART" || q.exchange == u.primary_exchange
+                !u.is_index()
+                    && (q.exchange.is_empty()
+                        || q.exchange == "SMART"
+                        || q.exchange == u.primary_exchange)
             })
+            .map(|u| vec![stock_info(u, &q.exchange, m.today())])
+            .unwrap_or_default(),
+        // An index is found on its own exchange only (SPX on CBOE), as at IB.
+        "IND" => m
+            .underlying(symbol)
+            .filter(|u| u.is_index() && q.exchange.eq_ignore_ascii_case(&u.primary_exchange))
             .map(|u| vec![stock_info(u, &q.exchange, m.today())])
             .unwrap_or_default(),
         "OPT" => find_options(m, q, symbol)
@@ -144,7 +174,7 @@ fn find_options(m: &Market, q: &ContractQuery, symbol: &str) -> Vec<SimContract>
     } else {
         symbol
     };
-    let Some(u) = m.underlying(symbol) else {
+    let Some(u) = m.underlying_of_class(symbol) else {
         return Vec::new();
     };
     let full_date = NaiveDate::parse_from_str(q.expiry.trim(), "%Y%m%d").ok();

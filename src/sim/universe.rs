@@ -8,6 +8,7 @@
 //! same history plus one more session.
 
 use super::pricing::{hash, normal, str_key, unit};
+use crate::cache::UnderlyingSecType;
 use crate::calendar::{self, Session};
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -22,7 +23,7 @@ pub const SIM_FIRST_YEAR: i32 = 2020;
 /// Last year of the simulated market's price paths and of a scenario's `today`.
 pub const SIM_LAST_YEAR: i32 = 2030;
 
-/// An underlying stock or ETF.
+/// An underlying stock, ETF or index.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SimUnderlying {
     /// Ticker.
@@ -49,6 +50,26 @@ pub struct SimUnderlying {
     pub liquidity: f64,
     /// Index in the universe (part of option conIds).
     pub index: u32,
+    /// `STK` (stocks and ETFs) or `IND` (SPX): what it is qualified and charted as.
+    pub sec_type: UnderlyingSecType,
+}
+
+impl SimUnderlying {
+    /// True for an index (secType `IND`).
+    pub fn is_index(&self) -> bool {
+        self.sec_type == UnderlyingSecType::Ind
+    }
+
+    /// The option trading class of an expiry week: the symbol, except for an index's
+    /// non-monthly (weekly, PM-settled) expiries, listed under the symbol + `W` (SPXW), as
+    /// reqSecDefOptParams and contract details show them at IB.
+    pub fn option_class(&self, monthly: bool) -> String {
+        if self.is_index() && !monthly {
+            format!("{}W", self.symbol)
+        } else {
+            self.symbol.clone()
+        }
+    }
 }
 
 /// The built-in universe: (symbol, conId, exchange, long name, spot, vol, strike unit,
@@ -219,6 +240,7 @@ pub fn build(seed: u64, extra: u32) -> Vec<SimUnderlying> {
             weeklies: b.8,
             liquidity: b.9,
             index: i as u32,
+            sec_type: UnderlyingSecType::Stk,
         })
         .collect();
     for i in 1..=extra.min(1000) {
@@ -238,6 +260,7 @@ pub fn build(seed: u64, extra: u32) -> Vec<SimUnderlying> {
             weeklies: false,
             liquidity: 0.15,
             index: out.len() as u32,
+            sec_type: UnderlyingSecType::Stk,
         });
     }
     // Added after the generated small caps, at a fixed index, so that no existing symbol's
@@ -256,9 +279,47 @@ pub fn build(seed: u64, extra: u32) -> Vec<SimUnderlying> {
         weeklies: d.8,
         liquidity: d.9,
         index: DIA_INDEX,
+        sec_type: UnderlyingSecType::Stk,
+    });
+    let x = SPX;
+    out.push(SimUnderlying {
+        symbol: x.0.to_string(),
+        con_id: x.1,
+        primary_exchange: x.2.to_string(),
+        currency: "USD".into(),
+        long_name: x.3.to_string(),
+        spot0: x.4,
+        vol: x.5,
+        strike_unit: x.6,
+        far_step_units: x.7,
+        weeklies: x.8,
+        liquidity: x.9,
+        index: SPX_INDEX,
+        sec_type: UnderlyingSecType::Ind,
     });
     out
 }
+
+/// SPX, the S&P 500 index (secType `IND` on CBOE, IB conId 416904): monthly options in class
+/// SPX, weeklies in SPXW, trading until 16:15 (same fields as [`BASE`]). Its strikes step by
+/// 10 points (IB lists 5-point strikes near the money): option conIds encode at most 1,023
+/// strike units, and 10-point units reach 10,230.
+#[allow(clippy::type_complexity)]
+const SPX: (&str, i64, &str, &str, f64, f64, f64, u32, bool, f64) = (
+    "SPX",
+    416904,
+    "CBOE",
+    "S&P 500 Stock Index",
+    4700.0,
+    0.15,
+    10.0,
+    5,
+    true,
+    0.9,
+);
+
+/// SPX's universe index: the one before DIA's, after the last generated small cap's (1,011).
+const SPX_INDEX: u32 = 1022;
 
 /// DIA, an ETF whose options trade until 16:15 like SPY's, QQQ's and IWM's (same fields as
 /// [`BASE`]).
@@ -379,9 +440,15 @@ mod tests {
         let sessions = all_sessions();
         assert!(sessions.len() > 2000);
         let u = build(1, 3);
-        assert_eq!(u.len(), BASE.len() + 3 + 1);
+        assert_eq!(u.len(), BASE.len() + 3 + 2);
         assert_eq!(u[BASE.len()].symbol, "SYM001");
-        assert_eq!(u.last().unwrap().symbol, "DIA");
+        assert_eq!(u[u.len() - 2].symbol, "DIA");
+        let spx = u.last().unwrap();
+        assert_eq!((spx.symbol.as_str(), spx.index), ("SPX", 1022));
+        assert!(spx.is_index());
+        assert_eq!(spx.option_class(true), "SPX");
+        assert_eq!(spx.option_class(false), "SPXW");
+        assert_eq!(u[0].option_class(false), "SPY");
         for x in &u {
             let p = daily_path(1, x, &sessions);
             let q = daily_path(1, x, &sessions);

@@ -18,9 +18,11 @@
 //!
 //! Only regular sessions (09:30-16:00 New York, 13:00 on half days) carry bars; options of the
 //! classes that trade until 16:15 (SPY, QQQ, IWM, ...: [`crate::hours::LATE_CLOSE_CLASSES`])
-//! carry bars until 16:15 (13:15 on half days). `use_rth = false` is served the same way: the
-//! synthetic stocks model no pre- or post-market trading, and ETF options have no session
-//! outside those hours (their `tradingHours` equal their `liquidHours`, see [`super::hours`]). Intraday bars are aligned
+//! carry bars until 16:15 (13:15 on half days). `use_rth = false` is served the same way except
+//! for SPX and SPXW options, which also trade from 20:15 the evening before to 09:15 and in the
+//! 16:15-17:00 curb ([`ServedHours`], [`super::hours`]): the synthetic stocks model no pre- or
+//! post-market trading, and ETF options have no session outside regular hours (their
+//! `tradingHours` equal their `liquidHours`). Intraday bars are aligned
 //! to multiples of their size from New York midnight and clipped to the session, so `30 mins`
 //! bars start 09:30, 10:00, ... (the last one of a half day at 12:30), `1 hour` bars 09:30 (a
 //! half-hour bar), 10:00, ..., and `8 hours` (no shorter than a session) gives one bar per
@@ -213,8 +215,86 @@ pub fn fmt_utc(t: DateTime<Utc>) -> String {
     t.format("%Y%m%d-%H:%M:%S").to_string()
 }
 
+/// The hours an instrument trades in, as the simulator serves them: its regular session (the
+/// equity session, closing `close_offset` minutes later) and, for a `use_rth = false` request
+/// on a class that has them, the extended sessions around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServedHours {
+    /// Minutes the regular session closes after the equity close (15 for SPY options).
+    pub close_offset: i32,
+    /// Extended sessions (None: regular hours only).
+    pub extended: Option<Extended>,
+}
+
+/// Extended sessions of a trading day: an overnight session from the evening before (SPX's
+/// global trading hours, 20:15-09:15 New York) and a session after the regular close (SPX's
+/// curb, 16:15-17:00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extended {
+    /// Start of the overnight session, New York time, on the calendar day before the session.
+    pub overnight_start: NaiveTime,
+    /// End of the overnight session, New York time, on the session day.
+    pub overnight_end: NaiveTime,
+    /// Minutes the after-close session lasts from the regular close.
+    pub after_close_minutes: i32,
+}
+
+impl ServedHours {
+    /// Regular hours only, closing `close_offset` minutes after the equity close.
+    pub fn regular(close_offset: i32) -> ServedHours {
+        ServedHours {
+            close_offset,
+            extended: None,
+        }
+    }
+
+    /// Minutes after the equity close at which the day's last session ends.
+    pub fn last_end_offset(&self) -> i32 {
+        self.close_offset + self.extended.map_or(0, |e| e.after_close_minutes)
+    }
+
+    /// The trading intervals of the trading day of the equity session `s`, in order.
+    pub fn intervals(&self, s: &Session) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let rth = crate::hours::class_session(s, self.close_offset);
+        let Some(e) = self.extended else {
+            return vec![(rth.open, rth.close)];
+        };
+        let mut out = Vec::with_capacity(3);
+        if let Some(eve) = s.date.pred_opt() {
+            let a = calendar::ny_to_utc(eve, e.overnight_start);
+            let b = calendar::ny_to_utc(s.date, e.overnight_end);
+            if a < b && b <= rth.open {
+                out.push((a, b));
+            }
+        }
+        out.push((rth.open, rth.close));
+        if e.after_close_minutes > 0 {
+            out.push((
+                rth.close,
+                rth.close + chrono::Duration::minutes(i64::from(e.after_close_minutes)),
+            ));
+        }
+        out
+    }
+
+    /// The first start of the trading day of `s`.
+    pub fn day_start(&self, s: &Session) -> DateTime<Utc> {
+        self.intervals(s).first().map_or(s.open, |i| i.0)
+    }
+}
+
 /// Start instant of a window (see the module doc).
 pub fn window_start(end: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>, HmdsError> {
+    window_start_in(end, d, &ServedHours::default())
+}
+
+/// [`window_start`] for an instrument trading in `hours`: `N D` starts at the first session
+/// start of the N-th trading day back (the evening before for an overnight session).
+pub fn window_start_in(
+    end: DateTime<Utc>,
+    d: Duration,
+    hours: &ServedHours,
+) -> Result<DateTime<Utc>, HmdsError> {
     let n = i64::from(d.n);
     let oor = |_| HmdsError::no_security();
     Ok(match d.unit {
@@ -227,13 +307,13 @@ pub fn window_start(end: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>, Hm
         DurationUnit::Days => {
             let mut s =
                 calendar::session_on_or_before(calendar::to_ny(end).date_naive()).map_err(oor)?;
-            if s.open >= end {
+            if hours.day_start(&s) >= end {
                 s = prev_session(s.date)?;
             }
             for _ in 1..n {
                 s = prev_session(s.date)?;
             }
-            s.open
+            hours.day_start(&s)
         }
         DurationUnit::Months | DurationUnit::Years => {
             let months = if d.unit == DurationUnit::Years {
@@ -278,12 +358,33 @@ pub fn slots(
     now: DateTime<Utc>,
     close_offset: i32,
 ) -> Vec<Slot> {
+    slots_in(bar, start, end, now, &ServedHours::regular(close_offset))
+}
+
+/// [`slots`] for an instrument trading in `hours`. With extended sessions an intraday bar
+/// covers the parts of its clock-aligned interval that are in a session of its trading day
+/// (labelled at the first of them), so an SPX option's `1 hour` bars run 20:15 (the evening
+/// before), 21:00, ..., 09:00 (09:00-09:15 and 09:30-10:00), 10:00, ..., 16:00 (16:00-17:00).
+pub fn slots_in(
+    bar: BarSize,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+    hours: &ServedHours,
+) -> Vec<Slot> {
+    let close_offset = hours.close_offset;
     let end = end.min(now);
     if start >= end {
         return Vec::new();
     }
     let from_date = calendar::to_ny(start).date_naive();
+    // An overnight session belongs to the next day's session.
     let to_date = calendar::to_ny(end).date_naive();
+    let to_date = if hours.extended.is_some() {
+        to_date.succ_opt().unwrap_or(to_date)
+    } else {
+        to_date
+    };
     let Ok(sessions) = calendar::sessions_between(from_date, to_date) else {
         return Vec::new();
     };
@@ -319,6 +420,23 @@ pub fn slots(
         return out;
     }
     let size = bar.seconds();
+    if hours.extended.is_some() {
+        for s in &sessions {
+            let equity = Session {
+                close: s.close - chrono::Duration::minutes(i64::from(close_offset)),
+                ..*s
+            };
+            extended_slots(
+                size,
+                &hours.intervals(&equity),
+                s.date,
+                start,
+                end,
+                &mut out,
+            );
+        }
+        return out;
+    }
     for s in sessions {
         if size >= (s.close - s.open).num_seconds() {
             // A bar at least as long as the session (`8 hours`) is the whole session, labelled
@@ -355,6 +473,48 @@ pub fn slots(
         }
     }
     out
+}
+
+/// Slots of one trading day with several sessions (`intervals`): each clock-aligned interval
+/// (multiples of `size` seconds from New York midnight) that meets a session gives one slot,
+/// from its first covered instant to its last.
+fn extended_slots(
+    size: i64,
+    intervals: &[(DateTime<Utc>, DateTime<Utc>)],
+    date: NaiveDate,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    out: &mut Vec<Slot>,
+) {
+    let (Some(first), Some(last)) = (intervals.first(), intervals.last()) else {
+        return;
+    };
+    let midnight = calendar::ny_to_utc(date, NaiveTime::MIN);
+    let mut k = (first.0 - midnight).num_seconds().div_euclid(size) * size;
+    loop {
+        let a = midnight + chrono::Duration::seconds(k);
+        if a >= last.1 {
+            break;
+        }
+        let b = a + chrono::Duration::seconds(size);
+        let covered: Vec<_> = intervals
+            .iter()
+            .filter(|(x, y)| *x < b && *y > a)
+            .map(|(x, y)| ((*x).max(a), (*y).min(b)))
+            .collect();
+        if let (Some(f), Some(l)) = (covered.first(), covered.last()) {
+            let label = f.0;
+            if label >= start && label < end {
+                out.push(Slot {
+                    label,
+                    from: label,
+                    to: l.1.min(end),
+                    date,
+                });
+            }
+        }
+        k += size;
+    }
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ pub fn build_frame(key: &SeriesKey, rows: &[StoredBar]) -> PolarsResult<DataFram
         .collect();
     let sessions: Vec<i32> = rows
         .iter()
-        .map(|r| epoch_days(crate::calendar::to_ny(r.bar.ts).date_naive()))
+        .map(|r| epoch_days(crate::calendar::trading_date(r.bar.ts)))
         .collect();
     let cols: Vec<Column> = vec![
         Series::new("ts".into(), ts.clone()).cast(&utc)?.into(),

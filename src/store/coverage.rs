@@ -101,7 +101,7 @@ impl Unit {
     /// Whether a bar starting at `ts` belongs to the unit.
     pub fn holds(&self, ts: DateTime<Utc>) -> bool {
         match self {
-            Unit::Session(s) => calendar::to_ny(ts).date_naive() == s.date,
+            Unit::Session(s) => calendar::trading_date(ts) == s.date,
             Unit::Chunk { start, end, .. } => ts >= *start && ts < *end,
         }
     }
@@ -338,7 +338,7 @@ impl FileCoverage {
     ) -> Self {
         let mut latest: BTreeMap<NaiveDate, Option<DateTime<Utc>>> = BTreeMap::new();
         for (ts, fetched) in bars {
-            let date = calendar::to_ny(ts).date_naive();
+            let date = calendar::trading_date(ts);
             let e = latest.entry(date).or_insert(fetched);
             *e = match (*e, fetched) {
                 (Some(a), Some(b)) => Some(a.max(b)),

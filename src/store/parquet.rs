@@ -167,7 +167,7 @@ impl BarFile {
                 let held: std::collections::BTreeSet<NaiveDate> = self
                     .rows
                     .iter()
-                    .map(|r| crate::calendar::to_ny(r.bar.ts).date_naive())
+                    .map(|r| crate::calendar::trading_date(r.bar.ts))
                     .collect();
                 let mut c = c.clone();
                 let lost: Vec<NaiveDate> = c
@@ -437,7 +437,7 @@ pub fn merge_bars(
 ) -> Result<MergeOutcome, StoreError> {
     let dates: std::collections::BTreeSet<NaiveDate> = fetched
         .iter()
-        .map(|b| crate::calendar::to_ny(b.ts).date_naive())
+        .map(|b| crate::calendar::trading_date(b.ts))
         .collect();
     let units: Vec<Unit> = dates
         .into_iter()

@@ -91,6 +91,7 @@ pub fn write_caches_sampled(
             underlying: Underlying {
                 symbol: sym.clone(),
                 con_id: u.con_id,
+                sec_type: Default::default(),
                 currency: "USD".into(),
                 primary_exchange: None,
                 reference_close: Some(close),

@@ -145,7 +145,7 @@ impl Conn {
                 return;
             };
             let market = sh.market.clone();
-            let end_t = end.unwrap_or_else(|| market.now_of(con_id));
+            let end_t = end.unwrap_or_else(|| market.now_of_hours(con_id, h.use_rth));
             let what = h.what.clone();
             let result = tokio::task::spawn_blocking(move || {
                 market.bars(con_id, &what, bar, end_t, dur, h.use_rth)
@@ -162,9 +162,12 @@ impl Conn {
             }
             match result {
                 Ok(bars) => {
-                    let now = sh.market.now_of(con_id);
+                    let now = sh.market.now_of_hours(con_id, h.use_rth);
                     let end_c = end_t.min(now);
-                    let start = window::window_start(end_c, dur).unwrap_or(end_c);
+                    let start = sh
+                        .market
+                        .window_start_of(con_id, end_c, dur, h.use_rth)
+                        .unwrap_or(end_c);
                     let (start, end_c) = (window::fmt_utc(start), window::fmt_utc(end_c));
                     out.send(&Reply::HistoricalData {
                         req_id,

@@ -247,10 +247,10 @@ impl Conn {
             Request::SecDefOptParams {
                 req_id,
                 symbol,
+                sec_type,
                 con_id,
-                ..
             } => {
-                self.sec_def(req_id, symbol, con_id);
+                self.sec_def(req_id, symbol, &sec_type, con_id);
                 None
             }
             Request::ContractDetails { req_id, contract } => {
@@ -393,8 +393,12 @@ impl Conn {
         None
     }
 
-    fn sec_def(&self, req_id: i32, symbol: String, con_id: i64) {
+    /// reqSecDefOptParams. An index's chain is answered only when asked for as `IND` with the
+    /// index's conId (IB answers nothing else for it: the conId must come from qualifying the
+    /// `IND` contract); a stock's by symbol, else by conId.
+    fn sec_def(&self, req_id: i32, symbol: String, sec_type: &str, con_id: i64) {
         let out = self.out.clone();
+        let index_request = sec_type.eq_ignore_ascii_case("IND");
         tokio::spawn(async move {
             tokio::time::sleep(out.sh.hmds.sec_def_time()).await;
             let m = &out.sh.market;
@@ -405,7 +409,10 @@ impl Conn {
                     .map(|u| u.symbol.clone())
                     .unwrap_or(symbol)
             };
-            if let Some(chain) = m.chain(&symbol) {
+            let answered = m
+                .underlying(&symbol)
+                .is_some_and(|u| !u.is_index() || (index_request && con_id == u.con_id));
+            if let Some(chain) = m.chain(&symbol).filter(|_| answered) {
                 for ex in &chain.exchanges {
                     for class in &chain.classes {
                         out.send(&Reply::SecDefOptParameter {

@@ -144,13 +144,43 @@ impl Market {
     }
 
     /// [`Market::now_for`] the instrument `con_id` (the equity close for stocks and unknown
-    /// ids): what an absent end means for a request on it.
+    /// ids): what an absent end means for a regular-hours request on it.
     pub fn now_of(&self, con_id: i64) -> DateTime<Utc> {
+        self.now_of_hours(con_id, true)
+    }
+
+    /// [`Market::now_of`] for a request with `use_rth`: an all-hours request on a class with
+    /// a session after the close (SPX's curb) runs to that session's end.
+    pub fn now_of_hours(&self, con_id: i64, use_rth: bool) -> DateTime<Utc> {
         match self.resolve(con_id) {
-            Ok(Instrument::Option(c)) => {
-                self.now_for(super::hours::option_close_offset(&c.trading_class))
-            }
+            Ok(Instrument::Option(c)) => self.now_for(
+                super::hours::option_served_hours(&c.trading_class, use_rth).last_end_offset(),
+            ),
             _ => self.now(),
+        }
+    }
+
+    /// The start of a request's window as HistoricalDataEnd reports it: an all-hours `N D`
+    /// window on a class with an overnight session starts the evening before.
+    pub fn window_start_of(
+        &self,
+        con_id: i64,
+        end: DateTime<Utc>,
+        duration: Duration,
+        use_rth: bool,
+    ) -> Result<DateTime<Utc>, HmdsError> {
+        let hours = self
+            .resolve(con_id)
+            .map(|i| Self::served_hours(&i, use_rth))
+            .unwrap_or_default();
+        window::window_start_in(end, duration, &hours)
+    }
+
+    /// The hours a request on `inst` is served in.
+    fn served_hours(inst: &Instrument, use_rth: bool) -> window::ServedHours {
+        match inst {
+            Instrument::Stock(_) => window::ServedHours::default(),
+            Instrument::Option(c) => super::hours::option_served_hours(&c.trading_class, use_rth),
         }
     }
 
@@ -167,6 +197,15 @@ impl Market {
     /// An underlying by symbol.
     pub fn underlying(&self, symbol: &str) -> Option<&SimUnderlying> {
         self.by_symbol.get(symbol).map(|i| &self.underlyings[*i])
+    }
+
+    /// The underlying whose options trade in `trading_class` (SPX for SPXW), or the
+    /// underlying named so.
+    pub fn underlying_of_class(&self, trading_class: &str) -> Option<&SimUnderlying> {
+        self.underlying(trading_class).or_else(|| {
+            let root = trading_class.strip_suffix('W')?;
+            self.underlying(root).filter(|u| u.is_index())
+        })
     }
 
     /// An underlying by its STK conId.
@@ -232,6 +271,7 @@ impl Market {
         let u = &self.underlyings[idx];
         let expiry = chain::expiry_date(week)?;
         let strike = round_to(f64::from(k) * u.strike_unit, 0.001);
+        let class = u.option_class(chain::is_monthly(week));
         Some(SimContract {
             con_id: OptionKey {
                 index: u.index,
@@ -241,8 +281,8 @@ impl Market {
             }
             .con_id(),
             symbol: u.symbol.clone(),
-            local_symbol: chain::local_symbol(&u.symbol, expiry, right, strike),
-            trading_class: u.symbol.clone(),
+            local_symbol: chain::local_symbol(&class, expiry, right, strike),
+            trading_class: class,
             expiry,
             strike,
             right,
@@ -285,27 +325,37 @@ impl Market {
         let idx = *self.by_symbol.get(symbol)?;
         let u = &self.underlyings[idx];
         let weeks = self.chain_weeks(idx);
-        let mut strikes = BTreeSet::new();
-        let mut expirations = Vec::new();
+        // Per trading class (one for a stock; SPX and SPXW for an index): its expiries and the
+        // union of their strikes.
+        let mut by_class: BTreeMap<String, (Vec<NaiveDate>, BTreeSet<u32>)> = BTreeMap::new();
         for (week, _, grid) in &weeks {
+            let entry = by_class
+                .entry(u.option_class(chain::is_monthly(*week)))
+                .or_default();
             if let Some(e) = chain::expiry_date(*week) {
-                expirations.push(e);
+                entry.0.push(e);
             }
-            strikes.extend(grid.iter().copied());
+            entry.1.extend(grid.iter().copied());
+        }
+        if by_class.is_empty() {
+            by_class.insert(u.symbol.clone(), Default::default());
         }
         Some(SimChain {
             symbol: u.symbol.clone(),
             underlying_con_id: u.con_id,
             exchanges: vec!["SMART".into(), "CBOE".into(), "AMEX".into()],
-            classes: vec![ChainClass {
-                trading_class: u.symbol.clone(),
-                multiplier: "100".into(),
-                expirations,
-                strikes: strikes
-                    .into_iter()
-                    .map(|k| round_to(f64::from(k) * u.strike_unit, 0.001))
-                    .collect(),
-            }],
+            classes: by_class
+                .into_iter()
+                .map(|(trading_class, (expirations, strikes))| ChainClass {
+                    trading_class,
+                    multiplier: "100".into(),
+                    expirations,
+                    strikes: strikes
+                        .into_iter()
+                        .map(|k| round_to(f64::from(k) * u.strike_unit, 0.001))
+                        .collect(),
+                })
+                .collect(),
         })
     }
 
@@ -378,7 +428,6 @@ impl Market {
         duration: Duration,
         use_rth: bool,
     ) -> Result<Vec<SimBar>, HmdsError> {
-        let _ = use_rth; // RTH and all-hours are served alike: see the window module doc
         let what_u = what.to_ascii_uppercase();
         if !matches!(
             what_u.as_str(),
@@ -401,23 +450,20 @@ impl Market {
             }
             return Err(HmdsError::too_long());
         }
-        let close_offset = match &inst {
-            Instrument::Stock(_) => 0,
-            Instrument::Option(c) => super::hours::option_close_offset(&c.trading_class),
-        };
-        let now = self.now_for(close_offset);
+        let hours = Self::served_hours(&inst, use_rth);
+        let now = self.now_for(hours.last_end_offset());
         let end = end.min(now);
-        let mut start = window::window_start(end, duration)?;
+        let mut start = window::window_start_in(end, duration, &hours)?;
         let local = match &inst {
             Instrument::Stock(i) => self.underlyings[*i].symbol.clone(),
             Instrument::Option(c) => {
                 if let Ok(Some(s)) = calendar::session(c.listing) {
-                    start = start.max(s.open);
+                    start = start.max(hours.day_start(&s));
                 }
                 c.local_symbol.clone()
             }
         };
-        let slots = window::slots(bar, start, end, now, close_offset);
+        let slots = window::slots_in(bar, start, end, now, &hours);
         let bars = match &inst {
             Instrument::Stock(i) => self.stock_bars(*i, &what_u, &slots),
             Instrument::Option(c) => self.option_bars(c, &what_u, &slots),

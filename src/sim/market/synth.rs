@@ -60,6 +60,9 @@ impl Market {
             }
             let first = calendar::to_ny(slot.from).date_naive();
             let last = calendar::to_ny(slot.to - chrono::Duration::seconds(1)).date_naive();
+            // An overnight slot (the evening before) belongs to the next day's session.
+            let first = first.min(slot.date);
+            let last = last.max(slot.date);
             cache.retain(|(s, _)| s.date >= first);
             if let Ok(sessions) = calendar::sessions_between(first, last) {
                 for s in sessions {
@@ -140,6 +143,8 @@ impl Market {
             .map(|s| s.close)
             .unwrap_or_else(|| calendar::ny_to_utc(c.expiry, calendar::RTH_CLOSE));
         let call = c.right == Right::C;
+        let offset = crate::sim::hours::option_close_offset(&c.trading_class);
+        let class_close = |s: &Session| crate::hours::class_close(s, offset);
         let price = |spot: f64, t: DateTime<Utc>| {
             let years = (expiry_close - t).num_seconds().max(0) as f64 / (365.0 * 86400.0);
             black_scholes(
@@ -174,7 +179,11 @@ impl Market {
                 let t0 = DateTime::<Utc>::from_timestamp(m * 60, 0).unwrap_or(slot.from);
                 let spot = universe::price_at(k, s, t0);
                 let years = (expiry_close - t0).num_seconds().max(0) as f64 / (365.0 * 86400.0);
-                let p = trade_probability(u.liquidity, u.vol, spot, c.strike, years);
+                let mut p = trade_probability(u.liquidity, u.vol, spot, c.strike, years);
+                if t0 < s.open || t0 >= class_close(s) {
+                    // Extended sessions (SPX's overnight and curb) trade far less.
+                    p *= EXTENDED_TRADE_SHARE;
+                }
                 let h = hash(self.seed, &[c.con_id as u64, m as u64, 0x7AD]);
                 if unit(h) < p {
                     let n = 1 + (unit(hash(h, &[1])) * 6.0 * p) as u32;
@@ -218,6 +227,9 @@ impl Market {
         out
     }
 }
+
+/// Share of the regular-hours trade probability an option keeps in extended sessions.
+const EXTENDED_TRADE_SHARE: f64 = 0.1;
 
 /// OHLC over a price series. For BID/ASK/BID_ASK quote bars the spread (`half` < 0: derived
 /// from the price; else fixed) is applied the way IB builds them: BID_ASK = average bid, max

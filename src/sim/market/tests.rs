@@ -36,7 +36,7 @@ fn near_atm(m: &Market, symbol: &str, date: NaiveDate) -> SimContract {
 #[test]
 fn universe_and_chains() {
     let m = Market::new(7, today());
-    assert_eq!(m.underlyings().len(), 13);
+    assert_eq!(m.underlyings().len(), 14);
     let spy = m.chain("SPY").unwrap();
     assert_eq!(spy.exchanges[0], "SMART");
     let class = &spy.classes[0];
@@ -289,7 +289,7 @@ fn extra_symbols_have_chains_and_distinct_con_ids() {
     let mut s = Scenario::preset("fast").unwrap();
     s.market.extra_symbols = 120;
     let m = Market::from_scenario(&s);
-    assert_eq!(m.underlyings().len(), 133);
+    assert_eq!(m.underlyings().len(), 134);
     let mut ids = std::collections::HashSet::new();
     for u in m.underlyings() {
         assert!(
@@ -387,6 +387,7 @@ fn etf_options_trade_until_16_15_and_stock_options_until_16_00() {
         ("QQQ", (16, 14)),
         ("IWM", (16, 14)),
         ("DIA", (16, 14)),
+        ("SPX", (16, 14)),
         ("AAPL", (15, 59)),
         ("MSFT", (15, 59)),
     ] {
@@ -408,6 +409,9 @@ fn etf_options_trade_until_16_15_and_stock_options_until_16_00() {
             NaiveTime::from_hms_opt(last.0, last.1, 0).unwrap(),
             "{symbol}"
         );
+        if symbol == "SPX" {
+            continue; // extended sessions: see the next test
+        }
         // use_rth = false is served the same hours (no ETF option session outside them).
         let all = m
             .bars(
@@ -429,5 +433,152 @@ fn etf_options_trade_until_16_15_and_stock_options_until_16_00() {
     assert_eq!(
         to_ny(bars.last().unwrap().ts).time(),
         NaiveTime::from_hms_opt(15, 59, 0).unwrap()
+    );
+}
+
+#[test]
+fn spx_is_an_index_with_monthly_spx_and_weekly_spxw_classes() {
+    use crate::sim::codec::ContractQuery;
+    use crate::sim::lookup;
+    let m = Market::new(7, today());
+    let spx = m.underlying("SPX").unwrap();
+    assert!(spx.is_index());
+    // Qualified as IND on CBOE only: not as a stock, not on another exchange.
+    let q = |sec: &str, ex: &str| ContractQuery {
+        symbol: "SPX".into(),
+        sec_type: sec.into(),
+        exchange: ex.into(),
+        currency: "USD".into(),
+        ..Default::default()
+    };
+    let found = lookup::find(&m, &q("IND", "CBOE"));
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].con_id, found[0].sec_type.as_str()),
+        (416904, "IND")
+    );
+    assert_eq!(found[0].exchange, "CBOE");
+    assert!(lookup::find(&m, &q("STK", "SMART")).is_empty());
+    assert!(lookup::find(&m, &q("IND", "SMART")).is_empty());
+    assert!(lookup::find(&m, &q("IND", "")).is_empty());
+    // Two classes: SPX (third Fridays) and SPXW (the other Fridays).
+    let chain = m.chain("SPX").unwrap();
+    let names: Vec<&str> = chain
+        .classes
+        .iter()
+        .map(|c| c.trading_class.as_str())
+        .collect();
+    assert_eq!(names, ["SPX", "SPXW"]);
+    assert_eq!(chain.underlying_con_id, 416904);
+    for c in &chain.classes {
+        for e in &c.expirations {
+            let monthly = chain::is_monthly(chain::week_of(*e).unwrap());
+            assert_eq!(monthly, c.trading_class == "SPX", "{} {e}", c.trading_class);
+        }
+    }
+    let contracts = m.existing_contracts("SPX");
+    let weekly = contracts
+        .iter()
+        .find(|c| c.trading_class == "SPXW")
+        .unwrap();
+    assert!(
+        weekly.local_symbol.starts_with("SPXW  "),
+        "{}",
+        weekly.local_symbol
+    );
+    let monthly = contracts.iter().find(|c| c.trading_class == "SPX").unwrap();
+    assert!(
+        monthly.local_symbol.starts_with("SPX   "),
+        "{}",
+        monthly.local_symbol
+    );
+    // An option's details name the index as its underlying and carry the 16:15 close.
+    let info = lookup::option_info(&m, weekly, "SMART");
+    assert_eq!(
+        (info.under_con_id, info.under_sec_type.as_str()),
+        (416904, "IND")
+    );
+    assert!(
+        info.liquid_hours.contains("0930-20261201:1615"),
+        "{}",
+        info.liquid_hours
+    );
+    // Qualifying a weekly by class finds it; the wrong class does not.
+    let oq = ContractQuery {
+        symbol: "SPX".into(),
+        sec_type: "OPT".into(),
+        expiry: weekly.expiry.format("%Y%m%d").to_string(),
+        strike: weekly.strike,
+        right: weekly.right.as_str().into(),
+        exchange: "SMART".into(),
+        trading_class: "SPXW".into(),
+        ..Default::default()
+    };
+    assert_eq!(lookup::find(&m, &oq)[0].con_id, weekly.con_id);
+    let wrong = ContractQuery {
+        trading_class: "SPX".into(),
+        ..oq.clone()
+    };
+    assert!(lookup::find(&m, &wrong).is_empty());
+    // The index's daily closes are served (an index reference close).
+    let bars = m
+        .bars(
+            416904,
+            "TRADES",
+            BarSize::Day1,
+            close_of(d(2026, 11, 27)),
+            dur("5 D"),
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        bars.last().unwrap().close,
+        m.close("SPX", d(2026, 11, 27)).unwrap()
+    );
+}
+
+#[test]
+fn spx_options_get_overnight_and_curb_bars_when_use_rth_is_false() {
+    let m = Market::new(7, today());
+    let full = d(2026, 11, 25);
+    let c = near_atm(&m, "SPX", full);
+    let end = close_of(full) + chrono::Duration::minutes(60);
+    let get = |rth: bool| {
+        m.bars(c.con_id, "MIDPOINT", BarSize::Hour1, end, dur("1 D"), rth)
+            .unwrap()
+    };
+    let labels = |bars: &[SimBar]| -> Vec<String> {
+        bars.iter()
+            .map(|b| to_ny(b.ts).format("%d %H:%M").to_string())
+            .collect()
+    };
+    let rth = get(true);
+    assert_eq!(
+        labels(&rth),
+        [
+            "25 09:30", "25 10:00", "25 11:00", "25 12:00", "25 13:00", "25 14:00", "25 15:00",
+            "25 16:00"
+        ]
+    );
+    let all = get(false);
+    let l = labels(&all);
+    // From 20:15 the evening before to the curb's 16:00-17:00 hour.
+    assert_eq!(l.first().map(String::as_str), Some("24 20:15"));
+    assert_eq!(l.last().map(String::as_str), Some("25 16:00"));
+    // The 09:00 hour holds 09:00-09:15 and 09:30-10:00 (no 09:30 bar).
+    assert!(l.contains(&"25 09:00".to_string()) && !l.contains(&"25 09:30".to_string()));
+    assert_eq!(all.len(), 4 + 10 + 6 + 1, "{l:?}");
+    // The whole regular hours in between are the same bars; the 16:00 hour runs into the curb.
+    for b in &rth[1..rth.len() - 1] {
+        assert!(all.contains(b), "{b:?}");
+    }
+    // Absent an end, an all-hours request runs to the curb's end.
+    assert_eq!(
+        m.now_of_hours(c.con_id, false),
+        close_of(today()) + chrono::Duration::minutes(60)
+    );
+    assert_eq!(
+        m.now_of_hours(c.con_id, true),
+        close_of(today()) + chrono::Duration::minutes(15)
     );
 }

@@ -2,6 +2,10 @@
 //! gateway, whose SPY options trade until 16:15 (13:15 on the half day 2026-11-27) and whose
 //! AAPL options stop at 16:00; Parquet read back.
 
+mod extended;
+mod index;
+mod instant;
+
 use crate::support::*;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use opt_backfill::bars::BarSize;

@@ -236,6 +236,12 @@ fn an_end_of_today_while_its_session_is_open_is_the_last_closed_session() {
     let notes: Vec<_> = c.notes.iter().filter(|n| n.starts_with("note:")).collect();
     assert_eq!(notes.len(), 1, "{:?}", c.notes);
     assert!(notes[0].contains("still open") && notes[0].contains("2026-11-25"));
+    // ... which names the explicit-instant form, at now.
+    assert!(
+        notes[0].contains("end = \"2026-11-27T12:00:00-05:00\""),
+        "{}",
+        notes[0]
+    );
     // After the close: the day itself, no note.
     let c = compile::compile(&plan, &at("2026-11-27T18:30:00Z")).unwrap();
     assert_eq!(c.manifest.end.session.to_string(), "2026-11-27");
