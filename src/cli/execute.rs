@@ -2,16 +2,15 @@
 
 use super::common::{ctrl_c_signal, duration_flag, parse_gateway};
 use crate::compile::manifest::Manifest;
-use crate::compile::task::FetchTask;
-use crate::exec::closes::{needs_gateway, read_snapshot, resolve, Resolved, Snapshot};
+use crate::exec::closes::{read_snapshot, Snapshot};
+use crate::exec::prepare;
 use crate::exec::small_bars::compress;
 use crate::exec::{
     execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
 };
 use crate::ib::GatewayConfig;
-use crate::store::summary::SummaryRecord;
 use chrono::Utc;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -120,65 +119,38 @@ fn load_manifest(args: &ExecuteArgs) -> Result<Manifest, i32> {
     super::common::load_manifest(&args.input, now, args.batch_count.zip(args.batch_index))
 }
 
-/// Run `execute`.
-pub fn run(args: ExecuteArgs) -> i32 {
-    let manifest = match load_manifest(&args) {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
-    let known: BTreeSet<&str> = manifest.phases.iter().map(|p| p.name.as_str()).collect();
-    for p in &args.phase {
-        if !known.contains(p.as_str()) {
-            return bad(format!(
-                "--phase {p}: no such phase (phases: {})",
-                known.iter().copied().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
-    let phase_ok = |p: &str| args.phase.is_empty() || args.phase.iter().any(|x| x == p);
-    let rerun = match &args.rerun {
-        Some(p) => match crate::inputs::rerun::read(p) {
-            Ok(u) => Some(u),
-            Err(e) => return bad(e),
-        },
-        None => None,
-    };
-    let in_rerun = |t: &FetchTask| {
-        rerun
-            .as_ref()
-            .is_none_or(|u| u.contains(&t.symbol, t.con_id, &t.phase, t.bar_size.as_str()))
-    };
-
+/// The executor's configuration: the manifest's settings with the command line's overrides.
+fn exec_config(args: &ExecuteArgs, manifest: &Manifest) -> Result<ExecConfig, i32> {
     let g = &manifest.gateway;
     let (mut host, mut port) = (g.host.clone(), g.port);
     if let Some(gw) = &args.gateway {
         match parse_gateway(gw) {
             Ok((h, p)) => (host, port) = (h, p),
-            Err(e) => return bad(e),
+            Err(e) => return Err(bad(e)),
         }
     }
     let reconnect_for = match &args.reconnect_for {
         Some(s) => match duration_flag("--reconnect-for", s) {
             Ok(d) => d,
-            Err(e) => return bad(e),
+            Err(e) => return Err(bad(e)),
         },
         None => Duration::from_millis(g.reconnect_for_ms),
     };
     let request_timeout = match &args.request_timeout {
         Some(s) => match duration_flag("--request-timeout", s) {
             Ok(d) => d,
-            Err(e) => return bad(e),
+            Err(e) => return Err(bad(e)),
         },
         None => Duration::from_millis(g.request_timeout_ms),
     };
     if args.messages_per_second == 0 {
-        return bad("--messages-per-second must be at least 1");
+        return Err(bad("--messages-per-second must be at least 1"));
     }
     let scale = args.time_scale;
     if !(scale.is_finite() && scale > 0.0) {
-        return bad(format!(
+        return Err(bad(format!(
             "--time-scale {scale}: expected a number greater than 0"
-        ));
+        )));
     }
     let gateway = GatewayConfig {
         host,
@@ -202,7 +174,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
     let run_id = args.run_id.clone().unwrap_or_else(|| {
         crate::store::summary::new_run_id(&state_root, &manifest.plan.scope, Utc::now())
     });
-    let mut cfg = ExecConfig {
+    Ok(ExecConfig {
         scope: manifest.plan.scope.clone(),
         output_root: args
             .output_root
@@ -228,22 +200,41 @@ pub fn run(args: ExecuteArgs) -> i32 {
         phase_deps,
         active_series: 64,
         reference_closes: BTreeMap::new(),
-        now: match pinned_now(&args) {
-            Ok(n) => n,
-            Err(code) => return code,
-        },
+        now: pinned_now(args)?,
         empty_end: args.empty_end,
+    })
+}
+
+/// Run `execute`.
+pub fn run(args: ExecuteArgs) -> i32 {
+    let mut manifest = match load_manifest(&args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let rerun = match &args.rerun {
+        Some(p) => match crate::inputs::rerun::read(p) {
+            Ok(u) => Some(u),
+            Err(e) => return bad(e),
+        },
+        None => None,
+    };
+    let tasks = std::mem::take(&mut manifest.tasks);
+    let selected = match prepare::select(&manifest, tasks, &args.phase, rerun.as_ref()) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    let mut cfg = match exec_config(&args, &manifest) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     // The plan's snapshot is compiled into the manifest's selections; --closes adds a newer one.
-    let snapshot_path = args.closes.clone();
-    let snapshot: Snapshot = match &snapshot_path {
+    let snapshot: Snapshot = match &args.closes {
         Some(p) => match read_snapshot(p, manifest.end.session) {
             Ok(s) => s,
             Err(e) => return bad(e),
         },
         None => Snapshot::new(),
     };
-    let fetch_closes = args.no_skip_underlying_close;
     let lock = match lock_scope(&cfg) {
         Ok(l) => l,
         Err(e) => {
@@ -251,42 +242,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
             return crate::exit::LOCKED;
         }
     };
-    let run_dir = crate::store::summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id);
-    let log_path = run_dir.join(format!(
-        "execute_{}of{}.log",
-        cfg.batch_index, cfg.batch_count
-    ));
-    let _run_log = match crate::logging::open_run_log(&log_path) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            tracing::warn!("cannot open the run log {}: {e}", log_path.display());
-            None
-        }
-    };
-    tracing::info!(
-        "execute {} (scope {}, batch {} of {}), run {}",
-        args.input.display(),
-        cfg.scope,
-        cfg.batch_index,
-        cfg.batch_count,
-        cfg.run_id
-    );
-    // What `report --html` needs to find the plan again (for the coverage heatmap).
-    let timeline_file =
-        crate::exec::timeline::timeline_path(&run_dir, cfg.batch_index, cfg.batch_count);
-    let plan_line = crate::exec::timeline::TimelineLine::Plan {
-        at: Utc::now(),
-        plan: args
-            .input
-            .canonicalize()
-            .unwrap_or_else(|_| args.input.clone())
-            .display()
-            .to_string(),
-        now: cfg.now,
-    };
-    if let Err(e) = crate::exec::timeline::append_line(&timeline_file, &plan_line) {
-        tracing::warn!("{}: {e}", timeline_file.display());
-    }
+    let (_run_log, timeline_file) = open_run_log(&args, &cfg);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -296,61 +252,39 @@ pub fn run(args: ExecuteArgs) -> i32 {
     };
     let code = rt.block_on(async {
         let stop = ctrl_c_signal();
-        let mut tasks: Vec<FetchTask> = manifest.tasks.iter().filter(|t| phase_ok(&t.phase) && in_rerun(t)).cloned().collect();
-        let mut skipped = Vec::new();
-        let selections: Vec<_> = manifest
-            .selections
-            .iter()
-            .filter(|s| {
-                phase_ok(&s.phase)
-                    && rerun.as_ref().is_none_or(|u| {
-                        u.symbols.contains(&s.symbol)
-                            && (!u.is_contracts()
-                                || u.tasks.iter().any(|(_, p, _)| *p == s.phase)
-                                || u.symbol_phases.contains(&(s.symbol.clone(), s.phase.clone())))
-                    })
-            })
-            .collect();
-        let need: Vec<_> = selections
-            .iter()
-            .copied()
-            .filter(|s| needs_gateway(s, &cfg.state_root, &cfg.scope, &snapshot, fetch_closes))
-            .collect();
-        let gateway_closes = if !need.is_empty() {
-            match fetch_gateway_closes(&cfg.gateway, &need, manifest.end.close, cfg.reconnect_for, &stop).await {
-                Ok(c) => c,
-                Err(crate::ib::ConnectError::Interrupted) => return super::common::interrupted_exit_code(),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return crate::exit::GATEWAY;
-                }
-            }
-        } else {
-            BTreeMap::new()
+        let prepare::Selected {
+            mut tasks,
+            selections,
+        } = selected;
+        let closes = prepare::CloseSources {
+            snapshot: &snapshot,
+            fetch_from_gateway: args.no_skip_underlying_close,
         };
-        for sel in selections {
-            match resolve(sel, &cfg.state_root, &cfg.scope, &snapshot, gateway_closes.get(&sel.symbol).copied(), fetch_closes) {
-                Ok(Resolved::Tasks(ts, rec)) => {
-                    eprintln!(
-                        "{} {}: close {} ({:?}) -> {} contracts, {} requests",
-                        sel.phase,
-                        sel.symbol,
-                        rec.close,
-                        rec.source,
-                        rec.con_ids.len(),
-                        ts.len()
-                    );
-                    cfg.reference_closes
-                        .insert((sel.phase.clone(), sel.symbol.clone()), (rec.close, rec.source));
-                    tasks.extend(ts.into_iter().filter(|t| in_rerun(t)));
-                }
-                Ok(Resolved::NoReference) => skipped.push(no_reference_record(&cfg.run_id, sel, manifest.end.close)),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return crate::exit::BAD_INPUT;
-                }
+        let end = manifest.end.close;
+        let resolved = prepare::resolve_selections(
+            &mut cfg,
+            &selections,
+            closes,
+            rerun.as_ref(),
+            end,
+            &mut tasks,
+            &stop,
+        )
+        .await;
+        let skipped = match resolved {
+            Ok(s) => s,
+            Err(prepare::PrepareError::Gateway(crate::ib::ConnectError::Interrupted)) => {
+                return super::common::interrupted_exit_code()
             }
-        }
+            Err(e @ prepare::PrepareError::Gateway(_)) => {
+                eprintln!("error: {e}");
+                return crate::exit::GATEWAY;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return crate::exit::BAD_INPUT;
+            }
+        };
         // Reading every earlier summary and checking files blocks: keep it off the runtime's
         // scheduler (the Ctrl-C listener keeps running).
         let resumed = match tokio::task::block_in_place(|| filter_resumed(&cfg, tasks)) {
@@ -369,39 +303,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
             cfg.gateway.address()
         );
         let mut reporter = ConsoleReporter::new();
-        match execute(resumed, skipped, cfg, &mut reporter, stop).await {
-            Err(crate::exec::ExecError::Connect(crate::ib::ConnectError::Interrupted)) => {
-                eprintln!("interrupted before the gateway was reached");
-                super::common::interrupted_exit_code()
-            }
-            Err(e @ crate::exec::ExecError::Connect(_)) => {
-                eprintln!("error: {e}");
-                crate::exit::GATEWAY
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                crate::exit::TASK_ERRORS
-            }
-            Ok(rep) => {
-                eprintln!("summaries: {}", rep.run_dir.display());
-                if rep.interrupted {
-                    super::common::interrupted_exit_code()
-                } else if let Some(why) = rep.gateway_lost {
-                    eprintln!("error: {why}; re-run to resume");
-                    crate::exit::GATEWAY
-                } else if rep.stats.write_failures > 0 {
-                    eprintln!(
-                        "error: {} summary lines or run totals could not be written (see above); re-run to redo those tasks",
-                        rep.stats.write_failures
-                    );
-                    crate::exit::TASK_ERRORS
-                } else if rep.stats.errors() > 0 {
-                    crate::exit::TASK_ERRORS
-                } else {
-                    crate::exit::OK
-                }
-            }
-        }
+        exit_code(execute(resumed, skipped, cfg, &mut reporter, stop).await)
     });
     let exit_line = crate::exec::timeline::TimelineLine::Exit {
         at: Utc::now(),
@@ -414,77 +316,83 @@ pub fn run(args: ExecuteArgs) -> i32 {
     code
 }
 
-/// Underlying closes from the gateway (a separate short connection with client id + 1000, so
-/// the executor's own connection is not disturbed).
-async fn fetch_gateway_closes(
-    gw: &GatewayConfig,
-    selections: &[&crate::compile::manifest::Selection],
-    end: chrono::DateTime<Utc>,
-    reconnect_for: Duration,
-    stop: &tokio::sync::watch::Receiver<bool>,
-) -> Result<BTreeMap<String, f64>, crate::ib::ConnectError> {
-    let mut cfg = gw.clone();
-    cfg.client_id = cfg.client_id.saturating_add(1000);
-    let gateway = crate::exec::reconnect::connect_with_retry(&cfg, reconnect_for, stop).await?;
-    let symbols: BTreeSet<(&str, crate::cache::UnderlyingSecType)> = selections
-        .iter()
-        .map(|s| (s.symbol.as_str(), s.underlying_sec_type))
-        .collect();
-    let mut out = BTreeMap::new();
-    for (sym, sec_type) in symbols {
-        match gateway.stock_close(sym, sec_type, end).await {
-            Ok(Some((_, c))) => {
-                out.insert(sym.to_string(), c);
+/// The exit code of a finished (or failed) run.
+fn exit_code(result: Result<crate::exec::RunReport, crate::exec::ExecError>) -> i32 {
+    match result {
+        Err(crate::exec::ExecError::Connect(crate::ib::ConnectError::Interrupted)) => {
+            eprintln!("interrupted before the gateway was reached");
+            super::common::interrupted_exit_code()
+        }
+        Err(e @ crate::exec::ExecError::Connect(_)) => {
+            eprintln!("error: {e}");
+            crate::exit::GATEWAY
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            crate::exit::TASK_ERRORS
+        }
+        Ok(rep) => {
+            eprintln!("summaries: {}", rep.run_dir.display());
+            if rep.interrupted {
+                super::common::interrupted_exit_code()
+            } else if let Some(why) = rep.gateway_lost {
+                eprintln!("error: {why}; re-run to resume");
+                crate::exit::GATEWAY
+            } else if rep.stats.write_failures > 0 {
+                eprintln!(
+                    "error: {} summary lines or run totals could not be written (see above); re-run to redo those tasks",
+                    rep.stats.write_failures
+                );
+                crate::exit::TASK_ERRORS
+            } else if rep.stats.errors() > 0 {
+                crate::exit::TASK_ERRORS
+            } else {
+                crate::exit::OK
             }
-            Ok(None) => eprintln!("{sym}: the gateway has no daily bar before {end}"),
-            Err(f) => eprintln!("{sym}: underlying close request failed: {f}"),
         }
     }
-    Ok(out)
 }
 
-fn no_reference_record(
-    run_id: &str,
-    sel: &crate::compile::manifest::Selection,
-    end: chrono::DateTime<Utc>,
-) -> SummaryRecord {
-    let now = Utc::now();
-    let cell = sel.cells.first();
-    SummaryRecord {
-        run_id: run_id.to_string(),
-        task_id: format!("select:{}:{}", sel.phase, sel.symbol),
-        phase: sel.phase.clone(),
-        symbol: sel.symbol.clone(),
-        con_id: 0,
-        expiry: None,
-        strike: None,
-        right: None,
-        bar_size: cell
-            .map(|c| c.size.as_str().to_string())
-            .unwrap_or_default(),
-        what: sel.what.clone(),
-        duration: cell.map(|c| c.duration.to_string()).unwrap_or_default(),
-        end,
-        status: "SKIPPED".into(),
-        bars: 0,
-        bars_written: 0,
-        first: None,
-        last: None,
-        error_code: None,
-        error_message: Some(format!(
-            "NO_REFERENCE: no close for {} from {:?}; pass --no-skip-underlying-close to fetch it",
-            sel.symbol, sel.rule.reference
-        )),
-        output_path: None,
-        quarantined: None,
-        attempts: 0,
-        latency_ms: None,
-        inflight_limit: None,
-        started_at: now,
-        finished_at: now,
-        reference_close: None,
-        reference_source: None,
-        requests: Vec::new(),
-        splits: 0,
+/// Start the run's log file and its timeline (with the plan's path, which `report --html` needs
+/// to find the plan again). Neither is worth failing the run for: a warning says what is missing.
+fn open_run_log(
+    args: &ExecuteArgs,
+    cfg: &ExecConfig,
+) -> (Option<crate::logging::RunLogGuard>, PathBuf) {
+    let run_dir = crate::store::summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id);
+    let log_path = run_dir.join(format!(
+        "execute_{}of{}.log",
+        cfg.batch_index, cfg.batch_count
+    ));
+    let run_log = match crate::logging::open_run_log(&log_path) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!("cannot open the run log {}: {e}", log_path.display());
+            None
+        }
+    };
+    tracing::info!(
+        "execute {} (scope {}, batch {} of {}), run {}",
+        args.input.display(),
+        cfg.scope,
+        cfg.batch_index,
+        cfg.batch_count,
+        cfg.run_id
+    );
+    let timeline_file =
+        crate::exec::timeline::timeline_path(&run_dir, cfg.batch_index, cfg.batch_count);
+    let plan_line = crate::exec::timeline::TimelineLine::Plan {
+        at: Utc::now(),
+        plan: args
+            .input
+            .canonicalize()
+            .unwrap_or_else(|_| args.input.clone())
+            .display()
+            .to_string(),
+        now: cfg.now,
+    };
+    if let Err(e) = crate::exec::timeline::append_line(&timeline_file, &plan_line) {
+        tracing::warn!("{}: {e}", timeline_file.display());
     }
+    (run_log, timeline_file)
 }

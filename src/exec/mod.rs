@@ -5,6 +5,7 @@ pub mod empty_end;
 pub mod governor;
 pub mod incremental;
 pub mod lock;
+pub mod prepare;
 mod queue;
 pub mod reconnect;
 pub mod report;
