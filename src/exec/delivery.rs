@@ -85,8 +85,10 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
-    /// Doubling per epoch while the rate grows.
+    /// Doubling per epoch while the rate grows by [`STARTUP_GROWTH`] over `grown_from`;
+    /// `best_limit` is the smallest limit that gave (within 5%) the best rate `best_rate`.
     Startup {
+        grown_from: f64,
         best_rate: f64,
         best_limit: f64,
         flat: u32,
@@ -158,6 +160,7 @@ impl Controller {
 
     fn startup() -> Phase {
         Phase::Startup {
+            grown_from: 0.0,
             best_rate: 0.0,
             best_limit: 0.0,
             flat: 0,
@@ -352,14 +355,23 @@ impl Controller {
         let before = self.limit;
         match self.phase {
             Phase::Startup {
-                best_rate,
-                best_limit,
+                grown_from,
+                mut best_rate,
+                mut best_limit,
                 flat,
             } => {
-                if rate >= best_rate * STARTUP_GROWTH {
+                // The smallest limit giving the best rate: a queue's rate stops growing at its
+                // slots; a throttle setting in during startup can make a doubling look flat
+                // while it still paid, and then the larger limit is kept.
+                if rate > best_rate * (1.0 + UP_GAIN_NEEDED) {
+                    best_rate = rate;
+                    best_limit = self.limit.floor();
+                }
+                if rate >= grown_from * STARTUP_GROWTH {
                     self.phase = Phase::Startup {
-                        best_rate: rate,
-                        best_limit: self.limit.floor(),
+                        grown_from: rate,
+                        best_rate,
+                        best_limit,
                         flat: 0,
                     };
                     self.limit = (self.limit * 2.0).min(self.cap());
@@ -376,6 +388,7 @@ impl Controller {
                     self.cruise(false);
                 } else {
                     self.phase = Phase::Startup {
+                        grown_from,
                         best_rate,
                         best_limit,
                         flat: flat + 1,
