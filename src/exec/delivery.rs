@@ -26,7 +26,10 @@
 //!
 //! Every epoch starts one smoothed round trip after a limit change (the answers of that first
 //! round trip were sent under the old limit) and lasts at least two round trips and three
-//! answers per slot of the limit, so a rate is measured over dozens of answers.
+//! answers per slot of the limit, so a rate is measured over dozens of answers; once a request
+//! has timed out, an epoch also spans at least one request timeout (the time a hung request
+//! holds its slot), or the number of slots held by hung requests would swing from one epoch to
+//! the next and drown what the limit changed.
 //!
 //! The controller is pure: it sees only sends and outcomes with their times (seconds since an
 //! origin the caller chooses), so unit tests drive it with a simulated gateway and virtual time.
