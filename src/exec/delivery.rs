@@ -13,7 +13,7 @@
 //!   after two round trips without such growth it settles at 1.25 x the smallest limit that
 //!   gave the best rate (the knee, plus a little headroom);
 //! - **cruise**: a few epochs at a steady limit; then a **probe**: the limit moves 25% up or
-//!   down for one epoch and the probe is kept only if the rate says so (up: at least 5% more
+//!   down for one epoch and the probe is kept only if the rate says so (up: at least 8% more
 //!   answers per second; down: no more than 3% fewer). A kept probe is followed by another in
 //!   the same direction; a failed one restores the limit. Probes alternate direction, and a
 //!   probe down is only tried while latency is above `tolerance` x its floor (below that there
@@ -37,7 +37,7 @@
 /// Growth of a probe up (and 1 / this for a probe down).
 const PROBE_GAIN: f64 = 1.25;
 /// A probe up is kept when the rate rose by at least this fraction.
-const UP_GAIN_NEEDED: f64 = 0.05;
+const UP_GAIN_NEEDED: f64 = 0.08;
 /// A probe down is kept when the rate fell by at most this fraction.
 const DOWN_LOSS_ALLOWED: f64 = 0.03;
 /// Startup goes on while each doubling raises the rate by this factor.
@@ -98,10 +98,18 @@ enum Phase {
     },
     /// Steady; `left` epochs before the next probe, whose direction `next_up` suggests.
     Cruise { left: u32, next_up: bool },
-    /// One epoch at a moved limit, judged against the epoch before it.
+    /// One epoch at a moved limit. Up: judged against the epoch before it. Down: followed by
+    /// a [`Phase::Check`] epoch.
     Probe {
         up: bool,
         base_limit: f64,
+        base_rate: f64,
+    },
+    /// One epoch back at the base limit after a probe down, to judge the probe against the
+    /// mean of the epochs before and after it.
+    Check {
+        probe_limit: f64,
+        probe_rate: f64,
         base_rate: f64,
     },
 }
@@ -215,7 +223,9 @@ impl Controller {
     pub fn finished(&mut self, now: f64, outcome: Outcome) {
         self.advance(now);
         self.in_flight = self.in_flight.saturating_sub(1);
-        let measuring = now >= self.epoch.from;
+        // An answer at the very instant an epoch starts belongs to the one before (answers can
+        // arrive together; counting them in both would inflate one epoch's rate).
+        let measuring = now > self.epoch.from;
         match outcome {
             Outcome::Answered(secs) => {
                 let secs = secs.max(0.0);
@@ -382,8 +392,14 @@ impl Controller {
                         self.cruise(false);
                     }
                 } else if flat + 1 >= STARTUP_FLAT_EPOCHS {
+                    // 1.25 x the knee, but no more than one probe step under the last
+                    // limit: a throttle setting in (or a busy client) can hide the gain of
+                    // the last doubling, and probes down drain a real queue later anyway.
                     let knee = best_limit.max(1.0);
-                    let settled = (knee * PROBE_GAIN).max(knee + 1.0).min(self.cap());
+                    let settled = (knee * PROBE_GAIN)
+                        .max(knee + 1.0)
+                        .max(self.limit.floor() / PROBE_GAIN)
+                        .min(self.cap());
                     if settled < self.limit {
                         self.limit = settled;
                         self.decreases += 1;
@@ -420,31 +436,58 @@ impl Controller {
                 }
             }
             Phase::Probe {
-                up,
+                up: true,
                 base_limit,
                 base_rate,
             } => {
-                let kept = if up {
-                    rate >= base_rate * (1.0 + UP_GAIN_NEEDED)
-                } else {
-                    rate >= base_rate * (1.0 - DOWN_LOSS_ALLOWED)
-                };
-                let go_on = kept && (up || queue_suspected);
-                if kept && !up {
-                    self.decreases += 1;
-                }
-                if !kept {
+                if rate < base_rate * (1.0 + UP_GAIN_NEEDED) {
                     self.limit = base_limit;
-                    self.cruise(!up);
-                } else if go_on && self.moved(up) != self.limit.floor() {
+                    self.cruise(false);
+                } else if self.moved(true) != self.limit.floor() {
+                    // Kept: and one more step up, judged against this epoch.
                     self.phase = Phase::Probe {
-                        up,
+                        up: true,
                         base_limit: self.limit,
                         base_rate: rate,
                     };
-                    self.limit = self.moved(up);
+                    self.limit = self.moved(true);
                 } else {
-                    self.cruise(!up);
+                    self.cruise(false);
+                }
+            }
+            Phase::Probe {
+                up: false,
+                base_limit,
+                base_rate,
+            } => {
+                // Back to the base limit for one epoch before judging: the probe is compared
+                // with the mean of the epochs on either side of it, which cancels a drift of the
+                // gateway's own (a throttle filling or emptying its window) that would
+                // otherwise pass for the effect of the smaller limit.
+                self.phase = Phase::Check {
+                    probe_limit: self.limit,
+                    probe_rate: rate,
+                    base_rate,
+                };
+                self.limit = base_limit;
+            }
+            Phase::Check {
+                probe_limit,
+                probe_rate,
+                base_rate,
+            } => {
+                let around = (base_rate + rate) / 2.0;
+                if probe_rate >= around * (1.0 - DOWN_LOSS_ALLOWED) {
+                    self.limit = probe_limit;
+                    self.decreases += 1;
+                    // The next epoch measures the new limit; a further probe down follows if
+                    // latency still says there is a queue.
+                    self.phase = Phase::Cruise {
+                        left: 0,
+                        next_up: false,
+                    };
+                } else {
+                    self.cruise(true);
                 }
             }
         }

@@ -51,7 +51,8 @@ impl Gateway {
         (gw, s.theoretical_capacity_rps())
     }
 
-    /// A pure queue: `slots` slots of exactly `service` seconds, no throttle.
+    /// A pure queue: `slots` slots of `service` seconds (lognormal, sigma 0.3, so the
+    /// slots do not answer in lockstep), no throttle.
     fn queue(slots: u32, service: f64) -> Gateway {
         Gateway {
             slots,
@@ -59,7 +60,7 @@ impl Gateway {
             queue: VecDeque::new(),
             starts: VecDeque::new(),
             median: service,
-            sigma: 0.0,
+            sigma: 0.3,
             clamp: (0.0, f64::MAX),
             fixed: 0.0,
             window: 0.0,
@@ -99,6 +100,9 @@ struct Client {
     timeout: f64,
     /// The client never has more than this many requests ready to send.
     demand: u32,
+    /// Answers per second the client can take in (decoding them on a busy machine); the
+    /// answers wait in turn, so the client is a queue of its own.
+    intake: f64,
 }
 
 impl Client {
@@ -108,6 +112,7 @@ impl Client {
             hang_every: 0,
             timeout: 120.0,
             demand: u32::MAX,
+            intake: f64::INFINITY,
         }
     }
 }
@@ -152,8 +157,12 @@ fn tuning() -> Tuning {
 
 fn drive(mut gw: Gateway, tuning: Tuning, client: Client) -> Run {
     let mut ctl = Controller::new(tuning, 0.0);
-    // (time in ns, request id, lost): answers and timeouts in time order.
-    let mut heap: BinaryHeap<Reverse<(u64, usize, bool)>> = BinaryHeap::new();
+    // (time in ns, request id, event): answers, timeouts and intakes in time order.
+    const ANSWER: u8 = 0;
+    const LOST: u8 = 1;
+    const TAKEN_IN: u8 = 2;
+    let mut heap: BinaryHeap<Reverse<(u64, usize, u8)>> = BinaryHeap::new();
+    let mut intake_free = 0.0f64;
     let mut sent_at: Vec<f64> = Vec::new();
     let ns = |t: f64| (t * 1e9).round() as u64;
     let mut now = 0.0;
@@ -168,29 +177,39 @@ fn drive(mut gw: Gateway, tuning: Tuning, client: Client) -> Run {
             sent_at.push(now);
             ctl.sent(now);
             if client.hang_every > 0 && id % client.hang_every == client.hang_every - 1 {
-                heap.push(Reverse((ns(now + client.timeout), id, true)));
+                heap.push(Reverse((ns(now + client.timeout), id, LOST)));
             } else if gw.busy < gw.slots {
                 gw.busy += 1;
-                heap.push(Reverse((ns(now + gw.service(now)), id, false)));
+                heap.push(Reverse((ns(now + gw.service(now)), id, ANSWER)));
             } else {
                 gw.queue.push_back(id);
             }
         }
         run.trace.push((now, ctl.limit()));
-        let Some(Reverse((t, id, lost))) = heap.pop() else {
+        let Some(Reverse((t, id, event))) = heap.pop() else {
             break;
         };
         now = t as f64 / 1e9;
-        if lost {
-            ctl.finished(now, Outcome::TimedOut(client.timeout));
-            continue;
-        }
-        run.answers.push(now);
-        ctl.finished(now, Outcome::Answered(now - sent_at[id]));
-        if let Some(next) = gw.queue.pop_front() {
-            heap.push(Reverse((ns(now + gw.service(now)), next, false)));
-        } else {
-            gw.busy -= 1;
+        match event {
+            LOST => ctl.finished(now, Outcome::TimedOut(client.timeout)),
+            TAKEN_IN => {
+                run.answers.push(now);
+                ctl.finished(now, Outcome::Answered(now - sent_at[id]));
+            }
+            _ => {
+                if client.intake.is_finite() {
+                    intake_free = intake_free.max(now) + 1.0 / client.intake;
+                    heap.push(Reverse((ns(intake_free), id, TAKEN_IN)));
+                } else {
+                    run.answers.push(now);
+                    ctl.finished(now, Outcome::Answered(now - sent_at[id]));
+                }
+                if let Some(next) = gw.queue.pop_front() {
+                    heap.push(Reverse((ns(now + gw.service(now)), next, ANSWER)));
+                } else {
+                    gw.busy -= 1;
+                }
+            }
         }
     }
     run.ctl = ctl;
@@ -228,6 +247,29 @@ fn holds_the_throttled_capacity_when_the_throttle_is_already_on() {
     );
 }
 
+/// The client itself can take in only so many answers per second (a busy machine): its own
+/// backlog during the first minute's burst looks like a queue, so the limit comes down, and
+/// must climb again once the throttle makes the gateway the bottleneck.
+#[test]
+fn holds_the_throttled_capacity_behind_a_slow_client() {
+    for intake in [4.0, 10.0] {
+        let (gw, capacity) = Gateway::preset("throttled");
+        let run = drive(
+            gw,
+            tuning(),
+            Client {
+                intake,
+                ..Client::plain(1000)
+            },
+        );
+        let whole = run.answers.len() as f64 / run.answers.last().unwrap();
+        assert!(
+            whole >= 0.9 * capacity,
+            "intake {intake}/s: {whole:.2} req/s vs capacity {capacity:.2}"
+        );
+    }
+}
+
 #[test]
 fn holds_the_realistic_presets_capacity() {
     let (gw, capacity) = Gateway::preset("realistic");
@@ -241,9 +283,10 @@ fn holds_the_realistic_presets_capacity() {
 }
 
 /// A pure queue: 8 slots of 100 ms. The rate is full from 8 in flight on; more only queues,
-/// so the limit settles just above the slots instead of running to the cap.
+/// so the limit stays near the slots (a queue is drained while latency is over twice its
+/// floor) instead of running to the cap.
 #[test]
-fn settles_just_above_the_slots_of_a_queue() {
+fn stays_near_the_slots_of_a_queue() {
     let run = drive(Gateway::queue(8, 0.1), tuning(), Client::plain(4000));
     let rate = run.rate_after(5.0);
     let limit = run.mean_limit_after(5.0);
@@ -252,13 +295,13 @@ fn settles_just_above_the_slots_of_a_queue() {
         "{rate:.1} req/s of 80 (limit {limit:.1})"
     );
     assert!(
-        (8.0..=16.0).contains(&limit),
+        (8.0..=24.0).contains(&limit),
         "mean limit {limit:.1} for 8 slots"
     );
     assert!(run.ctl.decreases() > 0);
     assert!(
-        run.ctl.latency() <= 0.2,
-        "latency {:.3} s: at most twice the service time",
+        run.ctl.latency() <= 0.3,
+        "latency {:.3} s: at most three times the service time",
         run.ctl.latency()
     );
 }
@@ -382,7 +425,10 @@ fn a_fixed_limit_stays() {
         Client::plain(1000),
     );
     assert!(run.trace.iter().all(|(_, l)| *l == 3));
-    assert!((run.ctl.delivery_rate() - 30.0).abs() < 1.0);
+    // 3 in flight x 1 / (0.1 s x e^(0.3^2/2)) = 28.7 answers/s, measured all the same.
+    let rate = run.rate_after(1.0);
+    assert!((26.0..31.0).contains(&rate), "{rate:.1}");
+    assert!(run.ctl.delivery_rate() > 20.0);
 }
 
 /// After a reconnect the controller starts over from the initial limit.
