@@ -11,13 +11,16 @@
 //!
 //! - **startup**: the limit doubles every round trip while the rate grows by at least 25%;
 //!   after two round trips without such growth it settles at 1.25 x the smallest limit that
-//!   gave the best rate (the knee, plus a little headroom);
+//!   gave the best rate (the knee, plus a little headroom), but at most one probe step under
+//!   the last limit (a throttle setting in, or a busy client, can hide the last doubling's gain);
 //! - **cruise**: a few epochs at a steady limit; then a **probe**: the limit moves 25% up or
-//!   down for one epoch and the probe is kept only if the rate says so (up: at least 8% more
-//!   answers per second; down: no more than 3% fewer). A kept probe is followed by another in
-//!   the same direction; a failed one restores the limit. Probes alternate direction, and a
-//!   probe down is only tried while latency is above `tolerance` x its floor (below that there
-//!   is no queue to drain);
+//!   down for one epoch. A probe up is kept if the rate rose by at least 8%, and is followed by
+//!   another. A probe down is judged after one more epoch back at the old limit, against the
+//!   mean of the epochs on both sides (a throttle filling or emptying its one-minute window
+//!   drifts the rate by itself, and that drift must not pass for the effect of the smaller
+//!   limit): kept if the rate fell by at most 3%. Probes alternate direction, and a probe down
+//!   is only tried while latency is above `tolerance` x its floor (below that there is no
+//!   queue to drain);
 //! - epochs whose in-flight count stayed well under the limit (the executor had too little
 //!   work to send) say nothing about the gateway and decide nothing;
 //! - a hung request (timeout) is a lost request, not congestion: it only holds a slot. Only an
