@@ -100,13 +100,14 @@ pub struct DiscoverConfig {
 /// and the socket allows 45 messages/s, so about 45 x 0.45 = 20 requests must be in flight to
 /// use the whole message rate; starting at 24 reaches it at once instead of after several slow
 /// start round trips from the executor's cautious 4. The rate limiter, not the governor, then
-/// keeps the message rate; the governor only backs off when latency says the gateway queues.
+/// keeps the message rate; the governor gives back in-flight requests that do not raise the
+/// answers per second.
 pub const DISCOVERY_INITIAL_IN_FLIGHT: u32 = 24;
 
 /// Latency tolerance of the discovery governor. A request's latency as the governor sees it
 /// includes its wait for the message pacer, which grows with the number in flight even when the
-/// gateway does not queue at all; the executor's 2x would shrink the limit below what the message
-/// rate needs, so discovery only backs off at 3x the floor.
+/// gateway does not queue at all; discovery only tries a smaller limit at 3x the floor (the
+/// executor at 2x), and keeps it only if the answers per second do not fall.
 pub const DISCOVERY_LATENCY_TOLERANCE: f64 = 3.0;
 
 /// The governor settings discovery uses: the executor's defaults with a higher starting limit

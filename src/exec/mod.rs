@@ -1,6 +1,7 @@
 //! The executor: scheduler, pacing governor, retries and resume.
 
 pub mod closes;
+pub mod delivery;
 pub mod empty_end;
 pub mod governor;
 pub mod incremental;

@@ -133,8 +133,8 @@ impl RunStats {
         }
         let g = &self.governor;
         s.push_str(&format!(
-            "governor: limit {} (peak in flight {}), latency {:.0} ms (floor {:.0} ms), {} decreases, {} pacing pauses, paused {:.1} s\n",
-            g.limit, g.peak_in_flight, g.latency_ms, g.base_latency_ms, g.decreases, g.pacing_pauses, g.paused_secs
+            "governor: limit {} (peak in flight {}), {:.1} answers/s, latency {:.0} ms (floor {:.0} ms), {} decreases, {} pacing pauses, paused {:.1} s\n",
+            g.limit, g.peak_in_flight, g.delivery_rps, g.latency_ms, g.base_latency_ms, g.decreases, g.pacing_pauses, g.paused_secs
         ));
         s
     }
