@@ -34,9 +34,8 @@ mod child;
 #[path = "weekend/lake.rs"]
 mod lake;
 
-
-use chrono::{DateTime, NaiveDate, Utc};
 use child::{LineCounter, SimChild};
+use chrono::{DateTime, NaiveDate, Utc};
 use opt_backfill::sim::Scenario;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,7 +81,9 @@ impl Setup {
 }
 
 fn historical(counters: &serde_json::Value) -> u64 {
-    counters["requests"]["historical_data"].as_u64().unwrap_or(0)
+    counters["requests"]["historical_data"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// `plans/weekend.toml` with the generated universe.
@@ -198,6 +199,13 @@ struct ExecFigures {
     statuses: BTreeMap<String, u64>,
 }
 
+/// A run's summary file (`summary_{phase}_{i}of{n}.jsonl`, not the timeline).
+fn is_summary(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("summary_"))
+        && p.extension().is_some_and(|x| x == "jsonl")
+}
+
 /// The run's summary records: earliest `started_at` of one that sent a request, requests by
 /// cell and records by status.
 fn read_summaries(
@@ -210,7 +218,7 @@ fn read_summaries(
     let (mut first, mut cells, mut statuses) = (None, BTreeMap::new(), BTreeMap::new());
     for e in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.extension().is_none_or(|x| x != "jsonl") {
+        if !is_summary(&p) {
             continue;
         }
         let text = std::fs::read_to_string(&p).unwrap_or_default();
@@ -447,7 +455,12 @@ fn main() {
     }
     if setup.step("first") {
         let f = execute(&setup, &dir_a, setup.today, "first", None);
-        print_exec("first weekend, uninterrupted (lake A)", &f, &setup, capacity);
+        print_exec(
+            "first weekend, uninterrupted (lake A)",
+            &f,
+            &setup,
+            capacity,
+        );
         print_disk("lake A", &dir_a);
     }
     if setup.step("resume") {
@@ -483,7 +496,12 @@ fn main() {
         let (total, per_phase) = dry_run(&setup, &dir_a, next);
         println!("dry-run (next weekend): {total} requests {per_phase:?}");
         let f = execute(&setup, &dir_a, next, "next", None);
-        print_exec("next weekend (lake A, today + 7 days)", &f, &setup, capacity);
+        print_exec(
+            "next weekend (lake A, today + 7 days)",
+            &f,
+            &setup,
+            capacity,
+        );
         print_disk("lake A after the next weekend", &dir_a);
     }
     if given_dir.is_none() && std::env::var("WEEKEND_KEEP").is_err() {

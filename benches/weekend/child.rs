@@ -216,7 +216,7 @@ impl SimChild {
     }
 }
 
-/// Counts the lines appended to the JSONL files of a directory (a run's summaries), reading
+/// Counts the lines appended to a run's summary files (`summary_*`), reading
 /// only what was added since the last call.
 #[derive(Default)]
 pub struct LineCounter {
@@ -229,7 +229,10 @@ impl LineCounter {
         use std::io::{Read, Seek, SeekFrom};
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
-            if p.extension().is_none_or(|x| x != "jsonl") {
+            if !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("summary_"))
+            {
                 continue;
             }
             let off = self.offsets.entry(p.clone()).or_insert(0);

@@ -106,6 +106,10 @@ pub fn compare(a: &Path, b: &Path) -> LakeDiff {
             Some(_) => {}
         }
     }
-    d.only_b = rb.keys().filter(|p| !ra.contains_key(*p)).cloned().collect();
+    d.only_b = rb
+        .keys()
+        .filter(|p| !ra.contains_key(*p))
+        .cloned()
+        .collect();
     d
 }
