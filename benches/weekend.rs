@@ -203,6 +203,9 @@ struct ExecFigures {
     statuses: BTreeMap<String, u64>,
 }
 
+/// Counts by name (cell, status).
+type Counts = BTreeMap<String, u64>;
+
 /// A run's summary file (`summary_{phase}_{i}of{n}.jsonl`, not the timeline).
 fn is_summary(p: &Path) -> bool {
     p.file_name()
@@ -212,13 +215,7 @@ fn is_summary(p: &Path) -> bool {
 
 /// The run's summary records: earliest `started_at` of one that sent a request, requests by
 /// cell and records by status.
-fn read_summaries(
-    run_dir: &Path,
-) -> (
-    Option<DateTime<Utc>>,
-    BTreeMap<String, u64>,
-    BTreeMap<String, u64>,
-) {
+fn read_summaries(run_dir: &Path) -> (Option<DateTime<Utc>>, Counts, Counts) {
     let (mut first, mut cells, mut statuses) = (None, BTreeMap::new(), BTreeMap::new());
     for e in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
         let p = e.path();
