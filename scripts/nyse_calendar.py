@@ -3,10 +3,10 @@
 
 Writes two files (paths relative to the repository root):
 
-  data/nyse_calendar.txt  - what the program uses (embedded with include_str!): every weekday
+  crates/ib-model/data/nyse_calendar.txt  - what the program uses (embedded with include_str!): every weekday
                             without a session and every early close, with its close time and
                             the holiday's name. Any other weekday is a 09:30-16:00 session.
-  data/xnys_sessions.txt  - every session with its open and close in New York time, one line
+  crates/ib-model/data/xnys_sessions.txt  - every session with its open and close in New York time, one line
                             each; src/calendar tests compare every day of the range with it, so
                             the Rust tests need no Python.
 
@@ -33,8 +33,8 @@ LAST_YEAR = 2035
 REGULAR_OPEN = "09:30"
 REGULAR_CLOSE = "16:00"
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "data" / "nyse_calendar.txt"
-SESSIONS = ROOT / "data" / "xnys_sessions.txt"
+TABLE = ROOT / "crates" / "ib-model" / "data" / "nyse_calendar.txt"
+SESSIONS = ROOT / "crates" / "ib-model" / "data" / "xnys_sessions.txt"
 
 # exchange_calendars keeps ad hoc closures as bare dates; name the ones in range for reviewers.
 # The script also refuses to write a table in which one of them is a session.

@@ -14,9 +14,9 @@
 
 use super::pricing::{hash, unit};
 use super::universe::SimUnderlying;
-use crate::cache::Right;
-use crate::calendar;
 use chrono::{Datelike, NaiveDate};
+use ib_model::calendar;
+use ib_model::Right;
 
 /// Friday before the first expiry week (week 0).
 pub fn friday0() -> NaiveDate {

@@ -4,7 +4,7 @@
 //! for about a week from the simulated today, in the newer format
 //! (`20261130:0930-20261130:1615;20261128:CLOSED`), with `timeZoneId` `US/Eastern`. Stocks
 //! trade 04:00-20:00 (17:00 on half days) with regular hours 09:30-16:00 (13:00); options of
-//! the classes on the late-close list ([`crate::hours::LATE_CLOSE_CLASSES`]: SPY, QQQ, IWM, ...)
+//! the classes on the late-close list ([`ib_model::hours::LATE_CLOSE_CLASSES`]: SPY, QQQ, IWM, ...)
 //! trade 09:30-16:15 (13:15), other options 09:30-16:00 (13:00). Equity and ETF options have
 //! no session outside those hours, so their `tradingHours` equal their `liquidHours`; options
 //! on the index SPX (classes SPX and SPXW) also trade in Cboe's global trading hours, from
@@ -14,8 +14,8 @@
 //! `use_rth = false` requests are served.
 
 use super::window::{Extended, ServedHours};
-use crate::calendar::{self, Session};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use ib_model::calendar::{self, Session};
 
 /// Days of hours listed in contract details, from today.
 pub const LISTED_DAYS: u32 = 7;
@@ -39,7 +39,7 @@ pub const INDEX_EXTENDED: Extended = Extended {
 
 /// Minutes an option class closes after the equity close in the simulated market.
 pub fn option_close_offset(trading_class: &str) -> i32 {
-    crate::hours::builtin_close_offset(trading_class)
+    ib_model::hours::builtin_close_offset(trading_class)
 }
 
 /// The hours an option of `trading_class` is served in: regular hours, plus the class's
@@ -54,7 +54,9 @@ pub fn option_served_hours(trading_class: &str, use_rth: bool) -> ServedHours {
 /// `(liquidHours, tradingHours)` of an option of `trading_class`, from `today`.
 pub fn option_hours(trading_class: &str, today: NaiveDate) -> (String, String) {
     let off = option_close_offset(trading_class);
-    let liquid = listing(today, |s| Some((s.open, crate::hours::class_close(s, off))));
+    let liquid = listing(today, |s| {
+        Some((s.open, ib_model::hours::class_close(s, off)))
+    });
     let all = option_served_hours(trading_class, false);
     if all.extended.is_none() {
         return (liquid.clone(), liquid);
@@ -117,7 +119,7 @@ fn listing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hours::{close_offset, parse_hours, RawHours};
+    use ib_model::hours::{close_offset, parse_hours, RawHours};
 
     fn d(m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, m, day).unwrap()

@@ -10,9 +10,9 @@ use super::codec::{self, Codec, CodecKind, FrameError, Reply, Request};
 use super::faults::Event;
 use super::lookup;
 use super::pbcodec::ProtobufCodec;
-use super::server::Shared;
 use super::textcodec::TextCodec;
 use super::window::HmdsError;
+use crate::shared::Shared;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -114,7 +114,7 @@ async fn run(sh: &Arc<Shared>, sock: TcpStream) -> &'static str {
         CodecKind::Text(v) => (v, Arc::new(TextCodec::new(v))),
     };
     tracing::debug!(?kind, "handshake");
-    let now = crate::calendar::to_ny(sh.clock());
+    let now = ib_model::calendar::to_ny(sh.clock());
     let ack = format!(
         "{version}\0{} America/New_York\0",
         now.format("%Y%m%d %H:%M:%S")

@@ -1,7 +1,7 @@
 use super::*;
-use crate::calendar::{ny_to_utc, to_ny};
-use crate::sim::window;
+use crate::window;
 use chrono::NaiveTime;
+use ib_model::calendar::{ny_to_utc, to_ny};
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
@@ -323,9 +323,9 @@ proptest::proptest! {
     ) {
         let m = Market::new(1, today());
         let _ = window::parse_end(&end);
-        let d = Duration { n: n.max(1), unit: [crate::bars::DurationUnit::Seconds, crate::bars::DurationUnit::Days, crate::bars::DurationUnit::Weeks, crate::bars::DurationUnit::Months, crate::bars::DurationUnit::Years][unit] };
+        let d = Duration { n: n.max(1), unit: [ib_model::bars::DurationUnit::Seconds, ib_model::bars::DurationUnit::Days, ib_model::bars::DurationUnit::Weeks, ib_model::bars::DurationUnit::Months, ib_model::bars::DurationUnit::Years][unit] };
         let _ = window::window_start(m.now(), d);
-        let bar = crate::bars::BAR_SIZES[bar].0;
+        let bar = ib_model::bars::BAR_SIZES[bar].0;
         let spy = near_atm(&m, "SPY", today()).con_id;
         for id in [con, spy] {
             let _ = m.bars(id, "MIDPOINT", bar, m.now(), d, true);
@@ -438,8 +438,8 @@ fn etf_options_trade_until_16_15_and_stock_options_until_16_00() {
 
 #[test]
 fn spx_is_an_index_with_monthly_spx_and_weekly_spxw_classes() {
-    use crate::sim::codec::ContractQuery;
-    use crate::sim::lookup;
+    use crate::codec::ContractQuery;
+    use crate::lookup;
     let m = Market::new(7, today());
     let spx = m.underlying("SPX").unwrap();
     assert!(spx.is_index());

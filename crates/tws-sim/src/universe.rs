@@ -8,9 +8,9 @@
 //! same history plus one more session.
 
 use super::pricing::{hash, normal, str_key, unit};
-use crate::cache::UnderlyingSecType;
-use crate::calendar::{self, Session};
 use chrono::{DateTime, NaiveDate, Utc};
+use ib_model::calendar::{self, Session};
+use ib_model::UnderlyingSecType;
 
 /// First session of every price path.
 pub const PATH_START: (i32, u32, u32) = (2022, 1, 3);

@@ -2,8 +2,8 @@
 //! layouts as its `decoder.py` reads them, round trips, and hostile input.
 
 use super::*;
-use crate::cache::Right;
 use chrono::NaiveDate;
+use ib_model::Right;
 
 /// A body as `ib_insync`'s `Client.send` writes it: every field NUL-terminated.
 fn body(fields: &[&str]) -> Vec<u8> {

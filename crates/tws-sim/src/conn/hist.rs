@@ -2,15 +2,15 @@
 //! task (farm, slot, bars, latency) and cancels.
 
 use super::{Conn, InFlight, OpenReq};
-use crate::bars::Duration as IbDuration;
-use crate::sim::codec::{HistRequest, Reply, WireBar};
-use crate::sim::counters::HistOutcome;
-use crate::sim::hmds::PacingKey;
-use crate::sim::lookup;
-use crate::sim::market::SimBar;
-use crate::sim::pricing::{hash, unit};
-use crate::sim::server::HistRequestRecord;
-use crate::sim::window::{self, HmdsError};
+use crate::codec::{HistRequest, Reply, WireBar};
+use crate::counters::HistOutcome;
+use crate::hmds::PacingKey;
+use crate::lookup;
+use crate::market::SimBar;
+use crate::pricing::{hash, unit};
+use crate::shared::HistRequestRecord;
+use crate::window::{self, HmdsError};
+use ib_model::bars::Duration as IbDuration;
 use std::time::Instant;
 
 impl Conn {
@@ -225,7 +225,7 @@ fn wire_bar(b: &SimBar, daily: bool, format_date: i32) -> WireBar {
     } else {
         format!(
             "{} US/Eastern",
-            crate::calendar::to_ny(b.ts).format("%Y%m%d %H:%M:%S")
+            ib_model::calendar::to_ny(b.ts).format("%Y%m%d %H:%M:%S")
         )
     };
     WireBar {

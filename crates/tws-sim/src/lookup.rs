@@ -7,8 +7,8 @@ use super::codec::{ContractInfo, ContractQuery};
 use super::market::Market;
 use super::universe::SimUnderlying;
 use super::window::HmdsError;
-use crate::cache::Right;
 use chrono::NaiveDate;
+use ib_model::Right;
 
 /// Exchanges on which the synthetic options are found.
 pub const OPTION_EXCHANGES: &[&str] = &["", "SMART", "CBOE", "AMEX"];

@@ -7,10 +7,12 @@
 //! (and the team's Python code by `ib_insync`). Modules: [`codec`]/[`pbcodec`]/[`proto`]/
 //! [`textcodec`] (wire), [`market`] with [`universe`], [`chain`],
 //! [`pricing`] and [`window`] (the synthetic market), [`scenario`] (settings and presets),
-//! [`server`] and [`conn`] (TCP), [`hmds`] (service model, pacing), [`faults`], [`counters`],
+//! [`server`], [`conn`] and the [`shared`] state they both use (TCP), [`cli`] (the standalone
+//! server), [`hmds`] (service model, pacing), [`faults`], [`counters`],
 //! [`lookup`] (contract qualification).
 
 pub mod chain;
+pub mod cli;
 pub mod codec;
 pub mod conn;
 pub mod counters;
@@ -24,6 +26,7 @@ pub mod pricing;
 pub mod proto;
 pub mod scenario;
 pub mod server;
+pub mod shared;
 pub mod textcodec;
 pub mod universe;
 pub mod window;
@@ -32,6 +35,7 @@ pub use chain::{SimChain, SimContract};
 pub use counters::CountersSnapshot;
 pub use market::{Market, SimBar};
 pub use scenario::{Scenario, SimClock};
-pub use server::{start, HistRequestRecord, SimHandle};
+pub use server::{start, SimHandle};
+pub use shared::HistRequestRecord;
 pub use universe::SimUnderlying;
 pub use window::HmdsError;

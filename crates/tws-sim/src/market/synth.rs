@@ -3,15 +3,15 @@
 //! trades, and far out-of-the-money contracts often have none: an EMPTY answer).
 
 use super::{Market, SimBar};
-use crate::cache::Right;
-use crate::calendar::{self, Session};
-use crate::sim::chain::SimContract;
-use crate::sim::pricing::{
+use crate::chain::SimContract;
+use crate::pricing::{
     black_scholes, hash, round_to, smile_vol, spread, str_key, trade_probability, unit,
 };
-use crate::sim::universe;
-use crate::sim::window::Slot;
+use crate::universe;
+use crate::window::Slot;
 use chrono::{DateTime, NaiveDate, Utc};
+use ib_model::calendar::{self, Session};
+use ib_model::Right;
 
 impl Market {
     /// Underlying price knots of the session on `date`.
@@ -143,8 +143,8 @@ impl Market {
             .map(|s| s.close)
             .unwrap_or_else(|| calendar::ny_to_utc(c.expiry, calendar::RTH_CLOSE));
         let call = c.right == Right::C;
-        let offset = crate::sim::hours::option_close_offset(&c.trading_class);
-        let class_close = |s: &Session| crate::hours::class_close(s, offset);
+        let offset = crate::hours::option_close_offset(&c.trading_class);
+        let class_close = |s: &Session| ib_model::hours::class_close(s, offset);
         let price = |spot: f64, t: DateTime<Utc>| {
             let years = (expiry_close - t).num_seconds().max(0) as f64 / (365.0 * 86400.0);
             black_scholes(

@@ -3,10 +3,10 @@
 //!
 //! A TOML scenario names a preset to start from (`base = "realistic"`, the default) and overrides
 //! any key of it; keys are kebab-case and unknown keys are rejected with the file and key named,
-//! so a typo never silently runs the default. See `examples/scenarios/*.toml`.
+//! so a typo never silently runs the default. See `scenarios/*.toml` in this crate.
 
-use crate::bars::{BarSize, Duration, DurationUnit};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use ib_model::bars::{BarSize, Duration, DurationUnit};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -424,7 +424,7 @@ impl Scenario {
             },
             other => return Err(ScenarioError::UnknownPreset(other.to_string())),
         };
-        s.hmds.max_duration = crate::bars::BAR_SIZES
+        s.hmds.max_duration = ib_model::bars::BAR_SIZES
             .iter()
             .map(|(b, _)| (*b, default_max_duration(*b)))
             .collect();
@@ -513,7 +513,7 @@ impl Scenario {
         }
         use super::universe::{SIM_FIRST_YEAR, SIM_LAST_YEAR};
         if !(SIM_FIRST_YEAR..=SIM_LAST_YEAR).contains(&self.today.year())
-            || crate::calendar::session_on_or_before(self.today).is_err()
+            || ib_model::calendar::session_on_or_before(self.today).is_err()
         {
             return Err((
                 "today".into(),
@@ -521,7 +521,7 @@ impl Scenario {
             ));
         }
         if let SimClock::At(t) = self.clock {
-            if crate::calendar::to_ny(t).date_naive() != self.today {
+            if ib_model::calendar::to_ny(t).date_naive() != self.today {
                 return Err((
                     "clock".into(),
                     format!("{t} is not on `today` ({}) in New York", self.today),
@@ -693,7 +693,7 @@ mod tests {
 
     #[test]
     fn example_files_load() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         for p in PRESETS {
             let s = Scenario::from_toml_path(&dir.join(format!("{p}.toml"))).unwrap();
             assert_eq!(

@@ -8,8 +8,8 @@
 //! ([`super::pbcodec`] or [`super::textcodec`]), so both client families share one market,
 //! one service model, one set of pacing rules and faults.
 
-use crate::cache::Right;
 use chrono::NaiveDate;
+use ib_model::Right;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest frame body accepted (16 MiB). A client announcing a longer frame is disconnected

@@ -9,10 +9,10 @@ use super::pricing::round_to;
 use super::scenario::{MarketSettings, OverLimit, Scenario, SimClock};
 use super::universe::{self, DailyPath, SimUnderlying};
 use super::window::{self, HmdsError};
-use crate::bars::{BarSize, Duration};
-use crate::cache::Right;
-use crate::calendar::{self, Session};
 use chrono::{DateTime, NaiveDate, Utc};
+use ib_model::bars::{BarSize, Duration};
+use ib_model::calendar::{self, Session};
+use ib_model::Right;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
@@ -99,7 +99,7 @@ impl Market {
             clock: s.clock,
             settings: s.market.clone(),
             over_limit: s.hmds.over_limit,
-            max_duration: crate::bars::BAR_SIZES
+            max_duration: ib_model::bars::BAR_SIZES
                 .iter()
                 .map(|(b, _)| (*b, s.max_duration(*b)))
                 .collect(),

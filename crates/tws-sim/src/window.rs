@@ -17,7 +17,7 @@
 //! # Alignment
 //!
 //! Only regular sessions (09:30-16:00 New York, 13:00 on half days) carry bars; options of the
-//! classes that trade until 16:15 (SPY, QQQ, IWM, ...: [`crate::hours::LATE_CLOSE_CLASSES`])
+//! classes that trade until 16:15 (SPY, QQQ, IWM, ...: [`ib_model::hours::LATE_CLOSE_CLASSES`])
 //! carry bars until 16:15 (13:15 on half days). `use_rth = false` is served the same way except
 //! for SPX and SPXW options, which also trade from 20:15 the evening before to 09:15 and in the
 //! 16:15-17:00 curb ([`ServedHours`], [`super::hours`]): the synthetic stocks model no pre- or
@@ -29,10 +29,10 @@
 //! session labelled 09:30, covering the whole session. `1 day`
 //! bars are one per session (dated `YYYYMMDD`), `1W`/`1M` group sessions by ISO week / month.
 
-use crate::bars::{BarSize, Duration, DurationUnit};
-use crate::calendar::{self, Session};
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
+use ib_model::bars::{BarSize, Duration, DurationUnit};
+use ib_model::calendar::{self, Session};
 
 /// The HMDS message prefix (no space after the colon, as IB sends it).
 pub const HMDS_PREFIX: &str = "Historical Market Data Service error message:";
@@ -82,7 +82,7 @@ impl HmdsError {
             code: 321,
             message: format!(
                 "Error validating request.-'bK' : cause - Historical data bar size setting is invalid. Legal ones are: {}",
-                crate::bars::BarSize::legal_list()
+                ib_model::bars::BarSize::legal_list()
             ),
         }
     }
@@ -255,7 +255,7 @@ impl ServedHours {
 
     /// The trading intervals of the trading day of the equity session `s`, in order.
     pub fn intervals(&self, s: &Session) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-        let rth = crate::hours::class_session(s, self.close_offset);
+        let rth = ib_model::hours::class_session(s, self.close_offset);
         let Some(e) = self.extended else {
             return vec![(rth.open, rth.close)];
         };
@@ -390,7 +390,7 @@ pub fn slots_in(
     };
     let sessions: Vec<Session> = sessions
         .iter()
-        .map(|s| crate::hours::class_session(s, close_offset))
+        .map(|s| ib_model::hours::class_session(s, close_offset))
         .collect();
     let mut out = Vec::new();
     if bar.is_daily_or_longer() {
