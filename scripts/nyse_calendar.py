@@ -3,11 +3,11 @@
 
 Writes two files (paths relative to the repository root):
 
-  data/nyse_calendar.txt  - what the program uses (embedded with include_str!): every weekday
+  crates/ib-model/data/nyse_calendar.txt  - what the program uses (embedded with include_str!): every weekday
                             without a session and every early close, with its close time and
                             the holiday's name. Any other weekday is a 09:30-16:00 session.
-  data/xnys_sessions.txt  - every session with its open and close in New York time, one line
-                            each; src/calendar tests compare every day of the range with it, so
+  crates/ib-model/data/xnys_sessions.txt  - every session with its open and close in New York time, one line
+                            each; crates/ib-model/src/calendar tests compare every day of the range with it, so
                             the Rust tests need no Python.
 
 Usage (throwaway venv, nothing installed system-wide):
@@ -16,7 +16,7 @@ Usage (throwaway venv, nothing installed system-wide):
   /tmp/xc/bin/python scripts/nyse_calendar.py            # writes both files
   /tmp/xc/bin/python scripts/nyse_calendar.py --check    # exit 1 if they would change
 
-The range must match MIN_YEAR/MAX_YEAR in src/calendar/mod.rs.
+The range must match MIN_YEAR/MAX_YEAR in crates/ib-model/src/calendar/mod.rs.
 """
 
 import argparse
@@ -33,8 +33,8 @@ LAST_YEAR = 2035
 REGULAR_OPEN = "09:30"
 REGULAR_CLOSE = "16:00"
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "data" / "nyse_calendar.txt"
-SESSIONS = ROOT / "data" / "xnys_sessions.txt"
+TABLE = ROOT / "crates" / "ib-model" / "data" / "nyse_calendar.txt"
+SESSIONS = ROOT / "crates" / "ib-model" / "data" / "xnys_sessions.txt"
 
 # exchange_calendars keeps ad hoc closures as bare dates; name the ones in range for reviewers.
 # The script also refuses to write a table in which one of them is a session.
@@ -75,7 +75,7 @@ def check_rust_range():
     src = (ROOT / "src" / "calendar" / "mod.rs").read_text()
     years = {k: int(v) for k, v in re.findall(r"pub const (MIN_YEAR|MAX_YEAR): i32 = (\d+);", src)}
     if years != {"MIN_YEAR": FIRST_YEAR, "MAX_YEAR": LAST_YEAR}:
-        sys.exit(f"src/calendar/mod.rs has {years}; set FIRST_YEAR/LAST_YEAR here to match")
+        sys.exit(f"crates/ib-model/src/calendar/mod.rs has {years}; set FIRST_YEAR/LAST_YEAR here to match")
 
 
 def build():

@@ -7,7 +7,10 @@
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::fmt;
+
+/// The option right and the underlying's security type are IB's vocabulary, shared with the
+/// simulated gateway: defined once in `ib_model` and re-exported here at their old paths.
+pub use ib_model::contract::{Right, UnderlyingSecType};
 
 /// Current format version of the cache file; bump it with a changelog line in [`FORMAT_CHANGELOG`].
 pub const CACHE_FORMAT_VERSION: u32 = 2;
@@ -25,33 +28,6 @@ pub const FORMAT_CHANGELOG: &[(u32, &str)] = &[
     ),
 ];
 
-/// Option right.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum Right {
-    /// Call.
-    C,
-    /// Put.
-    P,
-}
-
-impl Right {
-    /// IB's one-letter spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Right::C => "C",
-            Right::P => "P",
-        }
-    }
-}
-
-impl fmt::Display for Right {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Where a reference close came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -62,53 +38,6 @@ pub enum CloseSource {
     Cache,
     /// The gateway: underlying STK `1 day` TRADES bars.
     Gateway,
-}
-
-/// The IB security type of an option underlying: a stock or ETF (`STK`), or an index (`IND`,
-/// e.g. SPX on CBOE), which IB qualifies, charts and lists options for under its own type.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-)]
-pub enum UnderlyingSecType {
-    /// Stock or ETF.
-    #[default]
-    #[serde(rename = "STK")]
-    Stk,
-    /// Index.
-    #[serde(rename = "IND")]
-    Ind,
-}
-
-impl UnderlyingSecType {
-    /// IB's spelling (`STK`, `IND`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnderlyingSecType::Stk => "STK",
-            UnderlyingSecType::Ind => "IND",
-        }
-    }
-
-    /// True for `STK` (the default, left out of cache files).
-    pub fn is_stock(&self) -> bool {
-        *self == UnderlyingSecType::Stk
-    }
-}
-
-impl fmt::Display for UnderlyingSecType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The exchange an index underlying is qualified on: IB lists SPX, XSP, VIX, OEX and XEO on

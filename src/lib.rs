@@ -1,14 +1,11 @@
 //! opt-backfill: backfill historical option bars from Interactive Brokers, resumably and within
 //! IB's pacing rules. The binary in `src/main.rs` is a thin shell over these modules.
 
-pub mod bars;
 pub mod cache;
-pub mod calendar;
 pub mod cli;
 pub mod compile;
 pub mod discover;
 pub mod exec;
-pub mod hours;
 pub mod ib;
 pub mod inputs;
 pub mod lake;
@@ -16,9 +13,14 @@ pub mod logging;
 pub mod plan;
 pub mod progress;
 pub mod report;
-pub mod sim;
 pub mod store;
 pub mod verify;
+
+// IB's vocabulary and the simulated gateway live in their own crates (`crates/ib-model`,
+// `crates/tws-sim`); re-exported at their old paths so `opt_backfill::calendar`,
+// `opt_backfill::sim`, ... keep meaning what they did.
+pub use ib_model::{bars, calendar, hours};
+pub use tws_sim as sim;
 
 /// Process exit codes, documented in the README.
 pub mod exit {
