@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -122,20 +122,37 @@ fn read_snapshot(path: &Path) -> Vec<SnapshotEntry> {
 }
 
 /// Every entry of one shard's log (torn or foreign lines skipped: they only cost a re-read of
-/// their file).
+/// their file), in order. After a killed run the log holds everything since the last snapshot
+/// (half a weekend): its lines are parsed on all cores.
 fn read_log(path: &Path) -> std::io::Result<Vec<Line>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
-    for line in BufReader::new(file).split(b'\n') {
-        if let Ok(l) = serde_json::from_slice::<Line>(&line?) {
-            out.push(l);
-        }
-    }
-    Ok(out)
+    let lines: Vec<&[u8]> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let parse = |chunk: &[&[u8]]| -> Vec<Line> {
+        chunk
+            .iter()
+            .filter_map(|l| serde_json::from_slice::<Line>(l).ok())
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = lines.len().div_ceil(threads).max(4096);
+    Ok(std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || parse(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            // A panicking parse loses its lines' entries: their files are re-read at run time.
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    }))
 }
 
 impl CoverageIndex {
