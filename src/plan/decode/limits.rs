@@ -2,7 +2,8 @@
 //! overrides with an optional `base` table (`[limits] base = "strict"`, `"8 hours" = "6 M"`).
 //! Without the key, or without `base`, the table is `observed` ([`LimitTable::default`]).
 
-use super::{as_str, bar_size, child, duration, Ctx};
+use super::values::{bar_size, duration};
+use super::walker::{as_str, child, Ctx};
 use crate::bars::{BarSize, LimitTable, LIMIT_TABLES};
 use crate::plan::error::closest;
 use crate::plan::node::{Node, Value};
