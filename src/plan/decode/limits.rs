@@ -11,7 +11,7 @@ use crate::plan::types::{LimitOrigin, PlanLimits};
 use std::collections::BTreeMap;
 
 /// The key in a `[limits]` table that names the base table.
-const BASE_KEY: &str = "base";
+pub(super) const BASE_KEY: &str = "base";
 
 /// What the two tables are, for hints.
 const TABLES_HINT: &str =
