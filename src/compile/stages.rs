@@ -98,7 +98,7 @@ pub(super) fn phase_windows(
         sorted.sort();
         for cell in sorted {
             let limit = plan.limit(cell.size);
-            let ws = windows::split_until(cell, limit, &end, 0, until).map_err(|source| {
+            let ws = windows::split_until(cell, limit, end, 0, until).map_err(|source| {
                 CompileError::Calendar {
                     what: format!(
                         "phase `{}`: windows of `{} x {}` ending {}",
