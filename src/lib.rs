@@ -13,6 +13,7 @@ pub mod logging;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod schemas;
 pub mod store;
 pub mod verify;
 

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod near_atm;
 pub mod plan_json;
 pub mod shard;
+mod stages;
 pub mod task;
 pub mod universe;
 pub mod windows;
@@ -20,7 +21,7 @@ pub use manifest::Manifest;
 pub use universe::InputError;
 
 use crate::calendar::{self, OutOfRange};
-use crate::plan::{Batching, EndSpec, Select, ValidatedPlan};
+use crate::plan::{Batching, ValidatedPlan};
 use chrono::{DateTime, Utc};
 use manifest::*;
 use std::collections::{BTreeMap, HashSet};
@@ -125,312 +126,25 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
     if batch.count == 0 || batch.index >= batch.count {
         return Err(CompileError::BadBatch(batch));
     }
-
-    // End session.
     let mut notes = Vec::new();
-    let (spec, end, until) = match plan.end {
-        EndSpec::Date(d) => {
-            let calendar_err = |source| CompileError::Calendar {
-                what: "resolving `end`".into(),
-                source,
-            };
-            let mut s = calendar::session_on_or_before(d).map_err(calendar_err)?;
-            // A session still open has no complete bars yet: today's date means the last
-            // closed session, as `last-session` does.
-            let now = opts.now.unwrap_or_else(Utc::now);
-            if s.date == calendar::to_ny(now).date_naive() && now < s.close {
-                let prev = s.date.pred_opt().unwrap_or(s.date);
-                let before = calendar::session_on_or_before(prev).map_err(calendar_err)?;
-                notes.push(format!(
-                    "note: end {d} is today and its session is still open (closes {} New York): planning up to the last closed session, {}; to include today up to an instant, give it: end = \"{}\"",
-                    calendar::to_ny(s.close).format("%H:%M"),
-                    before.date,
-                    calendar::to_ny(now).format("%Y-%m-%dT%H:%M:00%:z"),
-                ));
-                s = before;
-            }
-            (d.format("%Y-%m-%d").to_string(), s, None)
-        }
-        EndSpec::Instant(t) => {
-            let calendar_err = |source| CompileError::Calendar {
-                what: "resolving `end`".into(),
-                source,
-            };
-            // The session the instant is in or after; before a session's open, the one before.
-            let mut s = calendar::session_on_or_before(calendar::to_ny(t).date_naive())
-                .map_err(calendar_err)?;
-            if t <= s.open {
-                let prev = s.date.pred_opt().unwrap_or(s.date);
-                s = calendar::session_on_or_before(prev).map_err(calendar_err)?;
-            }
-            let now = opts.now.unwrap_or_else(Utc::now);
-            let late = crate::hours::MAX_OFFSET_MINUTES;
-            if t < crate::hours::class_close(&s, late) && t > s.open {
-                notes.push(format!(
-                    "note: end {} is inside the session of {}: its windows end there{}",
-                    calendar::to_ny(t).format("%Y-%m-%d %H:%M %Z"),
-                    s.date,
-                    if now < s.close {
-                        "; bars of a session still open are provisional and fetched again once it has closed"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            (calendar::to_ny(t).to_rfc3339(), s, Some(t))
-        }
-        EndSpec::LastSession => (
-            "last-session".to_string(),
-            calendar::last_complete_session(opts.now.unwrap_or_else(Utc::now)).map_err(
-                |source| CompileError::Calendar {
-                    what: "resolving `end = \"last-session\"`".into(),
-                    source,
-                },
-            )?,
-            None,
-        ),
-    };
-
-    // Phases and their windows.
-    let mut phases = Vec::with_capacity(plan.phases.len());
-    for p in &plan.phases {
-        let mut cells = Vec::with_capacity(p.bars.len());
-        let mut sorted = p.bars.clone();
-        sorted.sort();
-        for cell in sorted {
-            let limit = plan.limit(cell.size);
-            let ws = windows::split_until(cell, limit, &end, 0, until).map_err(|source| {
-                CompileError::Calendar {
-                    what: format!(
-                        "phase `{}`: windows of `{} x {}` ending {}",
-                        p.name, cell.size, cell.duration, end.date
-                    ),
-                    source,
-                }
-            })?;
-            cells.push(CellInfo {
-                size: cell.size,
-                duration: cell.duration,
-                limit,
-                windows: ws,
-                class_windows: BTreeMap::new(),
-            });
-        }
-        phases.push(PhaseInfo {
-            name: p.name.clone(),
-            what: p.what.clone(),
-            use_rth: p.use_rth,
-            select: p.select.clone(),
-            depends_on: p.depends_on.clone(),
-            cells,
-        });
-    }
-
-    // Universe shard and caches.
-    let mut shard: Vec<&str> = plan
-        .universe
-        .symbols
-        .iter()
-        .map(String::as_str)
-        .filter(|s| shard::in_shard(s, batch))
-        .collect();
-    shard.sort_unstable();
-    let cache_dir = match &opts.work_dir {
-        Some(w) if plan.universe.contracts_cache.is_relative() => {
-            w.join(&plan.universe.contracts_cache)
-        }
-        _ => plan.universe.contracts_cache.clone(),
-    };
-    let available =
-        universe::scan_cache_dir(&cache_dir).map_err(|e| CompileError::Inputs(vec![e]))?;
-    let mut missing = Vec::new();
-    let mut to_load = Vec::new();
-    for s in &shard {
-        match available.get(*s) {
-            Some((date, path)) => to_load.push((*s, *date, path.clone())),
-            None => missing.push(s.to_string()),
-        }
-    }
-    if plan.universe.on_missing_cache == crate::plan::OnMissingCache::Fail && !missing.is_empty() {
-        return Err(CompileError::Inputs(
-            missing
-                .iter()
-                .map(|s| InputError {
-                    file: cache_dir.clone(),
-                    line: 1,
-                    col: 1,
-                    message: format!(
-                        "no contracts cache `{s}_YYYY-MM-DD.json` for symbol `{s}` (universe.on-missing-cache = \"fail\")"
-                    ),
-                })
-                .collect(),
-        ));
-    }
-    let caches = load_caches(&to_load)?;
-    for (file_name, cache) in &caches {
-        notes.extend(universe::hours_warning(&cache_dir.join(file_name), cache));
-        let u = &cache.underlying;
-        let declared = if plan.universe.indices.contains(&u.symbol) {
-            crate::cache::UnderlyingSecType::Ind
-        } else {
-            crate::cache::UnderlyingSecType::Stk
-        };
-        if u.sec_type != declared {
-            notes.push(format!(
-                "warning: {}: {} was discovered as {} but the plan's universe.indices makes it {}; run `discover` again",
-                cache_dir.join(file_name).display(),
-                u.symbol,
-                u.sec_type,
-                declared
-            ));
-        }
-    }
+    let (spec, end, until) = stages::resolve_end(plan, opts, &mut notes)?;
+    let mut phases = stages::phase_windows(plan, &end, until)?;
+    let stages::ShardInputs {
+        shard_symbols,
+        missing,
+        caches,
+    } = stages::read_shard(plan, opts, batch, &mut notes)?;
     add_class_windows(&mut phases, &caches, &end, until)?;
-
-    // Tasks and selections.
     let end_date = end.date;
-    let mut tasks = Vec::new();
-    let mut selections = Vec::new();
-    let mut expired = Vec::new();
-    let mut symbols = Vec::with_capacity(caches.len());
-    let mut seen_ids: HashSet<String> = HashSet::new();
-    let mut duplicates = 0u64;
-    let mut per_phase: BTreeMap<String, u64> = BTreeMap::new();
-
-    for (file_name, cache) in &caches {
-        let n_expired = cache
-            .contracts
-            .iter()
-            .filter(|c| c.expiry <= end_date)
-            .count();
-        symbols.push(SymbolInfo {
-            symbol: cache.underlying.symbol.clone(),
-            underlying_con_id: cache.underlying.con_id,
-            cache_file: file_name.clone(),
-            cache_as_of: cache.as_of,
-            contracts: u32::try_from(cache.contracts.len()).unwrap_or(u32::MAX),
-            expired: u32::try_from(n_expired).unwrap_or(u32::MAX),
-            cache_close: cache.underlying.reference_close,
-            snapshot_close: plan
-                .snapshot_close(&cache.underlying.symbol, end_date)
-                .map(|(date, close)| DatedClose { date, close }),
-        });
-    }
-
-    // Refuse before allocating when the `all` phases would exceed the task budget.
-    let live: u64 = caches
-        .iter()
-        .map(|(_, c)| c.contracts.iter().filter(|k| k.expiry > end_date).count() as u64)
-        .sum();
-    let mut planned = 0u64;
-    for (pi, p) in phases.iter().enumerate() {
-        if matches!(plan.phases[pi].select, Select::All) {
-            let windows: u64 = p.cells.iter().map(|c| c.windows.len() as u64).sum();
-            planned = planned.saturating_add(live.saturating_mul(windows));
-            if planned > MAX_TASKS {
-                return Err(CompileError::TooLarge {
-                    phase: p.name.clone(),
-                    tasks: planned,
-                });
-            }
-        }
-    }
-
-    for (pi, p) in phases.iter().enumerate() {
-        let plan_phase = &plan.phases[pi];
-        let windows_per_contract: u64 = p.cells.iter().map(|c| c.windows.len() as u64).sum();
-        let mut phase_requests = 0u64;
-        for (_, cache) in &caches {
-            let symbol = cache.underlying.symbol.as_str();
-            let mut live: Vec<&crate::cache::OptionContract> =
-                Vec::with_capacity(cache.contracts.len());
-            let (mut n_expired, mut on_end) = (0u32, 0u32);
-            for c in &cache.contracts {
-                if c.expiry <= end_date {
-                    n_expired += 1;
-                    on_end += u32::from(c.expiry == end_date);
-                } else {
-                    live.push(c);
-                }
-            }
-            if n_expired > 0 {
-                expired.push(ExpiredCount {
-                    phase: p.name.clone(),
-                    symbol: symbol.to_string(),
-                    contracts: n_expired,
-                    on_end,
-                });
-            }
-            match &plan_phase.select {
-                Select::All => {
-                    live.sort_by_key(|c| c.con_id);
-                    let start = tasks.len();
-                    for c in live {
-                        near_atm::contract_tasks(
-                            &p.name, symbol, &p.what, p.use_rth, c, &p.cells, &mut tasks,
-                        );
-                    }
-                    // Identical requests already planned by an earlier phase are dropped
-                    // (order kept).
-                    let fresh: Vec<_> = tasks.drain(start..).collect();
-                    for t in fresh {
-                        if seen_ids.insert(t.id.clone()) {
-                            tasks.push(t);
-                        } else {
-                            duplicates += 1;
-                        }
-                    }
-                    phase_requests += (tasks.len() - start) as u64;
-                }
-                Select::NearAtm(rule) => {
-                    let live: Vec<crate::cache::OptionContract> =
-                        live.into_iter().cloned().collect();
-                    let exps = near_atm::nearest_expiries(&live, end_date, rule.expiries as usize);
-                    let candidates: Vec<crate::cache::OptionContract> = live
-                        .into_iter()
-                        .filter(|c| exps.contains(&c.expiry))
-                        .collect();
-                    let cells = cells_for_classes(&p.cells, &candidates);
-                    // Exact when the symbol's classes share their hours (they do in practice).
-                    let windows_per_contract: u64 = match candidates.first() {
-                        Some(c) => cells
-                            .iter()
-                            .map(|x| x.windows_for(&c.trading_class).len() as u64)
-                            .sum(),
-                        None => windows_per_contract,
-                    };
-                    let n = near_atm::selected_count(
-                        &candidates,
-                        end_date,
-                        rule.strikes as usize,
-                        rule.expiries as usize,
-                    );
-                    let requests = n as u64 * windows_per_contract;
-                    phase_requests += requests;
-                    selections.push(Selection {
-                        phase: p.name.clone(),
-                        symbol: symbol.to_string(),
-                        underlying_con_id: cache.underlying.con_id,
-                        underlying_sec_type: cache.underlying.sec_type,
-                        rule: rule.clone(),
-                        window_end: end_date,
-                        what: p.what.clone(),
-                        use_rth: p.use_rth,
-                        cells,
-                        expiries: exps,
-                        candidates,
-                        contracts: u32::try_from(n).unwrap_or(u32::MAX),
-                        requests,
-                        cache_close: cache.underlying.reference_close,
-                        snapshot_close: plan
-                            .snapshot_close(symbol, end_date)
-                            .map(|(date, close)| DatedClose { date, close }),
-                    });
-                }
-            }
-        }
-        per_phase.insert(p.name.clone(), phase_requests);
-    }
+    let symbols = stages::symbol_infos(plan, &caches, end_date);
+    stages::check_budget(plan, &phases, &caches, end_date)?;
+    let stages::PlannedTasks {
+        tasks,
+        selections,
+        expired,
+        duplicates,
+        per_phase,
+    } = stages::plan_tasks(plan, &phases, &caches, end_date);
 
     let selection_requests: u64 = selections.iter().map(|s| s.requests).sum();
     let reference_closes = selections
@@ -440,7 +154,7 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
         .len() as u64;
     let totals = Totals {
         universe_symbols: u32::try_from(plan.universe.symbols.len()).unwrap_or(u32::MAX),
-        shard_symbols: u32::try_from(shard.len()).unwrap_or(u32::MAX),
+        shard_symbols: u32::try_from(shard_symbols).unwrap_or(u32::MAX),
         missing_cache: u32::try_from(missing.len()).unwrap_or(u32::MAX),
         tasks: tasks.len() as u64,
         selection_requests,

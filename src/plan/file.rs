@@ -2,8 +2,9 @@
 //!
 //! These types are the source of `schemas/plan.schema.json`, so editors can validate plan files.
 //! Loading does not go through serde (see [`super::decode`], which collects every error with its
-//! location); a test checks that the shipped plans deserialize through these types too, so the
-//! schema and the loader cannot drift apart.
+//! location); tests check that the decoder's key lists equal this schema's properties, section
+//! by section (`plan/decode/keys.rs`), and that the shipped plans deserialize through these
+//! types too, so the schema and the loader cannot drift apart.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

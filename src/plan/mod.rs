@@ -8,7 +8,6 @@ pub mod decode;
 pub mod error;
 pub mod file;
 pub mod node;
-pub mod schema;
 pub mod types;
 
 pub use error::{PlanError, PlanErrors};

@@ -209,20 +209,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn specs_follow_columns_and_the_shipped_description_is_current() {
+    fn specs_follow_columns() {
         let names: Vec<&str> = SPECS.iter().map(|c| c.name).collect();
         assert_eq!(names, COLUMNS);
-        let mut text = serde_json::to_string_pretty(&description()).unwrap();
-        text.push('\n');
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/bar_file.schema.json");
-        if std::env::var_os("UPDATE_SCHEMAS").is_some_and(|v| v == "1") {
-            std::fs::write(&path, &text).unwrap();
-        }
-        assert_eq!(
-            std::fs::read_to_string(&path).ok().as_deref(),
-            Some(text.as_str()),
-            "stale schemas/bar_file.schema.json: regenerate with `UPDATE_SCHEMAS=1 cargo test` and commit"
-        );
     }
 }

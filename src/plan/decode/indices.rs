@@ -3,7 +3,7 @@
 //! only under `IND` on the index's exchange, so the plan says it once and `discover` and the
 //! executor's gateway closes follow.
 
-use super::{as_seq, as_str, index, Ctx};
+use super::walker::{as_seq, as_str, index, Ctx};
 use crate::plan::node::Node;
 use std::collections::BTreeSet;
 

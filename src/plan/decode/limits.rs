@@ -2,7 +2,8 @@
 //! overrides with an optional `base` table (`[limits] base = "strict"`, `"8 hours" = "6 M"`).
 //! Without the key, or without `base`, the table is `observed` ([`LimitTable::default`]).
 
-use super::{as_str, bar_size, child, duration, Ctx};
+use super::values::{bar_size, duration};
+use super::walker::{as_str, child, Ctx};
 use crate::bars::{BarSize, LimitTable, LIMIT_TABLES};
 use crate::plan::error::closest;
 use crate::plan::node::{Node, Value};
@@ -10,7 +11,7 @@ use crate::plan::types::{LimitOrigin, PlanLimits};
 use std::collections::BTreeMap;
 
 /// The key in a `[limits]` table that names the base table.
-const BASE_KEY: &str = "base";
+pub(super) const BASE_KEY: &str = "base";
 
 /// What the two tables are, for hints.
 const TABLES_HINT: &str =

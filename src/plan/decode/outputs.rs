@@ -4,7 +4,7 @@
 //! bars of one contract would then mix in one series, so such cells must agree on `use-rth`.
 //! (Different durations are fine: the file holds the union of their windows.)
 
-use super::{child, index, Ctx};
+use super::walker::{child, index, Ctx};
 use crate::bars::BarSize;
 use crate::plan::node::{Loc, Node, Value};
 use crate::plan::types::Phase;
