@@ -15,13 +15,13 @@
 //!
 //! Throughput: a contract-details answer takes ~0.4-0.5 s and nothing on IB's side limits how
 //! many are open, so the socket's message rate binds. `ibapi` writes a cancel after every 200,
-//! so a candidate that does not exist costs two messages; [`pacer::MessagePacer`] counts them,
+//! so a candidate that does not exist costs two messages; [`MessagePacer`] counts them,
 //! and qualification runs at about `42 / (1 + share answering 200)` candidates per second with
 //! the default 45 messages/s (`ibapi`'s limiter sustains 42 of them).
 
 use crate::cache::check_symbol;
-use crate::exec::governor::{GovernorConfig, PacingGovernor};
-use crate::exec::reconnect::reconnect_with_backoff;
+use crate::ib::session::governor::{GovernorConfig, PacingGovernor};
+use crate::ib::session::reconnect::reconnect_with_backoff;
 use crate::ib::{ChainParams, Failure, Gateway, GatewayConfig, OptionSpec, OutcomeClass};
 use chrono::{NaiveDate, Utc};
 use schemars::JsonSchema;
@@ -33,10 +33,9 @@ use tokio::sync::watch;
 
 pub mod incremental;
 pub mod negative;
-pub mod pacer;
 pub mod summary;
 mod symbol;
-use pacer::MessagePacer;
+use crate::ib::session::pacer::MessagePacer;
 use summary::append_summary;
 pub use summary::{DiscoverReport, SymbolReport, SUMMARY_FORMAT_CHANGELOG, SUMMARY_FORMAT_VERSION};
 use symbol::discover_symbol;
@@ -114,7 +113,7 @@ pub const DISCOVERY_LATENCY_TOLERANCE: f64 = 3.0;
 /// ([`DISCOVERY_INITIAL_IN_FLIGHT`]) and latency tolerance ([`DISCOVERY_LATENCY_TOLERANCE`]), because qualification is bound by the message rate rather
 /// than by the historical service.
 pub fn discovery_governor(max_in_flight: u32) -> GovernorConfig {
-    let max_in_flight = max_in_flight.clamp(1, crate::exec::governor::IB_MAX_OPEN_REQUESTS);
+    let max_in_flight = max_in_flight.clamp(1, crate::ib::session::governor::IB_MAX_OPEN_REQUESTS);
     GovernorConfig {
         max_in_flight,
         initial_limit: DISCOVERY_INITIAL_IN_FLIGHT.min(max_in_flight),
@@ -138,7 +137,7 @@ impl DiscoverConfig {
             fetch_close: false,
             force: false,
             gateway,
-            governor: discovery_governor(crate::exec::governor::IB_MAX_OPEN_REQUESTS),
+            governor: discovery_governor(crate::ib::session::governor::IB_MAX_OPEN_REQUESTS),
             max_attempts: 4,
             reconnect_for: Duration::from_secs(3600),
             progress_every: None,
@@ -348,7 +347,7 @@ impl Ctx {
                 }
                 Err(e) if e.class.is_retryable() && attempts + 1 < self.cfg.max_attempts => {
                     attempts += 1;
-                    let wait = crate::exec::reconnect::jittered(Duration::from_millis(
+                    let wait = crate::ib::session::reconnect::jittered(Duration::from_millis(
                         250 << attempts.min(6),
                     ));
                     tracing::debug!("retry {attempts} in {wait:.1?}: {e}");
@@ -362,7 +361,7 @@ impl Ctx {
 
 /// The rate `ibapi`'s `RateLimiter::per_second(n)` sustains: it admits a burst of `n / 10` and
 /// then `n + 1 - n / 10` per second. Pacing at this rate keeps that limiter from ever holding a
-/// backlog of requests (which is what lets cancels overshoot, see [`pacer`]).
+/// backlog of requests (which is what lets cancels overshoot, see [`crate::ib::session::pacer`]).
 pub fn sustained_rate(n: u32) -> u32 {
     let burst = (n / 10).max(1);
     (n + 1).saturating_sub(burst).max(1)
@@ -384,7 +383,8 @@ pub async fn discover(
     let run_id = new_run_id();
     let summary_path = cfg.log_dir.join(format!("discover_{run_id}.jsonl"));
     let gateway =
-        crate::exec::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, &stop).await?;
+        crate::ib::session::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, &stop)
+            .await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let ctx = Arc::new(Ctx {
         gateway,

@@ -88,7 +88,7 @@ pub struct DiscoverReport {
     /// Summary file.
     pub summary_path: PathBuf,
     /// Governor figures at the end (peak in flight, limit, latency), to explain the rate.
-    pub governor: crate::exec::GovernorStats,
+    pub governor: crate::ib::session::governor::GovernorStats,
     /// True when the stop signal ended the run early.
     pub interrupted: bool,
     /// Set when the gateway was lost for good; later symbols were not attempted.

@@ -2,6 +2,7 @@
 
 pub mod gateway;
 pub mod outcome;
+pub mod session;
 
 pub use gateway::{
     ChainParams, ConnectError, FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec,
