@@ -171,7 +171,10 @@ async fn fetch_planned(
                 if let Some(q) = m.quarantined {
                     tally.quarantined = Some(q.display().to_string());
                 }
-                sh.note_coverage(target.rel, target.path, &m.coverage);
+                // `exists`/`stat` block: off the runtime's scheduler, as the reads and merges are.
+                tokio::task::block_in_place(|| {
+                    sh.note_coverage(target.rel, target.path, &m.coverage)
+                });
                 last_cov = Some(m.coverage);
                 merged_any = true;
             }
@@ -312,7 +315,7 @@ pub(super) async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: b
     let exists = file.is_some();
     let coverage = match &file {
         Some(f) => Some(f.effective_coverage()),
-        None => sh.index_entry(&rel, &path),
+        None => tokio::task::block_in_place(|| sh.index_entry(&rel, &path)),
     };
     let policy = Policy {
         incremental: cfg.incremental,
