@@ -6,9 +6,9 @@
 //! file), and `execute` refreshes only the files of its tasks. The index is derived data: it is
 //! written atomically and can be deleted and rebuilt at any time.
 
-use super::{io_err, pq_err, source, LakeError, Scope};
+use super::{footer, io_err, pq_err, source, LakeError, Scope};
 use crate::store::coverage::Answer;
-use crate::store::coverage_index::fingerprint;
+use crate::store::coverage_index::{fingerprint, Fingerprint};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,16 +91,29 @@ fn phys_i64(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<i64>>> {
     Ok(c.i64()?.iter().collect())
 }
 
-/// Index one bar file (`rel` under `scope`), or None when it vanished meanwhile.
+/// Index one bar file (`rel` under `scope`), or None when it vanished meanwhile: from its
+/// footer where that proves every value, else by reading its columns.
 fn index_file(scope: &Scope, rel: &str) -> Result<Option<IndexRow>, LakeError> {
     let path = scope.dir.join(rel);
     let Some(fp) = fingerprint(&path).map_err(io_err(&path))? else {
         return Ok(None);
     };
-    let src = source::read(&path)?;
+    if let Some(row) = footer::index_row(&path, rel, fp)? {
+        return Ok(Some(row));
+    }
+    read_row(&path, rel, fp)
+}
+
+/// Index one bar file by reading its columns (older formats, empty files).
+pub(super) fn read_row(
+    path: &Path,
+    rel: &str,
+    fp: Fingerprint,
+) -> Result<Option<IndexRow>, LakeError> {
+    let src = source::read(path)?;
     let df = &src.df;
     let parts: Vec<&str> = rel.split('/').collect();
-    let ts = phys_i64(df, "ts").map_err(|e| pq_err(&path, e))?;
+    let ts = phys_i64(df, "ts").map_err(|e| pq_err(path, e))?;
     let expiry = df
         .column("expiry")
         .and_then(|c| c.cast(&DataType::Int32))
@@ -335,26 +348,41 @@ pub fn refresh(scope: &Scope, touched: Option<&[String]>) -> Result<IndexStats, 
             }
         };
     let mut seen = std::collections::HashSet::new();
+    let mut to_read = Vec::new();
     for rel in candidates {
         if !seen.insert(rel.clone()) {
             continue;
         }
         let path = scope.dir.join(&rel);
-        let fp = fingerprint(&path).map_err(io_err(&path))?;
-        let unchanged = match (fp, by_path.get(&rel)) {
-            (Some(fp), Some(row)) => {
-                row.file_bytes == fp.len && row.file_mtime_ns == fp.mtime_ns as i64
-            }
-            _ => false,
-        };
-        if unchanged {
-            continue;
+        match (
+            fingerprint(&path).map_err(io_err(&path))?,
+            by_path.get(&rel),
+        ) {
+            (Some(fp), Some(row))
+                if row.file_bytes == fp.len && row.file_mtime_ns == fp.mtime_ns as i64 => {}
+            (None, _) => stats.removed += usize::from(by_path.remove(&rel).is_some()),
+            (Some(_), _) => to_read.push(rel),
         }
-        if fp.is_none() {
-            stats.removed += usize::from(by_path.remove(&rel).is_some());
-            continue;
-        }
-        match index_file(scope, &rel) {
+    }
+    // Files are independent: read on all cores (a footer each, mostly).
+    let read = crate::par::map_chunks(
+        &to_read,
+        64,
+        |chunk| chunk.iter().map(|rel| index_file(scope, rel)).collect(),
+        |chunk| {
+            chunk
+                .iter()
+                .map(|rel| {
+                    Err(LakeError::Parquet {
+                        path: scope.dir.join(rel),
+                        reason: "indexing it panicked".into(),
+                    })
+                })
+                .collect()
+        },
+    );
+    for (rel, result) in to_read.into_iter().zip(read) {
+        match result {
             Ok(Some(row)) => {
                 stats.read += 1;
                 by_path.insert(rel, row);

@@ -6,6 +6,7 @@
 //! footers; the index and the export are derived from them and can always be rebuilt.
 
 pub mod export;
+mod footer;
 pub mod index;
 pub mod source;
 
