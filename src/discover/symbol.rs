@@ -4,15 +4,14 @@
 //! every request needed has an answer, so an interrupted or failed symbol leaves both files as
 //! they were.
 
+use super::call::{CallError, Ctx, SymbolError};
 use super::incremental::{
     contract_key, contract_of, difference, newest_earlier_cache, spec_key, spec_of, split,
     verification_sample,
 };
 use super::negative::{negative_path, ComboKey, MissingEntry, NegativeCache};
-use super::{
-    candidates, qualify_all, CallError, Ctx, DiscoveryMode, OptionSpec, Qualified, SymbolError,
-    SymbolReport,
-};
+use super::qualify::{qualify_all, Qualified};
+use super::{candidates, DiscoveryMode, OptionSpec, SymbolReport};
 use crate::cache::{
     CloseSource, ContractsCache, OptionContract, Underlying, UnderlyingSecType,
     CACHE_FORMAT_VERSION,
