@@ -14,6 +14,7 @@
 
 use opt_backfill::bars::BarSize;
 use opt_backfill::compile::task::{task_id, FetchTask};
+use opt_backfill::exec::retry::RetryPolicy;
 use opt_backfill::exec::small_bars::compress;
 use opt_backfill::exec::{execute, ExecConfig, GovernorConfig, QuietReporter};
 use opt_backfill::sim::{start, Scenario};
@@ -107,8 +108,11 @@ async fn run(label: &str, n: usize, fixed: Option<u32>, setup: &Setup) -> (f64, 
             None => GovernorConfig::default(),
         }
         .compressed(setup.scale),
-        max_attempts: 5,
-        retry_backoff: compress(Duration::from_secs(1), setup.scale),
+        retry: RetryPolicy {
+            base: Duration::from_secs(1),
+            ..RetryPolicy::historical(5)
+        }
+        .compressed(setup.scale),
         reconnect_for: Duration::from_secs(60),
         phase_deps: BTreeMap::new(),
         active_series: 64,

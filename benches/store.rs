@@ -167,8 +167,10 @@ fn coverage_resume_bench(n: usize) {
         incremental: true,
         gateway: opt_backfill::cli::common::default_gateway("127.0.0.1".into(), 1, 1),
         governor: GovernorConfig::default(),
-        max_attempts: 5,
-        retry_backoff: std::time::Duration::from_secs(1),
+        retry: opt_backfill::exec::retry::RetryPolicy {
+            base: std::time::Duration::from_secs(1),
+            ..opt_backfill::exec::retry::RetryPolicy::historical(5)
+        },
         reconnect_for: std::time::Duration::from_secs(60),
         phase_deps: Default::default(),
         active_series: 64,

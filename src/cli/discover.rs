@@ -219,7 +219,7 @@ pub fn run(args: DiscoverArgs) -> i32 {
     cfg.recheck_missing_after_days = args.recheck_missing_after;
     cfg.verify_fraction = args.verify_fraction;
     cfg.governor = discovery_governor(r.max_in_flight);
-    cfg.max_attempts = r.max_attempts;
+    cfg.retry = crate::ib::session::retry::RetryPolicy::discovery(r.max_attempts);
     cfg.reconnect_for = r.reconnect_for;
     cfg.progress_every = Some(Duration::from_secs(10));
     let symbols = r.symbols;

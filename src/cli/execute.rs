@@ -4,6 +4,7 @@ use super::common::{ctrl_c_signal, duration_flag, parse_gateway};
 use crate::compile::manifest::Manifest;
 use crate::exec::closes::{read_snapshot, Snapshot};
 use crate::exec::prepare;
+use crate::exec::retry::RetryPolicy;
 use crate::exec::small_bars::compress;
 use crate::exec::{
     execute, filter_resumed, lock_scope, ConsoleReporter, ExecConfig, GovernorConfig,
@@ -194,8 +195,7 @@ fn exec_config(args: &ExecuteArgs, manifest: &Manifest) -> Result<ExecConfig, i3
             ..Default::default()
         }
         .compressed(scale),
-        max_attempts: g.max_attempts.max(1),
-        retry_backoff: compress(Duration::from_secs(2), scale),
+        retry: RetryPolicy::historical(g.max_attempts.max(1)).compressed(scale),
         reconnect_for,
         phase_deps,
         active_series: 64,

@@ -2,7 +2,7 @@
 //!
 //! The strikes depend on the reference close, known only at run time, but the number of
 //! requests does not: it is, for each of the E nearest expiries after the end and each right,
-//! min(K, contracts there) x windows. [`request_count`] computes it at compile time and
+//! min(K, contracts there) x windows. [`selected_count`] counts the contracts at compile time and
 //! [`select`] picks the same number of contracts for any close, so the dry-run count is exact.
 
 use super::manifest::{CellInfo, Selection};

@@ -21,8 +21,10 @@
 
 use crate::cache::check_symbol;
 use crate::ib::session::governor::{GovernorConfig, PacingGovernor};
-use crate::ib::session::reconnect::reconnect_with_backoff;
-use crate::ib::{ChainParams, Failure, Gateway, GatewayConfig, OptionSpec, OutcomeClass};
+use crate::ib::session::pacer::MessagePacer;
+use crate::ib::session::reconnect::Reconnector;
+use crate::ib::session::retry::RetryPolicy;
+use crate::ib::{ChainParams, GatewayConfig, OptionSpec};
 use chrono::{NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -31,11 +33,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod call;
 pub mod incremental;
 pub mod negative;
+mod qualify;
 pub mod summary;
 mod symbol;
-use crate::ib::session::pacer::MessagePacer;
+use call::Ctx;
 use summary::append_summary;
 pub use summary::{DiscoverReport, SymbolReport, SUMMARY_FORMAT_CHANGELOG, SUMMARY_FORMAT_VERSION};
 use symbol::discover_symbol;
@@ -78,8 +82,9 @@ pub struct DiscoverConfig {
     pub gateway: GatewayConfig,
     /// Governor.
     pub governor: GovernorConfig,
-    /// Attempts per qualification for retryable outcomes.
-    pub max_attempts: u32,
+    /// How a request with a retryable outcome is tried again (tries per request at most,
+    /// backoff): [`RetryPolicy::discovery`] by default.
+    pub retry: RetryPolicy,
     /// How long to keep reconnecting after a drop.
     pub reconnect_for: Duration,
     /// Print a progress line to stderr this often while qualifying (`None`: silent).
@@ -138,7 +143,7 @@ impl DiscoverConfig {
             force: false,
             gateway,
             governor: discovery_governor(crate::ib::session::governor::IB_MAX_OPEN_REQUESTS),
-            max_attempts: 4,
+            retry: RetryPolicy::discovery(4),
             reconnect_for: Duration::from_secs(3600),
             progress_every: None,
             mode: DiscoveryMode::Incremental,
@@ -221,144 +226,6 @@ pub fn candidates(
     out
 }
 
-struct Ctx {
-    gateway: Gateway,
-    governor: Arc<PacingGovernor>,
-    pacer: MessagePacer,
-    cfg: DiscoverConfig,
-    stop: watch::Receiver<bool>,
-    reconnecting: tokio::sync::Mutex<()>,
-    /// Set when reconnecting gave up: every later call fails at once instead of each worker
-    /// reconnecting again for `reconnect_for` in turn.
-    lost: std::sync::OnceLock<String>,
-}
-
-/// Why a request finally failed: a [`Failure`] from the gateway, or the connection gone for good.
-enum CallError {
-    Failed(Failure),
-    GatewayLost(String),
-    Interrupted,
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Failed(e) => write!(f, "{e}"),
-            CallError::GatewayLost(why) => write!(f, "gateway lost: {why}"),
-            CallError::Interrupted => f.write_str("interrupted"),
-        }
-    }
-}
-
-/// A symbol's failure: a message for the summary, and whether the gateway is gone for good.
-struct SymbolError {
-    message: String,
-    gateway_lost: bool,
-}
-
-impl SymbolError {
-    fn new(message: String) -> Self {
-        SymbolError {
-            message,
-            gateway_lost: false,
-        }
-    }
-
-    fn from_call(context: &str, e: CallError) -> Self {
-        SymbolError {
-            gateway_lost: matches!(e, CallError::GatewayLost(_)),
-            message: format!("{context}: {e}"),
-        }
-    }
-}
-
-impl Ctx {
-    /// [`Ctx::call_with`] for requests whose every success ends natively (no cancel is sent).
-    async fn call<T, F, Fut>(&self, f: F) -> (Result<T, CallError>, usize)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Failure>>,
-    {
-        self.call_with(f, |_| false).await
-    }
-
-    /// One request through the governor and the message pacer, with retries (bounded by
-    /// `max_attempts`, exponential backoff) and reconnects (a drop is not an attempt). Every
-    /// error but a drop, and every success `cancelled_ok` names, made `ibapi` write a cancel:
-    /// it is charged to the pacer. Returns the result and the number of requests sent.
-    async fn call_with<T, F, Fut>(
-        &self,
-        mut f: F,
-        cancelled_ok: fn(&T) -> bool,
-    ) -> (Result<T, CallError>, usize)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Failure>>,
-    {
-        let mut attempts = 0u32;
-        let mut sent = 0usize;
-        loop {
-            if *self.stop.borrow() {
-                return (Err(CallError::Interrupted), sent);
-            }
-            if let Some(why) = self.lost.get() {
-                return (Err(CallError::GatewayLost(why.clone())), sent);
-            }
-            let generation = self.gateway.generation();
-            let permit = self.governor.acquire(None).await;
-            self.pacer.acquire().await;
-            if let Some(why) = self.lost.get() {
-                return (Err(CallError::GatewayLost(why.clone())), sent);
-            }
-            sent += 1;
-            let res = f().await;
-            let (class, cancelled) = match &res {
-                Ok(v) => (OutcomeClass::Ok, cancelled_ok(v)),
-                Err(e) => (e.class, e.class != OutcomeClass::Disconnected),
-            };
-            if cancelled {
-                self.pacer.charge();
-            }
-            permit.finish(class);
-            match res {
-                Ok(v) => return (Ok(v), sent),
-                Err(e) if e.class == OutcomeClass::Disconnected => {
-                    let _g = self.reconnecting.lock().await;
-                    if let Some(why) = self.lost.get() {
-                        return (Err(CallError::GatewayLost(why.clone())), sent);
-                    }
-                    if let Err(why) = reconnect_with_backoff(
-                        &self.gateway,
-                        &self.governor,
-                        generation,
-                        self.cfg.reconnect_for,
-                        &self.stop,
-                    )
-                    .await
-                    {
-                        let err = if *self.stop.borrow() {
-                            CallError::Interrupted
-                        } else {
-                            let _ = self.lost.set(why.clone());
-                            CallError::GatewayLost(why)
-                        };
-                        return (Err(err), sent);
-                    }
-                }
-                Err(e) if e.class.is_retryable() && attempts + 1 < self.cfg.max_attempts => {
-                    attempts += 1;
-                    let wait = crate::ib::session::reconnect::jittered(Duration::from_millis(
-                        250 << attempts.min(6),
-                    ));
-                    tracing::debug!("retry {attempts} in {wait:.1?}: {e}");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return (Err(CallError::Failed(e)), sent),
-            }
-        }
-    }
-}
-
 /// The rate `ibapi`'s `RateLimiter::per_second(n)` sustains: it admits a burst of `n / 10` and
 /// then `n + 1 - n / 10` per second. Pacing at this rate keeps that limiter from ever holding a
 /// backlog of requests (which is what lets cancels overshoot, see [`crate::ib::session::pacer`]).
@@ -392,8 +259,7 @@ pub async fn discover(
         pacer: MessagePacer::per_second(sustained_rate(cfg.gateway.messages_per_second)),
         cfg: cfg.clone(),
         stop,
-        reconnecting: tokio::sync::Mutex::new(()),
-        lost: std::sync::OnceLock::new(),
+        reconnector: Reconnector::new(cfg.reconnect_for),
     });
     let mut reports = Vec::new();
     let mut gateway_lost: Option<String> = None;
@@ -411,32 +277,7 @@ pub async fn discover(
             break;
         }
         let t0 = Instant::now();
-        let mut rep = SymbolReport {
-            format_version: SUMMARY_FORMAT_VERSION,
-            run_id: run_id.clone(),
-            symbol: symbol.clone(),
-            date: cfg.date,
-            status: "OK".into(),
-            con_id: None,
-            reference_close: None,
-            mode: cfg.mode,
-            earlier_cache: None,
-            candidates: 0,
-            reused: 0,
-            known_missing_skipped: 0,
-            qualified_now: 0,
-            qualified: 0,
-            not_found: 0,
-            new_missing: 0,
-            verified: 0,
-            verify_mismatches: Vec::new(),
-            rebuilt_full: false,
-            requests: 0,
-            error: None,
-            path: None,
-            elapsed_secs: 0.0,
-            qualify_secs: 0.0,
-        };
+        let mut rep = SymbolReport::started(&run_id, symbol, cfg.date, cfg.mode);
         let path = cache_path(&cfg.cache_dir, symbol, cfg.date);
         if let Err(e) = check_symbol(symbol) {
             rep.status = "ERR".into();
@@ -455,26 +296,7 @@ pub async fn discover(
             rep.error = Some(e.message);
         }
         rep.elapsed_secs = t0.elapsed().as_secs_f64();
-        eprintln!(
-            "discover {symbol}: {} {} ({} candidates: {} reused, {} known missing skipped, {} qualified now, {} new missing; {} in cache; {} requests, {:.1} s{})",
-            rep.status,
-            match rep.mode {
-                DiscoveryMode::Incremental => "incremental",
-                DiscoveryMode::Full => "full",
-            },
-            rep.candidates,
-            rep.reused,
-            rep.known_missing_skipped,
-            rep.qualified_now,
-            rep.new_missing,
-            rep.qualified,
-            rep.requests,
-            rep.elapsed_secs,
-            rep.error
-                .as_ref()
-                .map(|e| format!(", {e}"))
-                .unwrap_or_default()
-        );
+        eprintln!("{}", rep.console_line());
         append_summary(&summary_path, &rep);
         reports.push(rep);
     }
@@ -513,123 +335,4 @@ pub(crate) fn class_hours_of(
             h
         })
         .collect()
-}
-
-/// What qualifying a symbol's candidates gave.
-#[derive(Default)]
-struct Qualified {
-    /// (request, answer) of the candidates that exist.
-    found: Vec<(OptionSpec, OptionSpec)>,
-    /// Candidates answered 200.
-    missing: Vec<OptionSpec>,
-    /// The contract-details hours of the first contract qualified per trading class.
-    hours: std::collections::BTreeMap<String, crate::hours::RawHours>,
-    requests: usize,
-    failures: Vec<String>,
-    lost: Option<CallError>,
-}
-
-/// Qualify every candidate with one contract-details request each, through the governor.
-///
-/// A fixed pool of workers (as many as the governor's hard cap) pulls candidates from a shared
-/// queue, so a 10,000-contract chain is not 10,000 tasks all woken on every completion. Once the
-/// gateway is lost for good or the run is interrupted, the workers stop taking candidates.
-async fn qualify_all(ctx: &Arc<Ctx>, label: &str, cands: Vec<OptionSpec>) -> Qualified {
-    let total = cands.len();
-    let queue = Arc::new(std::sync::Mutex::new(cands.into_iter()));
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let abort = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers = ctx.cfg.governor.max_in_flight.clamp(1, 50) as usize;
-    let mut joins = tokio::task::JoinSet::new();
-    for _ in 0..workers.min(total.max(1)) {
-        let (ctx, queue, done, abort) = (ctx.clone(), queue.clone(), done.clone(), abort.clone());
-        joins.spawn(async move {
-            let mut out = Qualified::default();
-            loop {
-                if abort.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                let Some(spec) = next else { break };
-                let (res, n) = ctx
-                    .call_with(|| ctx.gateway.qualify_option(&spec), Option::is_none)
-                    .await;
-                out.requests += n;
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match res {
-                    Ok(Some((found, hours))) => {
-                        out.hours
-                            .entry(found.trading_class.clone())
-                            .or_insert(hours);
-                        out.found.push((spec, found));
-                    }
-                    Ok(None) => out.missing.push(spec),
-                    Err(CallError::Failed(f)) => out.failures.push(format!(
-                        "{} {} {} {}: {f}",
-                        spec.expiry, spec.strike, spec.right, spec.trading_class
-                    )),
-                    Err(e) => {
-                        abort.store(true, std::sync::atomic::Ordering::SeqCst);
-                        out.lost = Some(e);
-                        break;
-                    }
-                }
-            }
-            out
-        });
-    }
-    let progress = ctx.cfg.progress_every.map(|every| {
-        let (ctx, done) = (ctx.clone(), done.clone());
-        let label = label.to_string();
-        tokio::spawn(async move {
-            let t0 = Instant::now();
-            // A bar on a terminal, a line every `every` otherwise (shared with `execute`).
-            let mut bar = crate::progress::Progress::every(
-                &format!("progress: {label}"),
-                total as u64,
-                every,
-            );
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let n = done.load(std::sync::atomic::Ordering::Relaxed);
-                let g = ctx.governor.stats();
-                let secs = t0.elapsed().as_secs_f64().max(1e-9);
-                let rate = n as f64 / secs;
-                bar.update(n as u64, total as u64, || {
-                    format!(
-                    "{n}/{total} qualified, {rate:.1}/s, ETA {:.0} s, in flight {} (limit {}), latency {:.0} ms{}",
-                    if rate > 0.0 { (total - n.min(total)) as f64 / rate } else { 0.0 },
-                    g.in_flight,
-                    g.limit,
-                    g.latency_ms,
-                    if g.paused { ", paused" } else { "" }
-                )
-                });
-            }
-        })
-    });
-    let mut all = Qualified::default();
-    while let Some(j) = joins.join_next().await {
-        let q = match j {
-            Ok(q) => q,
-            Err(e) => {
-                all.failures.push(format!("worker failed: {e}"));
-                continue;
-            }
-        };
-        all.found.extend(q.found);
-        all.missing.extend(q.missing);
-        for (class, h) in q.hours {
-            all.hours.entry(class).or_insert(h);
-        }
-        all.requests += q.requests;
-        all.failures.extend(q.failures);
-        if all.lost.is_none() {
-            all.lost = q.lost;
-        }
-    }
-    if let Some(p) = progress {
-        p.abort();
-    }
-    all
 }

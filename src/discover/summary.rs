@@ -78,6 +78,69 @@ pub struct SymbolReport {
     pub qualify_secs: f64,
 }
 
+impl SymbolReport {
+    /// The line of a symbol about to be discovered: status OK until something says otherwise,
+    /// nothing counted yet.
+    pub(super) fn started(
+        run_id: &str,
+        symbol: &str,
+        date: NaiveDate,
+        mode: DiscoveryMode,
+    ) -> Self {
+        SymbolReport {
+            format_version: SUMMARY_FORMAT_VERSION,
+            run_id: run_id.to_string(),
+            symbol: symbol.to_string(),
+            date,
+            status: "OK".into(),
+            con_id: None,
+            reference_close: None,
+            mode,
+            earlier_cache: None,
+            candidates: 0,
+            reused: 0,
+            known_missing_skipped: 0,
+            qualified_now: 0,
+            qualified: 0,
+            not_found: 0,
+            new_missing: 0,
+            verified: 0,
+            verify_mismatches: Vec::new(),
+            rebuilt_full: false,
+            requests: 0,
+            error: None,
+            path: None,
+            elapsed_secs: 0.0,
+            qualify_secs: 0.0,
+        }
+    }
+
+    /// The one line said on the terminal when a symbol is done.
+    pub(super) fn console_line(&self) -> String {
+        format!(
+            "discover {}: {} {} ({} candidates: {} reused, {} known missing skipped, {} qualified now, {} new missing; {} in cache; {} requests, {:.1} s{})",
+            self.symbol,
+            self.status,
+            match self.mode {
+                DiscoveryMode::Incremental => "incremental",
+                DiscoveryMode::Full => "full",
+            },
+            self.candidates,
+            self.reused,
+            self.known_missing_skipped,
+            self.qualified_now,
+            self.new_missing,
+            self.qualified,
+            self.requests,
+            self.elapsed_secs,
+            self.error
+                .as_ref()
+                .map(|e| format!(", {e}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// A whole discovery run.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiscoverReport {

@@ -4,19 +4,20 @@
 //! every request needed has an answer, so an interrupted or failed symbol leaves both files as
 //! they were.
 
+use super::call::{CallError, Ctx, SymbolError};
 use super::incremental::{
     contract_key, contract_of, difference, newest_earlier_cache, spec_key, spec_of, split,
     verification_sample,
 };
 use super::negative::{negative_path, ComboKey, MissingEntry, NegativeCache};
-use super::{
-    candidates, qualify_all, CallError, Ctx, DiscoveryMode, OptionSpec, Qualified, SymbolError,
-    SymbolReport,
-};
+use super::qualify::{qualify_all, Qualified};
+use super::{candidates, DiscoveryMode, OptionSpec, SymbolReport};
 use crate::cache::{
     CloseSource, ContractsCache, OptionContract, Underlying, UnderlyingSecType,
     CACHE_FORMAT_VERSION,
 };
+use crate::ib::QualifiedStock;
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ struct Built {
     hours: BTreeMap<String, crate::hours::RawHours>,
 }
 
+/// Discover one symbol: the underlying, its reference close, the chain's candidates, the
+/// qualification (full or incremental), then the contracts cache and the negative cache.
 pub(super) async fn discover_symbol(
     ctx: &Arc<Ctx>,
     symbol: &str,
@@ -38,62 +41,15 @@ pub(super) async fn discover_symbol(
     label: &str,
 ) -> Result<(), SymbolError> {
     let sec_type = ctx.cfg.sec_type_of(symbol);
-    let (stock, n) = ctx
-        .call(|| ctx.gateway.qualify_underlying(symbol, sec_type))
-        .await;
-    rep.requests += n;
-    let stock = stock.map_err(|e| {
-        let what = match sec_type {
-            UnderlyingSecType::Stk => "a SMART USD stock".to_string(),
-            UnderlyingSecType::Ind => {
-                format!("an index on {}", crate::cache::index_exchange(symbol))
-            }
-        };
-        SymbolError::from_call(&format!("cannot qualify {symbol} as {what}"), e)
-    })?;
+    let stock = underlying(ctx, symbol, sec_type, rep).await?;
     rep.con_id = Some(stock.con_id);
-    let mut close = None;
-    if ctx.cfg.fetch_close || ctx.cfg.strike_band.is_some() {
-        let end = crate::calendar::session_on_or_before(ctx.cfg.date)
-            .map_err(|e| SymbolError::new(e.to_string()))?
-            .close;
-        let (c, n) = ctx
-            .call(|| ctx.gateway.stock_close(symbol, sec_type, end))
-            .await;
-        rep.requests += n;
-        match c {
-            Ok(c) => close = c,
-            Err(e @ CallError::GatewayLost(_)) => {
-                return Err(SymbolError::from_call("underlying close", e))
-            }
-            Err(e) => eprintln!("{symbol}: no underlying close ({e}); no strike band applied"),
-        }
-    }
+    let close = reference_close(ctx, symbol, sec_type, rep).await?;
     rep.reference_close = close.map(|(_, c)| c);
-    // The chain is always asked for: it is what lists new expiries and strikes.
-    let (chains, n) = ctx
-        .call(|| ctx.gateway.option_chain(symbol, sec_type, stock.con_id))
-        .await;
-    rep.requests += n;
-    let chains = chains.map_err(|e| SymbolError::from_call("reqSecDefOptParams failed", e))?;
-    if !chains.iter().any(|c| c.exchange == "SMART") {
-        return Err(SymbolError::new(format!(
-            "no SMART option chain for {symbol}"
-        )));
-    }
-    let cands = candidates(symbol, &chains, &ctx.cfg, close.map(|(_, c)| c));
+    let cands = chain_candidates(ctx, symbol, sec_type, stock.con_id, close, rep).await?;
     rep.candidates = cands.len();
 
     let neg_path = negative_path(&ctx.cfg.cache_dir, symbol);
-    let negative = match NegativeCache::load(&neg_path, symbol) {
-        Ok(n) => n.unwrap_or_else(|| NegativeCache::empty(symbol)),
-        Err(e) => {
-            eprintln!(
-                "warning: {e}; every combination it held is asked again and the file rewritten"
-            );
-            NegativeCache::empty(symbol)
-        }
-    };
+    let negative = load_negative(&neg_path, symbol);
     let earlier = match ctx.cfg.mode {
         DiscoveryMode::Incremental => earlier_cache(ctx, symbol, stock.con_id),
         DiscoveryMode::Full => None,
@@ -142,10 +98,109 @@ pub(super) async fn discover_symbol(
     crate::store::atomic::write_json(path, &cache)
         .map_err(|e| SymbolError::new(format!("{}: {e}", path.display())))?;
     rep.path = Some(path.display().to_string());
+    write_negative(ctx, &neg_path, &negative, &cache, &built.missing);
+    Ok(())
+}
 
+/// The underlying, qualified as a SMART USD stock or as an index on its exchange.
+async fn underlying(
+    ctx: &Ctx,
+    symbol: &str,
+    sec_type: UnderlyingSecType,
+    rep: &mut SymbolReport,
+) -> Result<QualifiedStock, SymbolError> {
+    let (stock, n) = ctx
+        .call(|| ctx.gateway.qualify_underlying(symbol, sec_type))
+        .await;
+    rep.requests += n;
+    stock.map_err(|e| {
+        let what = match sec_type {
+            UnderlyingSecType::Stk => "a SMART USD stock".to_string(),
+            UnderlyingSecType::Ind => {
+                format!("an index on {}", crate::cache::index_exchange(symbol))
+            }
+        };
+        SymbolError::from_call(&format!("cannot qualify {symbol} as {what}"), e)
+    })
+}
+
+/// The underlying's last close on or before the cache date, when asked for (or needed for the
+/// strike band). Only a lost gateway fails the symbol: without a close no band is applied.
+async fn reference_close(
+    ctx: &Ctx,
+    symbol: &str,
+    sec_type: UnderlyingSecType,
+    rep: &mut SymbolReport,
+) -> Result<Option<(NaiveDate, f64)>, SymbolError> {
+    if !(ctx.cfg.fetch_close || ctx.cfg.strike_band.is_some()) {
+        return Ok(None);
+    }
+    let end = crate::calendar::session_on_or_before(ctx.cfg.date)
+        .map_err(|e| SymbolError::new(e.to_string()))?
+        .close;
+    let (c, n) = ctx
+        .call(|| ctx.gateway.stock_close(symbol, sec_type, end))
+        .await;
+    rep.requests += n;
+    match c {
+        Ok(c) => Ok(c),
+        Err(e @ CallError::GatewayLost(_)) => Err(SymbolError::from_call("underlying close", e)),
+        Err(e) => {
+            eprintln!("{symbol}: no underlying close ({e}); no strike band applied");
+            Ok(None)
+        }
+    }
+}
+
+/// The candidates of the SMART chain after the filters. The chain is always asked for: it is
+/// what lists new expiries and strikes.
+async fn chain_candidates(
+    ctx: &Ctx,
+    symbol: &str,
+    sec_type: UnderlyingSecType,
+    con_id: i64,
+    close: Option<(NaiveDate, f64)>,
+    rep: &mut SymbolReport,
+) -> Result<Vec<OptionSpec>, SymbolError> {
+    let (chains, n) = ctx
+        .call(|| ctx.gateway.option_chain(symbol, sec_type, con_id))
+        .await;
+    rep.requests += n;
+    let chains = chains.map_err(|e| SymbolError::from_call("reqSecDefOptParams failed", e))?;
+    if !chains.iter().any(|c| c.exchange == "SMART") {
+        return Err(SymbolError::new(format!(
+            "no SMART option chain for {symbol}"
+        )));
+    }
+    Ok(candidates(symbol, &chains, &ctx.cfg, close.map(|(_, c)| c)))
+}
+
+/// The symbol's negative cache; an unreadable one counts as empty (its combinations are asked
+/// again and the file rewritten).
+fn load_negative(neg_path: &Path, symbol: &str) -> NegativeCache {
+    match NegativeCache::load(neg_path, symbol) {
+        Ok(n) => n.unwrap_or_else(|| NegativeCache::empty(symbol)),
+        Err(e) => {
+            eprintln!(
+                "warning: {e}; every combination it held is asked again and the file rewritten"
+            );
+            NegativeCache::empty(symbol)
+        }
+    }
+}
+
+/// Record this run's answers in the negative cache. The contracts cache is written: a negative
+/// cache that cannot be written only costs requests next time, so it is a warning, not a
+/// failed symbol.
+fn write_negative(
+    ctx: &Ctx,
+    neg_path: &Path,
+    negative: &NegativeCache,
+    cache: &ContractsCache,
+    missing: &[OptionSpec],
+) {
     let found: Vec<ComboKey> = cache.contracts.iter().map(contract_key).collect();
-    let not_found: Vec<MissingEntry> = built
-        .missing
+    let not_found: Vec<MissingEntry> = missing
         .iter()
         .map(|s| MissingEntry {
             trading_class: s.trading_class.clone(),
@@ -156,12 +211,9 @@ pub(super) async fn discover_symbol(
         })
         .collect();
     let updated = negative.updated(ctx.cfg.date, &found, &not_found);
-    // The contracts cache is written: a negative cache that cannot be written only costs
-    // requests next time, so it is a warning, not a failed symbol.
-    if let Err(e) = crate::store::atomic::write_json(&neg_path, &updated) {
+    if let Err(e) = crate::store::atomic::write_json(neg_path, &updated) {
         eprintln!("warning: {}: {e}", neg_path.display());
     }
-    Ok(())
 }
 
 /// The newest earlier cache of `symbol`, when it can be read and is of the same underlying.

@@ -16,7 +16,7 @@ mod send;
 mod task;
 pub mod timeline;
 
-pub use crate::ib::session::{delivery, governor, reconnect, small_bars};
+pub use crate::ib::session::{delivery, governor, reconnect, retry, small_bars};
 pub use governor::{GovernorConfig, GovernorStats, PacingGovernor, Permit};
 pub use lock::{lock_scope, RunLock};
 pub use report::{ConsoleReporter, QuietReporter, Reporter, RunStats};

@@ -56,7 +56,7 @@ pub fn filter_resumed(cfg: &ExecConfig, tasks: Vec<FetchTask>) -> Result<Resumed
 }
 
 /// What resume found: the tasks still to do, how many were finished earlier, and the coverage
-/// index it read (handed on to [`execute`], so a run reads it once).
+/// index it read (handed on to [`execute`](super::execute), so a run reads it once).
 pub struct Resumed {
     /// Tasks for the scheduler.
     pub tasks: Vec<FetchTask>,

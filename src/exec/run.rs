@@ -8,6 +8,7 @@
 
 use super::governor::{GovernorConfig, PacingGovernor};
 use super::queue::{Queue, Series};
+use super::reconnect::Reconnector;
 use super::report::{Reporter, RunStats};
 use super::resume::Resumed;
 use super::safety::{follow_farm, AbortOnDrop, STOP_GRACE};
@@ -15,6 +16,7 @@ use super::task::run_task_caught;
 use super::timeline::TimelineRecorder;
 use crate::bars::BarSize;
 use crate::compile::task::FetchTask;
+use crate::ib::session::retry::RetryPolicy;
 use crate::ib::{Gateway, GatewayConfig, OutcomeClass};
 use crate::store::coverage::FileCoverage;
 use crate::store::coverage_index::{CoverageIndex, IndexWriter};
@@ -50,10 +52,10 @@ pub struct ExecConfig {
     pub gateway: GatewayConfig,
     /// Governor.
     pub governor: GovernorConfig,
-    /// Requests per task at most (first try + retries) for retryable classes.
-    pub max_attempts: u32,
-    /// First retry backoff; doubles per attempt, capped at 60 s.
-    pub retry_backoff: Duration,
+    /// How a request with a retryable outcome is tried again: tries per request at most (first
+    /// try + retries), the first backoff (doubling per try up to the cap), the time scale
+    /// ([`RetryPolicy::historical`] by default).
+    pub retry: RetryPolicy,
     /// How long to keep trying to reconnect after a disconnect before giving up the run.
     pub reconnect_for: Duration,
     /// Phase -> phases it depends on.
@@ -147,8 +149,8 @@ pub(super) struct Shared {
     pub(super) summary: Arc<Mutex<SummaryWriter>>,
     pub(super) events: mpsc::UnboundedSender<Event>,
     pub(super) stop: watch::Receiver<bool>,
-    pub(super) lost: watch::Sender<Option<String>>,
-    pub(super) reconnecting: tokio::sync::Mutex<()>,
+    /// Reconnects after a drop, and the "gateway lost" state once they gave up.
+    pub(super) reconnector: Reconnector,
     pub(super) today: chrono::NaiveDate,
     /// Coverage of files as the run started (fast path for files without a Parquet record).
     pub(super) index: CoverageIndex,
@@ -383,7 +385,6 @@ async fn open_run(
         super::reconnect::connect_with_retry(&cfg.gateway, cfg.reconnect_for, stop).await?;
     let governor = PacingGovernor::new(cfg.governor.clone());
     let (tx, rx) = mpsc::unbounded_channel();
-    let (lost_tx, _) = watch::channel(None);
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         gateway,
@@ -391,8 +392,7 @@ async fn open_run(
         summary: Arc::new(Mutex::new(writer)),
         events: tx,
         stop: stop.clone(),
-        lost: lost_tx,
-        reconnecting: tokio::sync::Mutex::new(()),
+        reconnector: Reconnector::new(cfg.reconnect_for),
         today: crate::calendar::to_ny(cfg.now.unwrap_or_else(Utc::now)).date_naive(),
         index,
         index_writer: index_writer.clone(),
@@ -595,7 +595,7 @@ fn record_farm_state(tl: &mut TimelineRecorder, down: bool) {
 
 async fn run_series(sh: Arc<Shared>, s: Series) {
     for (i, t) in s.tasks.iter().enumerate() {
-        if *sh.stop.borrow() || sh.lost.borrow().is_some() {
+        if *sh.stop.borrow() || sh.reconnector.is_lost() {
             break;
         }
         run_task_caught(&sh, t, i == 0).await;

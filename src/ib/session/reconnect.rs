@@ -1,19 +1,18 @@
 //! Connecting and reconnecting, shared by `execute` and `discover`: the first connection and
-//! every reconnect after a drop are retried with exponential backoff (0.5 s doubling to 30 s,
-//! with jitter) for as long as `reconnect-for` allows. A weekend gateway restarts nightly and
-//! refuses connections meanwhile, so a run started at the wrong minute must wait, not fail.
+//! every reconnect after a drop are retried with [`RetryPolicy::connect`] (0.5 s doubling to
+//! 30 s, with jitter) for as long as `reconnect-for` allows. A weekend gateway restarts nightly
+//! and refuses connections meanwhile, so a run started at the wrong minute must wait, not fail.
+//!
+//! A run's requests share one [`Reconnector`]: many requests seeing the same drop reconnect
+//! once, and once reconnecting gave up the run's "gateway lost" state is set, so every later
+//! request fails at once instead of each reconnecting again for `reconnect-for` in turn.
 
 use super::governor::PacingGovernor;
+use super::retry::{retry_for, GaveUp, RetryPolicy};
 use crate::ib::{ConnectError, Gateway, GatewayConfig};
-use rand::Rng;
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 use tokio::sync::watch;
-
-/// `d` scaled by a random factor in 0.75..1.25, so that many clients (or many tasks) that failed
-/// together do not come back in lockstep.
-pub fn jittered(d: Duration) -> Duration {
-    d.mul_f64(rand::rng().random_range(0.75..1.25))
-}
 
 /// Make the first connection, retrying with backoff for up to `allowed` (said on the terminal
 /// and in the log). Fails at once when the handshake proves that retrying cannot help (a server
@@ -23,54 +22,54 @@ pub async fn connect_with_retry(
     allowed: Duration,
     stop: &watch::Receiver<bool>,
 ) -> Result<Gateway, ConnectError> {
-    let deadline = Instant::now() + allowed;
-    let mut backoff = Duration::from_millis(500);
     let mut said = false;
-    loop {
-        let err = match Gateway::connect(cfg.clone()).await {
-            Ok(g) => {
-                if said {
-                    tracing::warn!("gateway {} is up: connected", cfg.address());
-                }
-                return Ok(g);
+    let res = retry_for(
+        &RetryPolicy::connect(),
+        allowed,
+        stop,
+        || Gateway::connect(cfg.clone()),
+        ConnectError::is_permanent,
+        |err: &ConnectError, _, wait| {
+            if !said {
+                tracing::warn!(
+                    "gateway {} not reachable ({}); retrying for up to {allowed:?} (reconnect-for)",
+                    cfg.address(),
+                    err.short()
+                );
+                said = true;
+            } else {
+                tracing::info!(
+                    "gateway {} not reachable yet ({}); retrying in {wait:.1?}",
+                    cfg.address(),
+                    err.short()
+                );
             }
-            Err(e) if e.is_permanent() => return Err(e),
-            Err(e) => e,
-        };
-        let wait = jittered(backoff);
-        if Instant::now() + wait > deadline {
+        },
+    )
+    .await;
+    match res {
+        Ok(g) => {
+            if said {
+                tracing::warn!("gateway {} is up: connected", cfg.address());
+            }
+            Ok(g)
+        }
+        Err(GaveUp::Permanent(e)) => Err(e),
+        Err(GaveUp::Interrupted) => Err(ConnectError::Interrupted),
+        Err(GaveUp::OutOfTime(e)) => {
             tracing::error!(
-                "gateway {} still unreachable after {allowed:?}: {err}",
+                "gateway {} still unreachable after {allowed:?}: {e}",
                 cfg.address()
             );
-            return Err(err);
+            Err(e)
         }
-        if !said {
-            tracing::warn!(
-                "gateway {} not reachable ({}); retrying for up to {allowed:?} (reconnect-for)",
-                cfg.address(),
-                err.short()
-            );
-            said = true;
-        } else {
-            tracing::info!(
-                "gateway {} not reachable yet ({}); retrying in {wait:.1?}",
-                cfg.address(),
-                err.short()
-            );
-        }
-        let mut stop = stop.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return Err(ConnectError::Interrupted),
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
 /// Reconnect after a drop seen on connection `generation` (many callers seeing the same drop
-/// reconnect once: the gateway ignores a stale generation). Gives up after `allowed`, or when
-/// `stop` turns true. Returns a description of the last error when it gives up.
+/// reconnect once: the gateway ignores a stale generation), holding the governor meanwhile.
+/// Gives up after `allowed`, or when `stop` turns true. Returns whether this call replaced the
+/// connection, or a description of the last error when it gives up.
 pub async fn reconnect_with_backoff(
     gateway: &Gateway,
     governor: &PacingGovernor,
@@ -81,46 +80,97 @@ pub async fn reconnect_with_backoff(
     if gateway.generation() != generation {
         return Ok(false);
     }
+    if *stop.borrow() {
+        return Err("interrupted while reconnecting".into());
+    }
     governor.hold();
-    let deadline = Instant::now() + allowed;
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        if *stop.borrow() {
-            governor.resume();
-            return Err("interrupted while reconnecting".into());
+    let res = retry_for(
+        &RetryPolicy::connect(),
+        allowed,
+        stop,
+        || gateway.reconnect(generation),
+        // After a drop even "client id in use" passes: the old session lingers for a while.
+        |_| false,
+        |e, _, wait| tracing::warn!("reconnect failed, retrying in {wait:.1?}: {e}"),
+    )
+    .await;
+    governor.resume();
+    match res {
+        Ok(()) => {
+            tracing::info!("reconnected to {}", gateway.config().address());
+            Ok(true)
         }
-        match gateway.reconnect(generation).await {
-            Ok(()) => {
-                tracing::info!("reconnected to {}", gateway.config().address());
-                governor.resume();
-                return Ok(true);
-            }
-            Err(e) => {
-                if Instant::now() + backoff > deadline {
-                    governor.resume();
-                    return Err(format!("gateway unreachable for {allowed:?}: {e}"));
-                }
-                let wait = jittered(backoff);
-                tracing::warn!("reconnect failed, retrying in {wait:.1?}: {e}");
-                tokio::time::sleep(wait).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
+        Err(GaveUp::Interrupted) => Err("interrupted while reconnecting".into()),
+        Err(GaveUp::OutOfTime(e) | GaveUp::Permanent(e)) => {
+            Err(format!("gateway unreachable for {allowed:?}: {e}"))
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What [`Reconnector::reconnect`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconnect {
+    /// This call replaced the connection.
+    Reconnected,
+    /// Another caller had already replaced it: go on.
+    Unneeded,
+    /// The gateway was lost before this call (by another request's reconnect).
+    AlreadyLost(String),
+    /// This call gave up: the gateway is now lost for the whole run.
+    GaveUp(String),
+    /// The run is stopping (Ctrl-C, SIGTERM): not a lost gateway.
+    Interrupted,
+}
 
-    #[test]
-    fn jitter_stays_within_a_quarter_and_varies() {
-        let d = Duration::from_secs(8);
-        let waits: Vec<Duration> = (0..200).map(|_| jittered(d)).collect();
-        assert!(waits
-            .iter()
-            .all(|w| *w >= Duration::from_secs(6) && *w < Duration::from_secs(10)));
-        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
-        assert!(distinct.len() > 100, "not in lockstep: {}", distinct.len());
+/// A run's reconnects and its "gateway lost" state, shared by all its requests.
+#[derive(Debug)]
+pub struct Reconnector {
+    allowed: Duration,
+    reconnecting: tokio::sync::Mutex<()>,
+    lost: OnceLock<String>,
+}
+
+impl Reconnector {
+    /// Reconnects each kept trying for up to `allowed` (`reconnect-for`).
+    pub fn new(allowed: Duration) -> Self {
+        Reconnector {
+            allowed,
+            reconnecting: tokio::sync::Mutex::new(()),
+            lost: OnceLock::new(),
+        }
+    }
+
+    /// Why the gateway is lost for good, once it is.
+    pub fn lost(&self) -> Option<&str> {
+        self.lost.get().map(String::as_str)
+    }
+
+    /// True once the gateway is lost for good.
+    pub fn is_lost(&self) -> bool {
+        self.lost.get().is_some()
+    }
+
+    /// Reconnect after a drop seen on connection `generation`, one caller at a time (the
+    /// others wait and find the connection replaced, or the gateway lost).
+    pub async fn reconnect(
+        &self,
+        gateway: &Gateway,
+        governor: &PacingGovernor,
+        generation: u64,
+        stop: &watch::Receiver<bool>,
+    ) -> Reconnect {
+        let _one_at_a_time = self.reconnecting.lock().await;
+        if let Some(why) = self.lost.get() {
+            return Reconnect::AlreadyLost(why.clone());
+        }
+        match reconnect_with_backoff(gateway, governor, generation, self.allowed, stop).await {
+            Ok(true) => Reconnect::Reconnected,
+            Ok(false) => Reconnect::Unneeded,
+            Err(_) if *stop.borrow() => Reconnect::Interrupted,
+            Err(why) => {
+                let _ = self.lost.set(why.clone());
+                Reconnect::GaveUp(why)
+            }
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Decode and validate a located document tree into a [`ValidatedPlan`], collecting every error.
 //!
-//! One walker for both formats ([`walker`]): each key is looked up by its kebab-case name, every
+//! One walker for both formats (the `walker` module): each key is looked up by its kebab-case name, every
 //! value is checked where it is read, and anything left over is an unknown key (with a
 //! did-you-mean). All errors carry the location of the offending value or key and its key path.
-//! The sections have a module each; the keys they accept are in [`keys`].
+//! The sections have a module each; the keys they accept are in the `keys` module.
 
 use crate::plan::error::closest;
 use crate::plan::node::Node;

@@ -4,7 +4,7 @@
 //! Both the plan compiler (to resolve `end = "last-session"` and split windows per session) and
 //! the simulated gateway (to place bars where IB places them) need the same answer, so it lives
 //! here once. Closures and early closes come from a checked-in table generated from
-//! `exchange_calendars`' XNYS calendar (see [`table`] and `scripts/nyse_calendar.py`): NYSE's
+//! `exchange_calendars`' XNYS calendar (see `calendar/table.rs` and `scripts/nyse_calendar.py`): NYSE's
 //! own rules (Saturday holidays close the Friday before, except New Year's Day) and one-off
 //! closures such as national days of mourning are not derivable from a rule.
 
