@@ -129,26 +129,3 @@ pub fn first_symbols(market: &Market, n: usize) -> Vec<String> {
         .map(|u| u.symbol.clone())
         .collect()
 }
-
-/// Caches for `symbols` ([`Caches::near`]); returns the number of contracts.
-pub fn write_caches(
-    market: &Market,
-    symbols: &[String],
-    dir: &Path,
-    expiries: usize,
-    band: f64,
-) -> usize {
-    Caches::near(expiries, band).write(market, symbols, dir)
-}
-
-/// Caches for `symbols` ([`Caches::sampled`]); returns the number of contracts.
-pub fn write_caches_sampled(
-    market: &Market,
-    symbols: &[String],
-    dir: &Path,
-    expiries: usize,
-    band: f64,
-    per_symbol: usize,
-) -> usize {
-    Caches::sampled(expiries, band, per_symbol).write(market, symbols, dir)
-}

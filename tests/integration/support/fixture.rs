@@ -32,7 +32,8 @@ pub struct FixtureBuilder<'a> {
 }
 
 /// A running simulator, a workspace with caches from its market, and a plan against it. The
-/// fields are public so a test can take them apart into the locals it names.
+/// fields are public so a test can take them apart into the locals it names; bind `sim` (as
+/// `_sim` if unused): a dropped handle stops the server.
 pub struct Fixture {
     /// The simulated gateway (address, counters, request log).
     pub sim: SimHandle,
@@ -61,19 +62,9 @@ impl Fixture {
         }
     }
 
-    /// The simulator's port.
-    pub fn port(&self) -> u16 {
-        self.sim.addr().port()
-    }
-
     /// `execute` on the fixture's plan with `extra` arguments, through the binary.
     pub async fn execute(&self, extra: &[&str]) -> Output {
         self.ws.execute(&self.plan, extra).await
-    }
-
-    /// The binary with `args` in the workspace.
-    pub async fn cli(&self, args: &[&str]) -> Output {
-        self.ws.cli(args).await
     }
 }
 
