@@ -15,8 +15,11 @@ enum Symbols<'a> {
     /// These.
     Named(Vec<String>),
     /// Chosen from the market.
-    Pick(Box<dyn FnOnce(&Market) -> Vec<String> + 'a>),
+    Pick(Picker<'a>),
 }
+
+/// Chooses symbols from the market.
+type Picker<'a> = Box<dyn FnOnce(&Market) -> Vec<String> + 'a>;
 
 /// A scenario tweak.
 type Tweak<'a> = Box<dyn FnOnce(&mut Scenario) + 'a>;
