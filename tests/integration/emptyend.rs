@@ -26,23 +26,19 @@ fn files(data: &Path) -> BTreeMap<String, Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_end_gets_the_same_bars_as_the_explicit_end() {
     // The simulator's "now" is Friday's close (its `today` is the Saturday).
-    let sim = sim("fast", |s| {
-        s.today = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
-    })
-    .await;
-    let market = sim.market();
-    let syms: Vec<String> = market
-        .underlyings()
-        .iter()
-        .take(2)
-        .map(|u| u.symbol.clone())
-        .collect();
+    let Fixture {
+        sim, market, syms, ..
+    } = Fixture::builder()
+        .today(chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap())
+        .symbols(2)
+        .build()
+        .await;
     let mut runs = Vec::new();
     for empty_end in [false, true] {
         let ws = Workspace::new();
-        let n = write_caches_sampled(&market, &syms, &ws.caches(), 1, 0.2, 8);
+        let n = ws.write_caches(&market, &syms, Caches::sampled(1, 0.2, 8));
         assert!(n >= 8);
-        let plan = ws.plan("weekend", &syms, end_date(), sim.addr().port(), HOURS);
+        let plan = ws.write_plan(&PlanSpec::new("weekend", HOURS), &syms, sim.addr().port());
         let mut args = vec![
             "execute".to_string(),
             plan.display().to_string(),

@@ -50,23 +50,24 @@ async fn standalone_simulator_serves_an_ibapi_client_and_prints_counters_on_ctrl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_the_executor_cleanly_and_a_rerun_finishes() {
-    let sim = sim("fast", |sc| {
-        sc.hmds.latency_median_ms = 60.0;
-        sc.hmds.latency_min_ms = 30.0;
-        sc.hmds.latency_max_ms = 200.0;
-        sc.hmds.slots = 4;
-    })
-    .await;
-    let market = sim.market();
-    let syms: Vec<String> = market
-        .underlyings()
-        .iter()
-        .take(3)
-        .map(|u| u.symbol.clone())
-        .collect();
-    let ws = Workspace::new();
-    let n = write_caches_sampled(&market, &syms, &ws.caches(), 2, 0.3, 60);
-    let plan = ws.plan("int", &syms, end_date(), sim.addr().port(), HOURS);
+    let Fixture {
+        sim: _sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .scenario(|sc| {
+            sc.hmds.latency_median_ms = 60.0;
+            sc.hmds.latency_min_ms = 30.0;
+            sc.hmds.latency_max_ms = 200.0;
+            sc.hmds.slots = 4;
+        })
+        .symbols(3)
+        .caches(Caches::sampled(2, 0.3, 60))
+        .plan(PlanSpec::new("int", HOURS))
+        .build()
+        .await;
     let child = Command::new(env!("CARGO_BIN_EXE_opt-backfill"))
         .args(["execute", &plan.display().to_string()])
         .current_dir(&ws.root)
@@ -90,11 +91,7 @@ async fn ctrl_c_stops_the_executor_cleanly_and_a_rerun_finishes() {
     let done = ws.summaries().len();
     assert!(done > 0 && done < n, "interrupted mid-run: {done} of {n}");
     // Every summary line is whole (flushed), and the same command finishes the rest.
-    let out = run_cli_async(
-        vec!["execute".into(), plan.display().to_string()],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws.execute(&plan, &[]).await;
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -20,28 +20,24 @@ type Statuses = BTreeMap<String, (String, String, u64)>;
 
 /// Run the plan at `scale`; return the statuses, file -> bars, and the pacing violations.
 async fn run_at(scale: f64) -> (Statuses, BTreeMap<String, Vec<String>>, u64) {
-    let sim = sim("realistic", |s| s.time_scale = scale).await;
-    let market = sim.market();
-    let syms: Vec<String> = market
-        .underlyings()
-        .iter()
-        .take(2)
-        .map(|u| u.symbol.clone())
-        .collect();
-    let ws = Workspace::new();
-    let n = write_caches_sampled(&market, &syms, &ws.caches(), 1, 0.1, 6);
+    let Fixture {
+        sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .preset("realistic")
+        .scenario(|s| s.time_scale = scale)
+        .symbols(2)
+        .caches(Caches::sampled(1, 0.1, 6))
+        .plan(PlanSpec::new("scaled", PHASES))
+        .build()
+        .await;
     assert!(n >= 6, "{n} contracts");
-    let plan = ws.plan("scaled", &syms, end_date(), sim.addr().port(), PHASES);
-    let out = run_cli_async(
-        vec![
-            "execute".into(),
-            plan.display().to_string(),
-            "--time-scale".into(),
-            scale.to_string(),
-        ],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws
+        .execute(&plan, &["--time-scale", &scale.to_string()])
+        .await;
     ok(&out);
     let statuses = latest(&ws.summaries())
         .into_iter()

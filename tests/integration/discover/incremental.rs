@@ -5,7 +5,7 @@
 //! verification sample and the symbol rebuilt in full.
 
 use super::{assert_cache_matches, config, no_rate_trouble, run, s, summary_lines};
-use crate::support::{run_cli_async, sim, Workspace};
+use crate::support::{run_cli_async, sim, Fixture, Workspace};
 use chrono::NaiveDate;
 use opt_backfill::discover::{cache_path, negative, DiscoveryMode};
 use opt_backfill::sim::SimHandle;
@@ -38,8 +38,7 @@ const SYMBOLS: [&str; 3] = ["AAPL", "SOFI", "RIOT"];
 async fn a_week_later_incremental_equals_full_for_a_fifth_of_the_requests() {
     let d = day_d();
     let d7 = sessions_after(d, 7);
-    let ws = Workspace::new();
-    let sim_d = sim("fast", |sc| sc.today = d).await;
+    let Fixture { sim: sim_d, ws, .. } = Fixture::builder().today(d).build().await;
     let rep = run(&SYMBOLS, config(&ws.root, &sim_d, d, 41)).await;
     assert!(rep.symbols.iter().all(|r| r.status == "OK"), "{rep:?}");
     assert!(rep.symbols.iter().all(|r| r.mode == DiscoveryMode::Full));
@@ -172,9 +171,8 @@ fn newest_summary(state: &Path) -> serde_json::Value {
 async fn a_wrong_con_id_in_the_earlier_cache_is_caught_and_the_symbol_rebuilt_in_full() {
     let d = day_d();
     let d7 = sessions_after(d, 7);
-    let ws = Workspace::new();
+    let Fixture { sim: sim_d, ws, .. } = Fixture::builder().today(d).build().await;
     let state = ws.root.join("state");
-    let sim_d = sim("fast", |sc| sc.today = d).await;
     let out = run_cli_async(args(&state, &sim_d, d, &[]), ws.root.clone()).await;
     crate::support::ok(&out);
     assert_eq!(newest_summary(&state)["mode"], "full");
@@ -269,8 +267,7 @@ async fn a_stop_during_qualification_leaves_the_earlier_cache_and_the_negative_c
 {
     let d = day_d();
     let d7 = sessions_after(d, 7);
-    let ws = Workspace::new();
-    let sim_d = sim("fast", |sc| sc.today = d).await;
+    let Fixture { sim: sim_d, ws, .. } = Fixture::builder().today(d).build().await;
     let rep = run(&["AAPL"], config(&ws.root, &sim_d, d, 51)).await;
     assert_eq!(rep.symbols[0].status, "OK");
     let earlier = cache_path(&ws.caches(), "AAPL", d);

@@ -14,7 +14,7 @@ use opt_backfill::ib::GatewayConfig;
 use opt_backfill::sim::{CountersSnapshot, Market, SimHandle};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{end_date, run_cli_async, sim, Workspace, HOURS};
+use support::{end_date, run_cli_async, Fixture, PlanSpec, Workspace, HOURS};
 
 /// One contract as compared: conId, local symbol, trading class, expiry, strike, right,
 /// multiplier, exchange, currency.
@@ -190,9 +190,9 @@ fn no_rate_trouble(c: &CountersSnapshot) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caches_match_the_simulator_and_an_unknown_symbol_does_not_stop_the_others() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let ws = Workspace::new();
+    let Fixture {
+        sim, market, ws, ..
+    } = Fixture::builder().build().await;
     let date = end_date();
     let mut cfg = config(&ws.root, &sim, date, 31);
     cfg.max_expiry_days = Some(45);
@@ -254,8 +254,9 @@ async fn caches_match_the_simulator_and_an_unknown_symbol_does_not_stop_the_othe
 async fn expiries_on_or_before_the_cache_date_are_dropped() {
     // The simulator's today is the cache date, a Friday expiry: the chain still lists it.
     let date = end_date();
-    let sim = sim("fast", |sc| sc.today = date).await;
-    let market = sim.market();
+    let Fixture {
+        sim, market, ws, ..
+    } = Fixture::builder().today(date).build().await;
     let chain = market.chain("AAPL").unwrap();
     assert!(
         chain.classes[0].expirations.contains(&date),
@@ -265,7 +266,6 @@ async fn expiries_on_or_before_the_cache_date_are_dropped() {
         .existing_contracts("AAPL")
         .iter()
         .any(|c| c.expiry == date));
-    let ws = Workspace::new();
     let mut cfg = config(&ws.root, &sim, date, 32);
     cfg.max_expiry_days = Some(21);
     let rep = run(&["AAPL"], cfg.clone()).await;
@@ -276,9 +276,9 @@ async fn expiries_on_or_before_the_cache_date_are_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_reports_errors_skips_done_symbols_and_force_rebuilds() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let ws = Workspace::new();
+    let Fixture {
+        sim, market, ws, ..
+    } = Fixture::builder().build().await;
     let date = end_date();
     let state = ws.root.join("state");
     let base = |syms: &str| -> Vec<String> {
@@ -354,12 +354,18 @@ async fn binary_reports_errors_skips_done_symbols_and_force_rebuilds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caches_from_a_plan_feed_plan_and_execute() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let ws = Workspace::new();
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .named(&["RIOT"])
+        .plan(PlanSpec::new("disc", HOURS))
+        .build()
+        .await;
     let date = end_date();
-    let syms = vec!["RIOT".to_string()];
-    let plan = ws.plan("disc", &syms, date, sim.addr().port(), HOURS);
     let out = run_cli_async(
         vec![
             "discover".into(),
@@ -442,12 +448,15 @@ async fn realistic_run(
     max_days: Option<i64>,
     big_chain: Option<&str>,
 ) -> (DiscoverReport, usize) {
-    let sim = sim("realistic", |sc| {
-        sc.market.big_chain = big_chain.map(str::to_string);
-    })
-    .await;
-    let market = sim.market();
-    let ws = Workspace::new();
+    let Fixture {
+        sim, market, ws, ..
+    } = Fixture::builder()
+        .preset("realistic")
+        .scenario(|sc| {
+            sc.market.big_chain = big_chain.map(str::to_string);
+        })
+        .build()
+        .await;
     let date = end_date();
     let mut cfg = config(&ws.root, &sim, date, 33);
     cfg.max_expiry_days = max_days.map(|d| d as u32);
@@ -526,9 +535,9 @@ async fn realistic_preset_qualifies_a_10k_chain_without_rate_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strike_band_keeps_the_contracts_around_the_gateway_close() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let ws = Workspace::new();
+    let Fixture {
+        sim, market, ws, ..
+    } = Fixture::builder().build().await;
     let date = end_date();
     let mut cfg = config(&ws.root, &sim, date, 34);
     cfg.max_expiry_days = Some(60);
@@ -570,9 +579,12 @@ async fn strike_band_keeps_the_contracts_around_the_gateway_close() {
 async fn dropped_connections_are_reconnected_and_nothing_is_lost() {
     // Every connection is dropped after 150 requests: qualifying ~800 candidates reconnects
     // several times, and the requests lost with a connection are sent again.
-    let sim = sim("fast", |sc| sc.faults.drop_after_requests = Some(150)).await;
-    let market = sim.market();
-    let ws = Workspace::new();
+    let Fixture {
+        sim, market, ws, ..
+    } = Fixture::builder()
+        .scenario(|sc| sc.faults.drop_after_requests = Some(150))
+        .build()
+        .await;
     let date = end_date();
     let mut cfg = config(&ws.root, &sim, date, 35);
     cfg.max_expiry_days = Some(45);
@@ -627,8 +639,7 @@ async fn unreachable_gateway_exits_3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_lost_for_good_fails_the_symbol_and_skips_the_rest_quickly() {
-    let sim = sim("fast", |_| {}).await;
-    let ws = Workspace::new();
+    let Fixture { sim, ws, .. } = Fixture::builder().build().await;
     let date = end_date();
     let mut cfg = config(&ws.root, &sim, date, 36);
     cfg.max_expiry_days = Some(45);
@@ -680,8 +691,7 @@ async fn a_gateway_lost_for_good_fails_the_symbol_and_skips_the_rest_quickly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caches_record_each_classs_hours_from_contract_details() {
     use opt_backfill::hours::HoursSource;
-    let sim = sim("fast", |_| {}).await;
-    let ws = Workspace::new();
+    let Fixture { sim, ws, .. } = Fixture::builder().build().await;
     let date = end_date();
     let mut cfg = config(&ws.root, &sim, date, 33);
     cfg.max_expiry_days = Some(8);

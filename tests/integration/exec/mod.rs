@@ -10,21 +10,8 @@ use opt_backfill::store::summary::SummaryRecord;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-fn symbols(n: usize, market: &Market) -> Vec<String> {
-    market
-        .underlyings()
-        .iter()
-        .take(n)
-        .map(|u| u.symbol.clone())
-        .collect()
-}
-
 fn caches(ws: &Workspace) -> Vec<ContractsCache> {
-    let mut out = Vec::new();
-    for f in std::fs::read_dir(ws.caches()).unwrap().flatten() {
-        out.push(serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap());
-    }
-    out
+    read_caches(&ws.caches())
 }
 
 /// Every contract of the caches: its summary status matches what the simulator serves, an OK
@@ -125,15 +112,22 @@ fn s(p: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hours_phase_for_ten_symbols_matches_the_simulator() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let syms = symbols(10, &market);
-    let ws = Workspace::new();
     // A far-reaching sample of strikes: near-ATM contracts trade, far OTM ones often not.
-    let n = write_caches_sampled(&market, &syms, &ws.caches(), 2, 0.8, 30);
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .symbols(10)
+        .caches(Caches::sampled(2, 0.8, 30))
+        .plan(PlanSpec::new("hours", HOURS))
+        .build()
+        .await;
     assert!(n > 100, "{n} contracts");
-    let plan = ws.plan("hours", &syms, end_date(), sim.addr().port(), HOURS);
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let out = ws.execute(&plan, &[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let (n_ok, empty) = assert_files_match_market(&ws, &market, BarSize::Hours8, "6 M");
@@ -148,7 +142,7 @@ async fn hours_phase_for_ten_symbols_matches_the_simulator() {
 
     // A second run sends nothing: everything is done (resume) and up to date.
     let before = sim.historical_log().len();
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     assert_eq!(
         sim.historical_log().len(),
@@ -159,18 +153,25 @@ async fn hours_phase_for_ten_symbols_matches_the_simulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_day_run_requests_only_the_sessions_not_yet_covered() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    write_caches(&market, &syms, &ws.caches(), 2, 0.05);
     let wed = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
-    let p1 = ws.plan("wed", &syms, wed, sim.addr().port(), HOURS);
-    let out = run_cli_async(vec!["execute".into(), s(&p1)], ws.root.clone()).await;
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws,
+        plan: p1,
+        ..
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(Caches::near(2, 0.05))
+        .plan(PlanSpec::new("wed", HOURS).end(wed))
+        .build()
+        .await;
+    let out = ws.execute(&p1, &[]).await;
     ok(&out);
     let first_run = sim.historical_log().len();
     let p2 = ws.plan("fri", &syms, end_date(), sim.addr().port(), HOURS);
-    let out = run_cli_async(vec!["execute".into(), s(&p2)], ws.root.clone()).await;
+    let out = ws.execute(&p2, &[]).await;
     ok(&out);
     let log = sim.historical_log();
     let second: Vec<_> = log[first_run..].to_vec();
@@ -196,11 +197,18 @@ async fn next_day_run_requests_only_the_sessions_not_yet_covered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_file_is_quarantined_and_rewritten() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let syms = symbols(1, &market);
-    let ws = Workspace::new();
-    write_caches(&market, &syms, &ws.caches(), 1, 0.03);
+    let Fixture {
+        sim: _sim,
+        market,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .symbols(1)
+        .caches(Caches::near(1, 0.03))
+        .plan(PlanSpec::new("q", HOURS))
+        .build()
+        .await;
     let cache = &caches(&ws)[0];
     let end = opt_backfill::calendar::session(end_date())
         .unwrap()
@@ -239,8 +247,7 @@ async fn corrupt_file_is_quarantined_and_rewritten() {
     let path = bar_file_path(&ws.root.join("data_test"), "test", &key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, b"PAR1 garbage").unwrap();
-    let plan = ws.plan("q", &syms, end_date(), sim.addr().port(), HOURS);
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     let recs = latest(&ws.summaries());
     let rec = recs.values().find(|r| r.con_id == c.con_id).unwrap();
@@ -256,18 +263,25 @@ async fn corrupt_file_is_quarantined_and_rewritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_run_resumes_without_refetching_finished_tasks() {
     // Slow enough that the child is killed mid-run.
-    let sim = sim("fast", |sc| {
-        sc.hmds.latency_median_ms = 40.0;
-        sc.hmds.latency_min_ms = 20.0;
-        sc.hmds.latency_max_ms = 200.0;
-        sc.hmds.slots = 4;
-    })
-    .await;
-    let market = sim.market();
-    let syms = symbols(4, &market);
-    let ws = Workspace::new();
-    let n = write_caches(&market, &syms, &ws.caches(), 2, 0.10);
-    let plan = ws.plan("kill", &syms, end_date(), sim.addr().port(), HOURS);
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .scenario(|sc| {
+            sc.hmds.latency_median_ms = 40.0;
+            sc.hmds.latency_min_ms = 20.0;
+            sc.hmds.latency_max_ms = 200.0;
+            sc.hmds.slots = 4;
+        })
+        .symbols(4)
+        .caches(Caches::near(2, 0.10))
+        .plan(PlanSpec::new("kill", HOURS))
+        .build()
+        .await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_opt-backfill"))
         .args(["execute", &s(&plan)])
         .current_dir(&ws.root)
@@ -297,7 +311,7 @@ async fn killed_run_resumes_without_refetching_finished_tasks() {
         finished_first.len()
     );
     let seen = sim.historical_log().len();
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     for r in &sim.historical_log()[seen..] {
         assert!(
@@ -328,35 +342,34 @@ async fn killed_run_resumes_without_refetching_finished_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_gateway_loses_nothing() {
-    let sim = sim("hostile", |sc| {
-        // Keep the latencies short for a test; the faults are the point.
-        sc.hmds.latency_median_ms = 5.0;
-        sc.hmds.latency_min_ms = 1.0;
-        sc.hmds.latency_max_ms = 50.0;
-        sc.hmds.throttle_free_requests = u32::MAX;
-        sc.faults.drop_after_requests = Some(60);
-        // The nightly-restart outage, 30 s long, early enough to hit the run.
-        sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings {
-            at_secs: 3.0,
-            duration_secs: 30.0,
-        });
-    })
-    .await;
-    let market = sim.market();
-    let syms = symbols(3, &market);
-    let ws = Workspace::new();
-    let n = write_caches(&market, &syms, &ws.caches(), 2, 0.10);
-    let plan = ws.plan("hostile", &syms, end_date(), sim.addr().port(), HOURS);
-    let out = run_cli_async(
-        vec![
-            "execute".into(),
-            s(&plan),
-            "--request-timeout".into(),
-            "2s".into(),
-        ],
-        ws.root.clone(),
-    )
-    .await;
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .preset("hostile")
+        .scenario(|sc| {
+            // Keep the latencies short for a test; the faults are the point.
+            sc.hmds.latency_median_ms = 5.0;
+            sc.hmds.latency_min_ms = 1.0;
+            sc.hmds.latency_max_ms = 50.0;
+            sc.hmds.throttle_free_requests = u32::MAX;
+            sc.faults.drop_after_requests = Some(60);
+            // The nightly-restart outage, 30 s long, early enough to hit the run.
+            sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings {
+                at_secs: 3.0,
+                duration_secs: 30.0,
+            });
+        })
+        .symbols(3)
+        .caches(Caches::near(2, 0.10))
+        .plan(PlanSpec::new("hostile", HOURS))
+        .build()
+        .await;
+    let out = ws.execute(&plan, &["--request-timeout", "2s"]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let c = sim.counters();
     eprintln!(
@@ -365,7 +378,7 @@ async fn hostile_gateway_loses_nothing() {
     );
     // Tasks that still failed after all retries would exit 1; a rerun finishes them.
     if out.status.code() != Some(0) {
-        let again = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+        let again = ws.execute(&plan, &[]).await;
         assert_eq!(
             again.status.code(),
             Some(0),
@@ -387,13 +400,21 @@ async fn hostile_gateway_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realistic_preset_sees_no_pacing_violation() {
-    let sim = sim("realistic", |_| {}).await;
-    let market = sim.market();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    let n = write_caches(&market, &syms, &ws.caches(), 1, 0.04);
-    let plan = ws.plan("real", &syms, end_date(), sim.addr().port(), HOURS);
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .preset("realistic")
+        .symbols(2)
+        .caches(Caches::near(1, 0.04))
+        .plan(PlanSpec::new("real", HOURS))
+        .build()
+        .await;
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     let c = sim.counters();
     assert_eq!(
@@ -421,7 +442,7 @@ async fn second_executor_on_the_same_scope_is_refused() {
     let syms = vec!["AAPL".to_string()];
     std::fs::create_dir_all(ws.caches()).unwrap();
     let plan = ws.plan("lock", &syms, end_date(), 1, HOURS);
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let out = ws.execute(&plan, &[]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -433,20 +454,26 @@ async fn second_executor_on_the_same_scope_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dependent_phase_starts_per_symbol_after_its_dependency() {
-    let sim = sim("fast", |sc| {
-        sc.hmds.latency_median_ms = 5.0;
-        sc.hmds.latency_max_ms = 20.0;
-    })
-    .await;
-    let market = sim.market();
-    let syms = symbols(3, &market);
-    let ws = Workspace::new();
-    write_caches_sampled(&market, &syms, &ws.caches(), 1, 0.3, 12);
     let phases = format!(
         "{HOURS}\n[[phase]]\nname = \"quotes\"\nwhat-to-show = \"MIDPOINT\"\nbars = [{{ size = \"8 hours\", duration = \"1 M\" }}]\ndepends-on = [\"hours\"]\n"
     );
-    let plan = ws.plan("deps", &syms, end_date(), sim.addr().port(), &phases);
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let Fixture {
+        sim: _sim,
+        syms,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .scenario(|sc| {
+            sc.hmds.latency_median_ms = 5.0;
+            sc.hmds.latency_max_ms = 20.0;
+        })
+        .symbols(3)
+        .caches(Caches::sampled(1, 0.3, 12))
+        .plan(PlanSpec::new("deps", &phases))
+        .build()
+        .await;
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     let recs = ws.summaries();
     for sym in &syms {
@@ -476,35 +503,28 @@ async fn dependent_phase_starts_per_symbol_after_its_dependency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_from_plan_out_runs_exactly_its_tasks() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    let n = write_caches_sampled(&market, &syms, &ws.caches(), 1, 0.2, 15);
-    let plan = ws.plan("m", &syms, end_date(), sim.addr().port(), HOURS);
+    let Fixture {
+        sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(Caches::sampled(1, 0.2, 15))
+        .plan(PlanSpec::new("m", HOURS))
+        .build()
+        .await;
     let manifest = ws.root.join("m.manifest.json");
-    let out = run_cli_async(
-        vec!["plan".into(), s(&plan), "--out".into(), s(&manifest)],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws.cli(&["plan", &s(&plan), "--out", &s(&manifest)]).await;
     ok(&out);
     // Caches changed after planning do not matter: the manifest is what runs.
     std::fs::remove_dir_all(ws.caches()).unwrap();
-    let out = run_cli_async(
-        vec![
-            "execute".into(),
-            s(&manifest),
-            "--batch-count".into(),
-            "2".into(),
-            "--batch-index".into(),
-            "0".into(),
-        ],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws
+        .execute(&manifest, &["--batch-count", "2", "--batch-index", "0"])
+        .await;
     assert_eq!(out.status.code(), Some(2), "a manifest is already sharded");
-    let out = run_cli_async(vec!["execute".into(), s(&manifest)], ws.root.clone()).await;
+    let out = ws.execute(&manifest, &[]).await;
     ok(&out);
     let recs = latest(&ws.summaries());
     assert_eq!(recs.len(), n);

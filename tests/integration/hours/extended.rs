@@ -4,7 +4,7 @@
 //! SPY options (no session outside 09:30-16:15) and AAPL options (09:30-16:00) get exactly
 //! their regular-hours bars.
 
-use super::index::{discover, index_plan};
+use super::index::discover;
 use super::{bars_of, cache, d, hm};
 use crate::support::*;
 use opt_backfill::bars::{BarSize, Duration};
@@ -12,17 +12,20 @@ use opt_backfill::calendar::{self, to_ny};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_hours_bars_follow_each_class_trading_hours() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let ws = Workspace::new();
-    let syms: Vec<String> = ["SPX", "SPY", "AAPL"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     let phase = "[[phase]]\nname = \"p\"\nwhat-to-show = \"MIDPOINT\"\nuse-rth = false\nbars = [{ size = \"1 hour\", duration = \"2 D\" }]\n";
-    let plan = index_plan(&ws, &syms, sim.addr().port(), phase);
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .named(&["SPX", "SPY", "AAPL"])
+        .plan(PlanSpec::new("index", phase).indices(&["SPX"]))
+        .build()
+        .await;
     discover(&ws, &plan).await;
-    ok(&run_cli_async(vec!["execute".into(), super::s(&plan)], ws.root.clone()).await);
+    ok(&ws.execute(&plan, &[]).await);
 
     // Each class's request ended at its all-hours close on the half day 2026-11-27: SPX 14:00
     // (13:15 + the 45-minute curb), SPY 13:15, AAPL 13:00 New York.

@@ -7,16 +7,22 @@ use crate::support::*;
 use opt_backfill::bars::BarSize;
 use opt_backfill::cache::UnderlyingSecType;
 use opt_backfill::calendar::{self, to_ny};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spx_is_discovered_as_an_index_and_its_bars_run_to_16_15() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let ws = Workspace::new();
-    let syms = vec!["SPX".to_string()];
     let phase = "[[phase]]\nname = \"p\"\nwhat-to-show = \"MIDPOINT\"\nbars = [{ size = \"30 mins\", duration = \"1 M\" }, { size = \"8 hours\", duration = \"1 M\" }]\n";
-    let plan = index_plan(&ws, &syms, sim.addr().port(), phase);
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .named(&["SPX"])
+        .plan(PlanSpec::new("index", phase).indices(&["SPX"]))
+        .build()
+        .await;
     discover(&ws, &plan).await;
     let c = cache(&ws, "SPX");
     assert_eq!(c.underlying.sec_type, UnderlyingSecType::Ind);
@@ -39,18 +45,14 @@ async fn spx_is_discovered_as_an_index_and_its_bars_run_to_16_15() {
         .unwrap()
         .replace("indices = [\"SPX\"]\n", "");
     std::fs::write(&plain, text).unwrap();
-    let out = run_cli_async(
-        vec!["plan".into(), s(&plain), "--dry-run".into()],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws.cli(&["plan", &s(&plain), "--dry-run"]).await;
     let all = format!("{}{}", ok(&out), String::from_utf8_lossy(&out.stdout));
     assert!(
         all.contains("SPX was discovered as IND but the plan's universe.indices makes it STK"),
         "{all}"
     );
 
-    ok(&run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await);
+    ok(&ws.execute(&plan, &[]).await);
     let end = calendar::session(end_date()).unwrap().unwrap();
     let sessions = calendar::sessions_between(d(10, 28), end.date).unwrap();
     let thirty = bars_of(&ws, &market, "SPX", BarSize::Mins30);
@@ -97,36 +99,22 @@ async fn spx_is_discovered_as_an_index_and_its_bars_run_to_16_15() {
     }
 }
 
-/// A plan over `syms` (SPX declared an index) with `phases`.
-pub(super) fn index_plan(ws: &Workspace, syms: &[String], port: u16, phases: &str) -> PathBuf {
-    let plan = ws.plan("index", syms, end_date(), port, phases);
-    let text = std::fs::read_to_string(&plan).unwrap();
-    let text = text.replace(
-        "contracts-cache =",
-        "indices = [\"SPX\"]\ncontracts-cache =",
-    );
-    std::fs::write(&plan, text).unwrap();
-    plan
-}
-
 /// `discover --plan` for the end date: expiries up to 30 days out, strikes within 2%.
 pub(super) async fn discover(ws: &Workspace, plan: &Path) {
-    let out = run_cli_async(
-        vec![
-            "discover".into(),
-            "--plan".into(),
-            s(plan),
-            "--date".into(),
-            end_date().to_string(),
-            "--max-expiry-days".into(),
-            "30".into(),
-            "--strike-band".into(),
-            "2".into(),
-            "--messages-per-second".into(),
-            "1000".into(),
-        ],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws
+        .cli(&[
+            "discover",
+            "--plan",
+            &s(plan),
+            "--date",
+            &end_date().to_string(),
+            "--max-expiry-days",
+            "30",
+            "--strike-band",
+            "2",
+            "--messages-per-second",
+            "1000",
+        ])
+        .await;
     ok(&out);
 }

@@ -3,7 +3,7 @@
 //! class's windows end at 12:00, the session in progress is fetched up to the simulator's now
 //! and recorded as provisional, and the session before is whole.
 
-use super::{bars_of, cache, d, hm, s};
+use super::{bars_of, cache, d, hm};
 use crate::support::*;
 use chrono::{DateTime, Utc};
 use opt_backfill::bars::BarSize;
@@ -15,28 +15,25 @@ use opt_backfill::store::parquet::read_file;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_end_instant_inside_a_session_ends_every_window_there_and_is_provisional() {
     let eleven: DateTime<Utc> = "2026-11-30T16:00:00Z".parse().unwrap();
-    let sim = sim("fast", |sc| sc.clock = SimClock::At(eleven)).await;
-    let market = sim.market();
-    let ws = Workspace::new();
-    let syms: Vec<String> = ["SPY", "AAPL"].iter().map(|s| s.to_string()).collect();
-    assert!(write_caches_sampled(&market, &syms, &ws.caches(), 8, 0.02, 6) >= 2);
     let phase = "[[phase]]\nname = \"p\"\nwhat-to-show = \"MIDPOINT\"\nbars = [{ size = \"30 mins\", duration = \"2 D\" }]\n";
-    let plan = ws.plan("instant", &syms, end_date(), sim.addr().port(), phase);
-    let text = std::fs::read_to_string(&plan).unwrap().replace(
-        "end = \"2026-11-27\"",
-        "end = \"2026-11-30T12:00:00-05:00\"",
-    );
-    std::fs::write(&plan, text).unwrap();
-    let out = run_cli_async(
-        vec![
-            "execute".into(),
-            s(&plan),
-            "--now".into(),
-            "2026-11-30T11:00:00-05:00".into(),
-        ],
-        ws.root.clone(),
-    )
-    .await;
+    let Fixture {
+        sim,
+        market,
+        ws,
+        plan,
+        contracts,
+        ..
+    } = Fixture::builder()
+        .clock(SimClock::At(eleven))
+        .named(&["SPY", "AAPL"])
+        .caches(Caches::sampled(8, 0.02, 6))
+        .plan(PlanSpec::new("instant", phase).end_at("2026-11-30T12:00:00-05:00"))
+        .build()
+        .await;
+    assert!(contracts >= 2);
+    let out = ws
+        .execute(&plan, &["--now", "2026-11-30T11:00:00-05:00"])
+        .await;
     let stderr = ok(&out);
     let all = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
     assert!(

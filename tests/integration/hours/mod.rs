@@ -74,15 +74,21 @@ fn bars_of(ws: &Workspace, market: &Market, sym: &str, bar: BarSize) -> BTreeMap
 /// Caches for `symbols` (a few near-the-money contracts of the monthly-or-later expiries, so
 /// they are listed well before the window) and a plan of one MIDPOINT phase.
 async fn run(symbols: &[&str], bars: &str) -> (SimHandle, Workspace) {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let ws = Workspace::new();
-    let syms: Vec<String> = symbols.iter().map(|s| s.to_string()).collect();
-    let n = write_caches_sampled(&market, &syms, &ws.caches(), 8, 0.02, 6);
-    assert!(n >= symbols.len(), "{n} contracts");
     let phase = format!("[[phase]]\nname = \"p\"\nwhat-to-show = \"MIDPOINT\"\nbars = [{bars}]\n");
-    let plan = ws.plan("hours", &syms, end_date(), sim.addr().port(), &phase);
-    let out = run_cli_async(vec!["execute".into(), s(&plan)], ws.root.clone()).await;
+    let Fixture {
+        sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .named(symbols)
+        .caches(Caches::sampled(8, 0.02, 6))
+        .plan(PlanSpec::new("hours", &phase))
+        .build()
+        .await;
+    assert!(n >= symbols.len(), "{n} contracts");
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     (sim, ws)
 }

@@ -30,15 +30,6 @@ fn time(v: &Value) -> DateTime<Utc> {
     v.as_str().unwrap().parse().unwrap()
 }
 
-fn symbols(n: usize, market: &opt_backfill::sim::Market) -> Vec<String> {
-    market
-        .underlyings()
-        .iter()
-        .take(n)
-        .map(|u| u.symbol.clone())
-        .collect()
-}
-
 /// Self-contained: nothing fetched from anywhere.
 fn assert_self_contained(path: &Path) {
     let html = std::fs::read_to_string(path).unwrap();
@@ -52,28 +43,34 @@ fn assert_self_contained(path: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_run_page_matches_summaries_and_verify() {
     let sim_start = Utc::now();
-    let sim = sim("hostile", |sc| {
-        sc.hmds.latency_median_ms = 5.0;
-        sc.hmds.latency_min_ms = 1.0;
-        sc.hmds.latency_max_ms = 50.0;
-        sc.hmds.throttle_free_requests = u32::MAX;
-        sc.faults.drop_after_requests = Some(50);
-        sc.faults.hang_fraction = 0.02;
-        sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings {
-            at_secs: 2.0,
-            duration_secs: 6.0,
-        });
-        sc.faults.farm_flap = Some(opt_backfill::sim::scenario::FarmFlapSettings {
-            every_secs: 3.0,
-            down_secs: 0.5,
-        });
-    })
-    .await;
-    let market = sim.market();
-    let syms = symbols(3, &market);
-    let ws = Workspace::new();
-    write_caches(&market, &syms, &ws.caches(), 2, 0.10);
-    let plan = ws.plan("hostile", &syms, end_date(), sim.addr().port(), HOURS);
+    let Fixture {
+        sim: _sim,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .preset("hostile")
+        .scenario(|sc| {
+            sc.hmds.latency_median_ms = 5.0;
+            sc.hmds.latency_min_ms = 1.0;
+            sc.hmds.latency_max_ms = 50.0;
+            sc.hmds.throttle_free_requests = u32::MAX;
+            sc.faults.drop_after_requests = Some(50);
+            sc.faults.hang_fraction = 0.02;
+            sc.faults.outage = Some(opt_backfill::sim::scenario::OutageSettings {
+                at_secs: 2.0,
+                duration_secs: 6.0,
+            });
+            sc.faults.farm_flap = Some(opt_backfill::sim::scenario::FarmFlapSettings {
+                every_secs: 3.0,
+                down_secs: 0.5,
+            });
+        })
+        .symbols(3)
+        .caches(Caches::near(2, 0.10))
+        .plan(PlanSpec::new("hostile", HOURS))
+        .build()
+        .await;
     let run = |id: &str| {
         vec![
             "execute".to_string(),

@@ -18,12 +18,18 @@ bars = [{ size = "8 hours", duration = "6 M" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lengthening_a_cell_fetches_the_new_sessions() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws,
+        ..
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(LONG_LISTED)
+        .build()
+        .await;
     let port = sim.addr().port();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    write_long_listed_caches(&market, &syms, &ws.caches());
     let short = plan_with_limits(&ws, "short", &syms, port, MONTHLY, HOURS_1M);
     let (code, err) = execute(&ws, &short, &[]).await;
     assert_eq!(code, Some(0), "{err}");
@@ -49,12 +55,18 @@ async fn lengthening_a_cell_fetches_the_new_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_phases_writing_one_file_keep_the_union_of_their_windows() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws,
+        ..
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(LONG_LISTED)
+        .build()
+        .await;
     let port = sim.addr().port();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    write_long_listed_caches(&market, &syms, &ws.caches());
     // Two independent phases (no depends-on): both write every contract's 8_hours file.
     let phases = format!(
         "{HOURS_6M}\n[[phase]]\nname = \"recent\"\nbars = [{{ size = \"8 hours\", duration = \"1 M\" }}]\n"
@@ -78,17 +90,21 @@ async fn two_phases_writing_one_file_keep_the_union_of_their_windows() {
 async fn timeouts_inside_a_series_are_refetched_by_a_plain_rerun() {
     // A gateway that leaves a third of the requests unanswered: windows in the middle of a
     // series time out while later windows of the same file succeed.
-    let hung = sim("fast", |s| s.faults.hang_fraction = 0.35).await;
-    let market = hung.market();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    write_long_listed_caches(&market, &syms, &ws.caches());
-    let plan = plan_with_limits(&ws, "p", &syms, hung.addr().port(), MONTHLY, HOURS_6M);
-    let text = std::fs::read_to_string(&plan)
-        .unwrap()
-        .replace("request-timeout = \"5s\"", "request-timeout = \"300ms\"")
-        .replace("max-attempts = 6", "max-attempts = 1");
-    std::fs::write(&plan, text).unwrap();
+    let spec = PlanSpec::new("p", HOURS_6M).limits(MONTHLY);
+    let Fixture {
+        sim: _hung,
+        market,
+        syms,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .scenario(|s| s.faults.hang_fraction = 0.35)
+        .symbols(2)
+        .caches(LONG_LISTED)
+        .plan(spec.clone().fast_fail())
+        .build()
+        .await;
     let (code, err) = execute(&ws, &plan, &[]).await;
     assert_eq!(code, Some(1), "some tasks time out: {err}");
     let timed_out = latest(&ws.summaries())
@@ -102,15 +118,7 @@ async fn timeouts_inside_a_series_are_refetched_by_a_plain_rerun() {
     // The same plan against a healthy gateway (same market): a plain run repairs everything.
     let good = sim("fast", |_| {}).await;
     let port = good.addr().port();
-    let text = std::fs::read_to_string(&plan)
-        .unwrap()
-        .replace(
-            &format!("port = {}", hung.addr().port()),
-            &format!("port = {port}"),
-        )
-        .replace("request-timeout = \"300ms\"", "request-timeout = \"5s\"")
-        .replace("max-attempts = 1", "max-attempts = 6");
-    std::fs::write(&plan, text).unwrap();
+    let plan = ws.write_plan(&spec, &syms, port);
     let (code, err) = execute(&ws, &plan, &[]).await;
     assert_eq!(code, Some(0), "{err}");
     let (code, out) = verify(&ws, &plan, &[]).await;
@@ -121,14 +129,14 @@ async fn timeouts_inside_a_series_are_refetched_by_a_plain_rerun() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_incremental_keeps_every_window_of_a_split_cell() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
+    let Fixture {
+        sim, market, syms, ..
+    } = Fixture::builder().symbols(1).build().await;
     let port = sim.addr().port();
-    let syms = symbols(1, &market);
     let clean = clean_lake(&market, &syms, port, MONTHLY, HOURS_6M).await;
     for resume in [true, false] {
         let ws = Workspace::new();
-        write_long_listed_caches(&market, &syms, &ws.caches());
+        ws.write_caches(&market, &syms, LONG_LISTED);
         let plan = plan_with_limits(&ws, "p", &syms, port, MONTHLY, HOURS_6M);
         let (code, err) = execute(&ws, &plan, &[]).await;
         assert_eq!(code, Some(0), "{err}");
@@ -172,12 +180,18 @@ fn rewrite_foreign(path: &Path, drop_session: Option<chrono::NaiveDate>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_finds_holes_and_a_plain_run_repairs_them() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws,
+        ..
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(LONG_LISTED)
+        .build()
+        .await;
     let port = sim.addr().port();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    write_long_listed_caches(&market, &syms, &ws.caches());
     let plan = plan_with_limits(&ws, "p", &syms, port, MONTHLY, HOURS_6M);
     let (code, err) = execute(&ws, &plan, &[]).await;
     assert_eq!(code, Some(0), "{err}");

@@ -14,28 +14,35 @@ const STRICT: &str = "[limits]\n\"1 min\" = \"1 D\"\n";
 const MONTH: &str = "[limits]\n\"1 min\" = \"1 M\"\n";
 
 /// Two contracts (one symbol) is enough: 22 sessions each.
-fn caches(market: &Market, ws: &Workspace) -> Vec<String> {
-    let syms = symbols(1, market);
-    write_caches_sampled(market, &syms, &ws.caches(), 1, 0.02, 2);
-    syms
-}
+const TWO: Caches = Caches {
+    expiries: 1,
+    band: 0.02,
+    per_symbol: 2,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_empty_windows_are_split_to_the_strict_limit_with_one_probe() {
     // Like the real gateway seen in late 2025: too-long `1 min` windows answer zero bars and no
     // error; this one serves `1 min` windows of one day only.
-    let sim = sim("fast", |s| {
-        s.hmds.over_limit = OverLimit::SilentEmpty;
-        s.hmds
-            .max_duration
-            .insert(BarSize::Min1, "1 D".parse().unwrap());
-    })
-    .await;
-    let market = sim.market();
-    let port = sim.addr().port();
     // Strict table: 22 `1 D` requests per contract.
-    let strict_ws = Workspace::new();
-    let syms = caches(&market, &strict_ws);
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws: strict_ws,
+        ..
+    } = Fixture::builder()
+        .scenario(|s| {
+            s.hmds.over_limit = OverLimit::SilentEmpty;
+            s.hmds
+                .max_duration
+                .insert(BarSize::Min1, "1 D".parse().unwrap());
+        })
+        .symbols(1)
+        .caches(TWO)
+        .build()
+        .await;
+    let port = sim.addr().port();
     let plan = plan_with_limits(&strict_ws, "s", &syms, port, STRICT, MINUTES_1M);
     let before = sim.historical_log().len();
     let (code, err) = execute(&strict_ws, &plan, &[]).await;
@@ -43,7 +50,7 @@ async fn silent_empty_windows_are_split_to_the_strict_limit_with_one_probe() {
     let strict_requests = sim.historical_log().len() - before;
     // A `1 M` limit: one probe answers zero bars, the rest is split to `1 D`.
     let ws = Workspace::new();
-    caches(&market, &ws);
+    ws.write_caches(&market, &syms, TWO);
     let plan = plan_with_limits(&ws, "m", &syms, port, MONTH, MINUTES_1M);
     let before = sim.historical_log().len();
     let (code, err) = execute(&ws, &plan, &[]).await;
@@ -69,14 +76,9 @@ async fn silent_empty_windows_are_split_to_the_strict_limit_with_one_probe() {
     )
     .unwrap();
     assert_eq!(run["learned_limits"]["1 min"], "1 D", "{run}");
-    let rep = run_cli_async(
-        vec![
-            "report".into(),
-            ws.root.join("state/run_logs/test").display().to_string(),
-        ],
-        ws.root.clone(),
-    )
-    .await;
+    let rep = ws
+        .cli(&["report", &ws.run_logs().display().to_string()])
+        .await;
     let table = ok(&rep);
     let table = String::from_utf8_lossy(&rep.stdout).into_owned() + &table;
     assert!(
@@ -89,17 +91,24 @@ async fn silent_empty_windows_are_split_to_the_strict_limit_with_one_probe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_serving_a_month_gets_one_request_per_contract() {
-    let sim = sim("fast", |s| {
-        s.hmds
-            .max_duration
-            .insert(BarSize::Min1, "1 M".parse().unwrap());
-    })
-    .await;
-    let market = sim.market();
-    let ws = Workspace::new();
-    let syms = caches(&market, &ws);
-    let contracts = read_cache_count(&ws);
-    let plan = plan_with_limits(&ws, "m", &syms, sim.addr().port(), MONTH, MINUTES_1M);
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws,
+        plan,
+        contracts,
+    } = Fixture::builder()
+        .scenario(|s| {
+            s.hmds
+                .max_duration
+                .insert(BarSize::Min1, "1 M".parse().unwrap());
+        })
+        .symbols(1)
+        .caches(TWO)
+        .plan(PlanSpec::new("m", MINUTES_1M).limits(MONTH))
+        .build()
+        .await;
     let (code, err) = execute(&ws, &plan, &[]).await;
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
@@ -108,7 +117,7 @@ async fn a_gateway_serving_a_month_gets_one_request_per_contract() {
         "one `1 M` request each"
     );
     let strict_ws = Workspace::new();
-    caches(&market, &strict_ws);
+    strict_ws.write_caches(&market, &syms, TWO);
     let plan = plan_with_limits(
         &strict_ws,
         "s",
@@ -120,16 +129,4 @@ async fn a_gateway_serving_a_month_gets_one_request_per_contract() {
     let (code, err) = execute(&strict_ws, &plan, &[]).await;
     assert_eq!(code, Some(0), "{err}");
     assert_same_lake(&read_lake(&ws.root), &read_lake(&strict_ws.root));
-}
-
-fn read_cache_count(ws: &Workspace) -> usize {
-    std::fs::read_dir(ws.caches())
-        .unwrap()
-        .flatten()
-        .map(|f| {
-            let c: opt_backfill::cache::ContractsCache =
-                serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
-            c.contracts.len()
-        })
-        .sum()
 }

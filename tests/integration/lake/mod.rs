@@ -78,18 +78,12 @@ pub fn plan_with_limits(
     limits: &str,
     phases: &str,
 ) -> PathBuf {
-    let p = ws.plan(name, symbols, end_date(), port, phases);
-    let text = std::fs::read_to_string(&p).unwrap();
-    let text = text.replace("[limits]\n\"8 hours\" = \"6 M\"\n", limits);
-    std::fs::write(&p, text).unwrap();
-    p
+    ws.write_plan(&PlanSpec::new(name, phases).limits(limits), symbols, port)
 }
 
 /// Run `execute` on a plan; returns the exit code and stderr.
 pub async fn execute(ws: &Workspace, plan: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let mut args = vec!["execute".to_string(), plan.display().to_string()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = run_cli_async(args, ws.root.clone()).await;
+    let out = ws.execute(plan, extra).await;
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -98,30 +92,23 @@ pub async fn execute(ws: &Workspace, plan: &Path, extra: &[&str]) -> (Option<i32
 
 /// Run `verify` on a plan; returns the exit code and stdout.
 pub async fn verify(ws: &Workspace, plan: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let mut args = vec!["verify".to_string(), plan.display().to_string()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = run_cli_async(args, ws.root.clone()).await;
+    let plan = plan.display().to_string();
+    let mut args = vec!["verify", plan.as_str()];
+    args.extend_from_slice(extra);
+    let out = ws.cli(&args).await;
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
 
-/// The first `n` symbols of the simulated universe.
-pub fn symbols(n: usize, market: &Market) -> Vec<String> {
-    market
-        .underlyings()
-        .iter()
-        .take(n)
-        .map(|u| u.symbol.clone())
-        .collect()
-}
-
 /// Caches of contracts listed long before the end (so six one-month windows all matter): the
 /// first expiries more than four months out, a few strikes each.
-pub fn write_long_listed_caches(market: &Market, syms: &[String], dir: &Path) -> usize {
-    write_caches_sampled(market, syms, dir, 8, 0.15, 6)
-}
+pub const LONG_LISTED: Caches = Caches {
+    expiries: 8,
+    band: 0.15,
+    per_symbol: 6,
+};
 
 /// A clean run of `phases` (with `limits`) into a fresh workspace against `port`: the oracle.
 pub async fn clean_lake(
@@ -132,7 +119,7 @@ pub async fn clean_lake(
     phases: &str,
 ) -> Lake {
     let ws = Workspace::new();
-    write_long_listed_caches(market, syms, &ws.caches());
+    ws.write_caches(market, syms, LONG_LISTED);
     let plan = plan_with_limits(&ws, "clean", syms, port, limits, phases);
     let (code, err) = execute(&ws, &plan, &[]).await;
     assert_eq!(code, Some(0), "clean run: {err}");

@@ -26,17 +26,11 @@ fn step_plan(
     fast_fail: bool,
     limits: &str,
 ) -> PathBuf {
-    let p = ws.plan("seq", syms, end, port, &hours(months));
-    let mut text = std::fs::read_to_string(&p)
-        .unwrap()
-        .replace("[limits]\n\"8 hours\" = \"6 M\"\n", limits);
+    let mut spec = PlanSpec::new("seq", &hours(months)).end(end).limits(limits);
     if fast_fail {
-        text = text
-            .replace("request-timeout = \"5s\"", "request-timeout = \"300ms\"")
-            .replace("max-attempts = 6", "max-attempts = 1");
+        spec = spec.fast_fail();
     }
-    std::fs::write(&p, text).unwrap();
-    p
+    ws.write_plan(&spec, syms, port)
 }
 
 /// Run `execute`, killing it with SIGKILL after `kill_after` if given.
@@ -67,14 +61,21 @@ async fn run_step(ws: &Workspace, plan: &Path, flags: &[&str], kill_after: Optio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_edits_and_faults_then_one_clean_run_leave_the_markets_bars() {
-    let good = sim("fast", |s| s.hmds.latency_median_ms = 15.0).await;
+    let Fixture {
+        sim: good,
+        market,
+        syms,
+        ..
+    } = Fixture::builder()
+        .scenario(|s| s.hmds.latency_median_ms = 15.0)
+        .symbols(2)
+        .build()
+        .await;
     let hung = sim("fast", |s| {
         s.hmds.latency_median_ms = 15.0;
         s.faults.hang_fraction = 0.3;
     })
     .await;
-    let market = good.market();
-    let syms = symbols(2, &market);
     // Sessions the plan may end at, oldest first (ends only move forward, like weekly runs).
     let ends: Vec<chrono::NaiveDate> = opt_backfill::calendar::sessions_between(
         chrono::NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
@@ -87,7 +88,7 @@ async fn random_edits_and_faults_then_one_clean_run_leave_the_markets_bars() {
     for seed in 0..3u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let ws = Workspace::new();
-        write_long_listed_caches(&market, &syms, &ws.caches());
+        ws.write_caches(&market, &syms, LONG_LISTED);
         let mut end_idx = 0;
         let mut months = 1;
         let mut log = Vec::new();

@@ -22,23 +22,14 @@ pub struct Lake {
 
 /// Run `execute` for the first `n` symbols of the simulated market, two contracts each.
 pub async fn lake(n: usize) -> Lake {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let syms: Vec<String> = market
-        .underlyings()
-        .iter()
-        .take(n)
-        .map(|u| u.symbol.clone())
-        .collect();
-    let ws = Workspace::new();
-    write_caches(&market, &syms, &ws.caches(), 2, 0.05);
-    let plan = ws.plan("lake", &syms, end_date(), sim.addr().port(), HOURS);
-    let out = run_cli_async(
-        vec!["execute".into(), plan.display().to_string()],
-        ws.root.clone(),
-    )
-    .await;
-    ok(&out);
+    let fx = Fixture::builder()
+        .symbols(n)
+        .caches(Caches::near(2, 0.05))
+        .plan(PlanSpec::new("lake", HOURS))
+        .build()
+        .await;
+    ok(&fx.execute(&[]).await);
+    let Fixture { sim, ws, .. } = fx;
     let scope = ws.root.join("data_test/raw/ib/historical_bars_test");
     Lake { ws, scope, sim }
 }
@@ -47,25 +38,6 @@ pub async fn lake(n: usize) -> Lake {
 pub fn stdout_of(out: &std::process::Output) -> String {
     ok(out);
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Every bar file under `dir`, sorted.
-pub fn bar_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() {
-                stack.push(p);
-            } else if name.ends_with(".parquet") && !name.starts_with('_') {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The interpreter with pyarrow, duckdb and polars, or `None` (reason printed) to skip:

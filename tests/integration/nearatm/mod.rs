@@ -7,7 +7,6 @@ mod schemas;
 
 use crate::support::*;
 use chrono::NaiveDate;
-use opt_backfill::sim::Market;
 use opt_backfill::store::summary::SummaryRecord;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,15 +14,6 @@ use std::path::{Path, PathBuf};
 
 fn s(p: &Path) -> String {
     p.display().to_string()
-}
-
-fn symbols(n: usize, market: &Market) -> Vec<String> {
-    market
-        .underlyings()
-        .iter()
-        .take(n)
-        .map(|u| u.symbol.clone())
-        .collect()
 }
 
 /// The minutes phase (`30 mins` x `1 M`, TRADES) with the given `select` value.
@@ -126,26 +116,24 @@ fn execute(plan: &Path, run_id: &str, extra: &[&str]) -> Vec<String> {
 /// requests fetched; a resumed run with a very different close reuses the recorded selection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selection_matches_brute_force_and_dry_run_count() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    let n = write_caches(&market, &syms, &ws.caches(), 3, 0.15);
     let (k, e) = (3, 2);
-    let plan = ws.plan(
-        "sel",
-        &syms,
-        end_date(),
-        sim.addr().port(),
-        &near_atm(k, e, r#"["snapshot", "cache"]"#),
-    );
     // The plan names a snapshot (required by the `snapshot` source); `--closes` overrides it.
-    let text = std::fs::read_to_string(&plan).unwrap().replacen(
-        "\n[universe]",
-        "reference-snapshot = \"plan_closes.csv\"\n\n[universe]",
-        1,
-    );
-    std::fs::write(&plan, text).unwrap();
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws,
+        plan,
+        contracts: n,
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(Caches::near(3, 0.15))
+        .plan(
+            PlanSpec::new("sel", &near_atm(k, e, r#"["snapshot", "cache"]"#))
+                .top("reference-snapshot = \"plan_closes.csv\""),
+        )
+        .build()
+        .await;
     std::fs::write(ws.root.join("plan_closes.csv"), "symbol,date,close\n").unwrap();
     // The snapshot moves the first symbol's close by 3 %; the second has none (cache close).
     let snap_close = market.close(&syms[0], end_date()).unwrap() * 1.03;
@@ -162,11 +150,7 @@ async fn selection_matches_brute_force_and_dry_run_count() {
     .unwrap();
 
     // Dry run: the exact request count of the near-ATM phase, before any close is known.
-    let dry = run_cli_async(
-        vec!["plan".into(), s(&plan), "--dry-run".into()],
-        ws.root.clone(),
-    )
-    .await;
+    let dry = ws.cli(&["plan", &s(&plan), "--dry-run"]).await;
     let dry_out = String::from_utf8_lossy(&dry.stdout).into_owned();
     ok(&dry);
     let total: usize = dry_out
@@ -295,29 +279,33 @@ async fn selection_matches_brute_force_and_dry_run_count() {
 /// of the same phase over all strikes; `report` shows it (table, `--json`, `--by-symbol`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn near_atm_minutes_empty_rate_is_far_below_all_strikes_and_report_shows_it() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    // The two least liquid underlyings: their far strikes rarely trade.
-    let mut by_liquidity: Vec<_> = market.underlyings().to_vec();
-    by_liquidity.sort_by(|a, b| a.liquidity.total_cmp(&b.liquidity));
-    let syms: Vec<String> = by_liquidity
-        .iter()
-        .take(2)
-        .map(|u| u.symbol.clone())
-        .collect();
-    let atm = Workspace::new();
-    let all = Workspace::new();
     // Same caches for both: 2 expiries, a wide band of strikes, sampled.
-    let n = write_caches_sampled(&market, &syms, &atm.caches(), 2, 0.95, 40);
-    write_caches_sampled(&market, &syms, &all.caches(), 2, 0.95, 40);
+    let wide = Caches::sampled(2, 0.95, 40);
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws: atm,
+        plan: p_atm,
+        contracts: n,
+    } = Fixture::builder()
+        .pick(|market| {
+            // The two least liquid underlyings: their far strikes rarely trade.
+            let mut by_liquidity: Vec<_> = market.underlyings().to_vec();
+            by_liquidity.sort_by(|a, b| a.liquidity.total_cmp(&b.liquidity));
+            by_liquidity
+                .iter()
+                .take(2)
+                .map(|u| u.symbol.clone())
+                .collect()
+        })
+        .caches(wide)
+        .plan(PlanSpec::new("atm", &near_atm(2, 2, r#"["cache"]"#)))
+        .build()
+        .await;
+    let all = Workspace::new();
+    all.write_caches(&market, &syms, wide);
     let port = sim.addr().port();
-    let p_atm = atm.plan(
-        "atm",
-        &syms,
-        end_date(),
-        port,
-        &near_atm(2, 2, r#"["cache"]"#),
-    );
     let p_all = all.plan("all", &syms, end_date(), port, &minutes(r#""all""#));
     ok(&run_cli_async(execute(&p_atm, "atm", &[]), atm.root.clone()).await);
     let after_atm = sim.historical_log().len();
@@ -439,20 +427,17 @@ async fn near_atm_minutes_empty_rate_is_far_below_all_strikes_and_report_shows_i
 /// fed back, fetches exactly the failed tasks and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerun_csv_fetches_exactly_the_failed_tasks() {
-    let sim = sim("fast", |sc| sc.faults.hang_fraction = 0.25).await;
-    let market = sim.market();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    write_caches_sampled(&market, &syms, &ws.caches(), 2, 0.3, 30);
     let phases = format!(
         "{HOURS}\n{}depends-on = [\"hours\"]\n",
         near_atm(2, 2, r#"["cache"]"#)
     );
-    let plan = ws.plan("rerun", &syms, end_date(), sim.addr().port(), &phases);
-    let text = std::fs::read_to_string(&plan)
-        .unwrap()
-        .replace("max-attempts = 6", "max-attempts = 1");
-    std::fs::write(&plan, text).unwrap();
+    let Fixture { sim, ws, plan, .. } = Fixture::builder()
+        .scenario(|sc| sc.faults.hang_fraction = 0.25)
+        .symbols(2)
+        .caches(Caches::sampled(2, 0.3, 30))
+        .plan(PlanSpec::new("rerun", &phases).max_attempts(1))
+        .build()
+        .await;
 
     let out = run_cli_async(
         execute(&plan, "r1", &["--request-timeout", "1s"]),
@@ -526,11 +511,19 @@ async fn rerun_csv_fetches_exactly_the_failed_tasks() {
 /// gateway request), and fetched with `--no-skip-underlying-close` from the gateway's close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reference_close_is_skipped_then_fetched_from_the_gateway() {
-    let sim = sim("fast", |_| {}).await;
-    let market = sim.market();
-    let syms = symbols(2, &market);
-    let ws = Workspace::new();
-    write_caches(&market, &syms, &ws.caches(), 2, 0.1);
+    let Fixture {
+        sim,
+        market,
+        syms,
+        ws,
+        plan,
+        ..
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(Caches::near(2, 0.1))
+        .plan(PlanSpec::new("noref", &near_atm(2, 2, r#"["cache"]"#)))
+        .build()
+        .await;
     // The second symbol's cache has no close.
     let path = ws.caches().join(format!("{}_{}.json", syms[1], end_date()));
     let mut cache: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -542,13 +535,6 @@ async fn no_reference_close_is_skipped_then_fetched_from_the_gateway() {
         cache["underlying"][k] = Value::Null;
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&cache).unwrap()).unwrap();
-    let plan = ws.plan(
-        "noref",
-        &syms,
-        end_date(),
-        sim.addr().port(),
-        &near_atm(2, 2, r#"["cache"]"#),
-    );
 
     let out = run_cli_async(execute(&plan, "r1", &[]), ws.root.clone()).await;
     ok(&out);

@@ -5,25 +5,29 @@ use opt_backfill::sim::scenario::FarmFlapSettings;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_farm_loses_no_task_to_timeout() {
-    let sim = sim("fast", |sc| {
-        sc.hmds.latency_median_ms = 80.0;
-        sc.hmds.latency_min_ms = 40.0;
-        sc.hmds.latency_max_ms = 200.0;
-        sc.hmds.slots = 4;
-        // Broken for 5 s every 6 s: far longer than the 1 s request timeout below, so without
-        // the pause every request in flight or sent meanwhile times out, and with two attempts
-        // per task some end TIMEOUT.
-        sc.faults.farm_flap = Some(FarmFlapSettings {
-            every_secs: 1.0,
-            down_secs: 5.0,
-        });
-    })
-    .await;
-    let (ws, plan, n) = small_run(&sim.market(), sim.addr().port(), 3, 30);
-    let text = std::fs::read_to_string(&plan)
-        .unwrap()
-        .replace("max-attempts = 6", "max-attempts = 2");
-    std::fs::write(&plan, text).unwrap();
+    let Fixture {
+        sim: _sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = small_run(3, 30)
+        .scenario(|sc| {
+            sc.hmds.latency_median_ms = 80.0;
+            sc.hmds.latency_min_ms = 40.0;
+            sc.hmds.latency_max_ms = 200.0;
+            sc.hmds.slots = 4;
+            // Broken for 5 s every 6 s: far longer than the 1 s request timeout below, so
+            // without the pause every request in flight or sent meanwhile times out, and with
+            // two attempts per task some end TIMEOUT.
+            sc.faults.farm_flap = Some(FarmFlapSettings {
+                every_secs: 1.0,
+                down_secs: 5.0,
+            });
+        })
+        .plan(PlanSpec::new("ops", HOURS).max_attempts(2))
+        .build()
+        .await;
     let out = run_env_async(
         args(&[
             "execute",

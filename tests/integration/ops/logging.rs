@@ -4,8 +4,13 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_summary_fails_the_run_loudly_naming_the_path() {
-    let sim = sim("fast", |_| {}).await;
-    let (ws, plan, n) = small_run(&sim.market(), sim.addr().port(), 1, 4);
+    let Fixture {
+        sim: _sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = small_run(1, 4).build().await;
     assert!(n > 0);
     // The summary file's path is taken by a directory: no append can succeed (even as root).
     let blocker = ws
@@ -44,11 +49,18 @@ async fn an_unwritable_summary_fails_the_run_loudly_naming_the_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_log_debug_shows_reconnects_and_json_lines_parse() {
-    let sim = sim("fast", |sc| {
-        sc.faults.drop_after_requests = Some(15);
-    })
-    .await;
-    let (ws, plan, n) = small_run(&sim.market(), sim.addr().port(), 2, 20);
+    let Fixture {
+        sim: _sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = small_run(2, 20)
+        .scenario(|sc| {
+            sc.faults.drop_after_requests = Some(15);
+        })
+        .build()
+        .await;
     assert!(n > 15, "{n}");
     let out = run_env_async(
         args(&[

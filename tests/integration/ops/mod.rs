@@ -32,16 +32,6 @@ pub async fn run_env_async(args: Vec<String>, cwd: PathBuf, env: Vec<(String, St
     .unwrap()
 }
 
-/// The first `n` symbols of the simulator's market.
-pub fn first_symbols(market: &opt_backfill::sim::Market, n: usize) -> Vec<String> {
-    market
-        .underlyings()
-        .iter()
-        .take(n)
-        .map(|u| u.symbol.clone())
-        .collect()
-}
-
 /// Args as owned strings.
 pub fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -52,17 +42,10 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A small hours run: `symbols` symbols, `per_symbol` contracts each; returns the workspace, the
-/// plan and the contract count.
-pub fn small_run(
-    market: &opt_backfill::sim::Market,
-    port: u16,
-    symbols: usize,
-    per_symbol: usize,
-) -> (Workspace, PathBuf, usize) {
-    let syms = first_symbols(market, symbols);
-    let ws = Workspace::new();
-    let n = write_caches_sampled(market, &syms, &ws.caches(), 1, 0.2, per_symbol);
-    let plan = ws.plan("ops", &syms, end_date(), port, HOURS);
-    (ws, plan, n)
+/// A small hours run: `symbols` symbols, `per_symbol` contracts each, on the `fast` preset.
+pub fn small_run<'a>(symbols: usize, per_symbol: usize) -> FixtureBuilder<'a> {
+    Fixture::builder()
+        .symbols(symbols)
+        .caches(Caches::sampled(1, 0.2, per_symbol))
+        .plan(PlanSpec::new("ops", HOURS))
 }

@@ -7,16 +7,19 @@ use super::*;
 async fn a_task_that_drops_the_connection_every_time_is_quarantined() {
     // Find the contracts first (the market does not depend on the faults), then start the
     // simulator that drops the connection whenever the chosen contract is requested.
-    let probe = sim("fast", |_| {}).await;
-    let market = probe.market();
+    let Fixture {
+        sim: probe,
+        syms,
+        ws,
+        contracts: n,
+        ..
+    } = Fixture::builder()
+        .symbols(2)
+        .caches(Caches::sampled(1, 0.2, 15))
+        .build()
+        .await;
     drop(probe);
-    let syms = first_symbols(&market, 2);
-    let ws = Workspace::new();
-    let n = write_caches_sampled(&market, &syms, &ws.caches(), 1, 0.2, 15);
-    let caches: Vec<opt_backfill::cache::ContractsCache> = std::fs::read_dir(ws.caches())
-        .unwrap()
-        .map(|f| serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap())
-        .collect();
+    let caches = read_caches(&ws.caches());
     let culprit = caches[0].contracts[3].con_id;
     let sim = sim("fast", |sc| sc.faults.drop_on_con_ids = vec![culprit]).await;
     let plan = ws.plan("ops", &syms, end_date(), sim.addr().port(), HOURS);

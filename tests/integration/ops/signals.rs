@@ -15,14 +15,21 @@ fn kill(sig: &str, pid: u32) {
 /// Start a run on a slowish simulator, send `sig` once a fifth of the tasks is done, check the
 /// graceful stop (exit code, totals written), then finish the run with the same command.
 async fn stop_with(sig: &str, code: i32) {
-    let sim = sim("fast", |sc| {
-        sc.hmds.latency_median_ms = 60.0;
-        sc.hmds.latency_min_ms = 30.0;
-        sc.hmds.latency_max_ms = 200.0;
-        sc.hmds.slots = 4;
-    })
-    .await;
-    let (ws, plan, n) = small_run(&sim.market(), sim.addr().port(), 3, 40);
+    let Fixture {
+        sim: _sim,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = small_run(3, 40)
+        .scenario(|sc| {
+            sc.hmds.latency_median_ms = 60.0;
+            sc.hmds.latency_min_ms = 30.0;
+            sc.hmds.latency_max_ms = 200.0;
+            sc.hmds.slots = 4;
+        })
+        .build()
+        .await;
     let child = Command::new(env!("CARGO_BIN_EXE_opt-backfill"))
         .args(["execute", &plan.display().to_string(), "--run-id", "first"])
         .current_dir(&ws.root)
@@ -48,11 +55,7 @@ async fn stop_with(sig: &str, code: i32) {
     assert_eq!(totals["total"].as_u64(), Some(n as u64), "{totals}");
     let log = std::fs::read_to_string(run_dir.join("execute_0of1.log")).unwrap();
     assert!(log.contains("received"), "{log}");
-    let out = run_cli_async(
-        vec!["execute".into(), plan.display().to_string()],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     let finished = latest(&ws.summaries())
         .values()

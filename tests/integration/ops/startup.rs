@@ -15,8 +15,13 @@ async fn a_run_started_before_the_gateway_completes_once_it_is_up() {
     sc.today = sim_today();
     // The market (and so the caches) does not depend on the server: build them from a
     // simulator on another port first.
-    let probe = sim("fast", |_| {}).await;
-    let (ws, plan, n) = small_run(&probe.market(), port, 1, 6);
+    let Fixture {
+        sim: probe,
+        ws,
+        plan,
+        contracts: n,
+        ..
+    } = small_run(1, 6).gateway_port(port).build().await;
     drop(probe);
     let child = Command::new(env!("CARGO_BIN_EXE_opt-backfill"))
         .args(["execute", &plan.display().to_string()])
@@ -45,8 +50,7 @@ async fn a_run_started_before_the_gateway_completes_once_it_is_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_client_id_exits_3_at_once() {
-    let sim = sim("fast", |_| {}).await;
-    let (ws, plan, _) = small_run(&sim.market(), sim.addr().port(), 1, 2);
+    let Fixture { sim, ws, plan, .. } = small_run(1, 2).build().await;
     // Hold client id 7 (the plan's) on an ibapi connection.
     let _holder = ibapi::Client::connect(&sim.addr().to_string(), 7)
         .await
@@ -103,8 +107,12 @@ async fn a_too_old_gateway_exits_3_at_once() {
             held.push(sock);
         }
     });
-    let probe = sim("fast", |_| {}).await;
-    let (ws, plan, _) = small_run(&probe.market(), port, 1, 2);
+    let Fixture {
+        sim: probe,
+        ws,
+        plan,
+        ..
+    } = small_run(1, 2).gateway_port(port).build().await;
     drop(probe);
     let out = run_env_async(
         args(&[

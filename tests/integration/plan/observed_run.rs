@@ -49,23 +49,21 @@ fn lake(dir: &Path) -> Lake {
 /// against `sim`: the lake and the `1 min` requests the gateway saw.
 async fn run(sim: &SimHandle, strict: bool) -> (Lake, usize, usize) {
     let market = sim.market();
-    let sym = market.underlyings()[0].symbol.clone();
+    let syms = first_symbols(&market, 1);
     let ws = Workspace::new();
-    let contracts =
-        write_caches_sampled(&market, std::slice::from_ref(&sym), &ws.caches(), 4, 0.1, 8);
-    let plan = ws.plan("minutes", &[sym], regular_end(), sim.addr().port(), MINUTES);
+    let contracts = ws.write_caches(&market, &syms, Caches::sampled(4, 0.1, 8));
+    let mut spec = PlanSpec::new("minutes", MINUTES).end(regular_end());
+    if strict {
+        spec =
+            spec.limits(&DEFAULT_LIMITS.replacen("[limits]\n", "[limits]\nbase = \"strict\"\n", 1));
+    }
+    let plan = ws.write_plan(&spec, &syms, sim.addr().port());
     if strict {
         let text = std::fs::read_to_string(&plan).unwrap();
-        let text = text.replacen("[limits]\n", "[limits]\nbase = \"strict\"\n", 1);
         assert!(text.contains("base = \"strict\""));
-        std::fs::write(&plan, text).unwrap();
     }
     let before = sim.historical_log().len();
-    let out = run_cli_async(
-        vec!["execute".into(), plan.display().to_string()],
-        ws.root.clone(),
-    )
-    .await;
+    let out = ws.execute(&plan, &[]).await;
     ok(&out);
     let requests = sim.historical_log()[before..]
         .iter()
