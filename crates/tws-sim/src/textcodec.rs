@@ -264,36 +264,7 @@ fn decode_request(fields: &[&str]) -> Result<Request, DecodeError> {
                 client_id: f.i32("clientId")?,
             }
         }
-        REQ_HISTORICAL_DATA => {
-            let req_id = f.i32("reqId")?;
-            let mut contract = f.contract()?;
-            contract.include_expired = f.bool("includeExpired")?;
-            let end = f.string("endDateTime")?;
-            let bar_size = f.string("barSizeSetting")?;
-            let duration = f.string("durationStr")?;
-            let use_rth = f.bool("useRTH")?;
-            let what = f.string("whatToShow")?;
-            let format_date = f.i32("formatDate")?;
-            if contract.sec_type.eq_ignore_ascii_case("BAG") {
-                let legs = f.int("comboLegs")?;
-                for _ in 0..legs.clamp(0, 1000) * 4 {
-                    f.next("comboLeg")?;
-                }
-            }
-            let keep = f.opt();
-            let keep_up_to_date = keep == "1" || keep.eq_ignore_ascii_case("true");
-            Request::Historical(HistRequest {
-                req_id,
-                contract,
-                end,
-                bar_size,
-                duration,
-                use_rth,
-                what,
-                format_date,
-                keep_up_to_date,
-            })
-        }
+        REQ_HISTORICAL_DATA => historical_request(&mut f)?,
         CANCEL_HISTORICAL_DATA => {
             f.next("version")?;
             Request::CancelHistorical {
@@ -320,25 +291,80 @@ fn decode_request(fields: &[&str]) -> Result<Request, DecodeError> {
             contract.include_expired = f.bool("includeExpired")?;
             Request::ContractDetails { req_id, contract }
         }
-        REQ_HEAD_TIMESTAMP => {
-            let req_id = f.i32("reqId")?;
-            let mut contract = f.contract()?;
-            contract.include_expired = f.bool("includeExpired")?;
-            let use_rth = f.bool("useRTH")?;
-            let what = f.string("whatToShow")?;
-            let format_date = f.i32("formatDate")?;
-            Request::HeadTimestamp {
-                req_id,
-                contract,
-                use_rth,
-                what,
-                format_date,
-            }
-        }
+        REQ_HEAD_TIMESTAMP => head_timestamp_request(&mut f)?,
         CANCEL_HEAD_TIMESTAMP => Request::CancelHeadTimestamp {
             req_id: f.i32("reqId")?,
         },
         REQ_CURRENT_TIME => Request::CurrentTime,
+        REQ_POSITIONS
+        | REQ_OPEN_ORDERS
+        | REQ_AUTO_OPEN_ORDERS
+        | REQ_ALL_OPEN_ORDERS
+        | REQ_COMPLETED_ORDERS
+        | REQ_ACCOUNT_UPDATES
+        | REQ_ACCOUNT_UPDATES_MULTI
+        | REQ_EXECUTIONS => listing_request(&mut f)?,
+        id if (1..=200).contains(&id) => Request::Unsupported { wire_id: id },
+        _ => return Err(f.err("not a text message id")),
+    };
+    Ok(req)
+}
+
+/// reqHistoricalData: the contract, the window and what to show, skipping a combo's legs.
+fn historical_request(f: &mut Fields<'_>) -> Result<Request, DecodeError> {
+    let req_id = f.i32("reqId")?;
+    let mut contract = f.contract()?;
+    contract.include_expired = f.bool("includeExpired")?;
+    let end = f.string("endDateTime")?;
+    let bar_size = f.string("barSizeSetting")?;
+    let duration = f.string("durationStr")?;
+    let use_rth = f.bool("useRTH")?;
+    let what = f.string("whatToShow")?;
+    let format_date = f.i32("formatDate")?;
+    if contract.sec_type.eq_ignore_ascii_case("BAG") {
+        let legs = f.int("comboLegs")?;
+        for _ in 0..legs.clamp(0, 1000) * 4 {
+            f.next("comboLeg")?;
+        }
+    }
+    let keep = f.opt();
+    let keep_up_to_date = keep == "1" || keep.eq_ignore_ascii_case("true");
+    Ok(Request::Historical(HistRequest {
+        req_id,
+        contract,
+        end,
+        bar_size,
+        duration,
+        use_rth,
+        what,
+        format_date,
+        keep_up_to_date,
+    }))
+}
+
+/// reqHeadTimestamp: the contract and what to show.
+fn head_timestamp_request(f: &mut Fields<'_>) -> Result<Request, DecodeError> {
+    let req_id = f.i32("reqId")?;
+    let mut contract = f.contract()?;
+    contract.include_expired = f.bool("includeExpired")?;
+    let use_rth = f.bool("useRTH")?;
+    let what = f.string("whatToShow")?;
+    let format_date = f.i32("formatDate")?;
+    Ok(Request::HeadTimestamp {
+        req_id,
+        contract,
+        use_rth,
+        what,
+        format_date,
+    })
+}
+
+/// The account and order listings a client asks for at start-up (positions, open and completed
+/// orders, account updates, executions): answered empty, so a client's start-up completes.
+fn listing_request(f: &mut Fields<'_>) -> Result<Request, DecodeError> {
+    use msg_in::*;
+    let msg_id = f.msg_id;
+    let req = match msg_id {
         REQ_POSITIONS => Request::Listing(Listing::Positions),
         REQ_OPEN_ORDERS | REQ_AUTO_OPEN_ORDERS | REQ_ALL_OPEN_ORDERS => {
             Request::Listing(Listing::OpenOrders)
@@ -366,8 +392,7 @@ fn decode_request(fields: &[&str]) -> Result<Request, DecodeError> {
                 req_id: f.i32("reqId")?,
             })
         }
-        id if (1..=200).contains(&id) => Request::Unsupported { wire_id: id },
-        _ => return Err(f.err("not a text message id")),
+        _ => return Err(f.err("not a listing message id")),
     };
     Ok(req)
 }
