@@ -46,36 +46,9 @@ fn sub(args: &[&str]) -> i32 {
 /// Run the demo.
 pub fn run(args: DemoArgs) -> i32 {
     let t0 = Instant::now();
-    let mut scenario = match Scenario::preset(args.preset.as_str()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: --preset: {e}");
-            return crate::exit::BAD_INPUT;
-        }
-    };
-    // The simulated market's "today" is the real one, so `end = "last-session"` means the same
-    // session to the plan compiler and to the simulator.
-    let now = chrono::Utc::now();
-    scenario.today = crate::calendar::to_ny(now).date_naive();
-    scenario.clock = crate::sim::SimClock::Wall;
-    scenario.seed = args.seed;
-    let session = match crate::calendar::last_complete_session(now) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return crate::exit::BAD_INPUT;
-        }
-    };
-    if let Err(e) = std::fs::create_dir_all(&args.dir) {
-        eprintln!("error: {}: {e}", args.dir.display());
-        return crate::exit::BAD_INPUT;
-    }
-    let dir = match args.dir.canonicalize() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {}: {e}", args.dir.display());
-            return crate::exit::BAD_INPUT;
-        }
+    let (scenario, session, dir) = match prepare(&args) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -101,49 +74,107 @@ pub fn run(args: DemoArgs) -> i32 {
         args.preset.as_str(),
         dir.display()
     );
-    if let Err(e) = std::env::set_current_dir(&dir) {
+    let symbols = match enter_demo_dir(&dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let date = session.date.to_string();
+    let exec_code = match walk_through(&gateway, &date, &symbols) {
+        Ok(code) => code,
+        Err(code) => return code,
+    };
+    let counters = rt.block_on(sim.stop());
+    print_summary(&counters, &dir, &date, exec_code, t0);
+    // The page's path on stdout, for scripts (`xdg-open "$(opt-backfill demo)"`).
+    println!("{}", dir.join("report.html").display());
+    exec_code
+}
+
+/// The simulator's scenario (today's market, wall clock), the session the demo plans for and
+/// the demo directory (created, canonical); `Err` is the exit code after a message.
+fn prepare(args: &DemoArgs) -> Result<(Scenario, crate::calendar::Session, PathBuf), i32> {
+    let mut scenario = match Scenario::preset(args.preset.as_str()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --preset: {e}");
+            return Err(crate::exit::BAD_INPUT);
+        }
+    };
+    // The simulated market's "today" is the real one, so `end = "last-session"` means the same
+    // session to the plan compiler and to the simulator.
+    let now = chrono::Utc::now();
+    scenario.today = crate::calendar::to_ny(now).date_naive();
+    scenario.clock = crate::sim::SimClock::Wall;
+    scenario.seed = args.seed;
+    let session = match crate::calendar::last_complete_session(now) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(crate::exit::BAD_INPUT);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.dir) {
+        eprintln!("error: {}: {e}", args.dir.display());
+        return Err(crate::exit::BAD_INPUT);
+    }
+    let dir = match args.dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.dir.display());
+            return Err(crate::exit::BAD_INPUT);
+        }
+    };
+    Ok((scenario, session, dir))
+}
+
+/// Move into the demo directory and write the demo plan there; returns the plan's symbols.
+fn enter_demo_dir(dir: &std::path::Path) -> Result<String, i32> {
+    if let Err(e) = std::env::set_current_dir(dir) {
         eprintln!("error: {}: {e}", dir.display());
-        return crate::exit::BAD_INPUT;
+        return Err(crate::exit::BAD_INPUT);
     }
     if let Err(e) =
         crate::store::atomic::write_bytes(std::path::Path::new("demo.toml"), DEMO_PLAN.as_bytes())
     {
         eprintln!("error: demo.toml: {e}");
-        return crate::exit::TASK_ERRORS;
+        return Err(crate::exit::TASK_ERRORS);
     }
-    let date = session.date.to_string();
-    let symbols = match crate::plan::load(std::path::Path::new("demo.toml")) {
-        Ok(p) => p.universe.symbols.join(","),
+    match crate::plan::load(std::path::Path::new("demo.toml")) {
+        Ok(p) => Ok(p.universe.symbols.join(",")),
         Err(e) => {
             eprintln!("{e}");
-            return crate::exit::BAD_INPUT;
+            Err(crate::exit::BAD_INPUT)
         }
-    };
+    }
+}
 
+/// The five steps, each through the subcommand's own command line: discover, dry-run, execute,
+/// report, rerun. Returns execute's exit code; `Err` when discover or the dry-run failed.
+fn walk_through(gateway: &str, date: &str, symbols: &str) -> Result<i32, i32> {
     step("1/5 discover: option chains (reqSecDefOptParams, SMART) and contract qualification");
     let code = sub(&[
         "discover",
         "--symbols",
-        &symbols,
+        symbols,
         "--date",
-        &date,
+        date,
         "--max-expiry-days",
         "30",
         "--strike-band",
         "4",
         "--fetch-close",
         "--gateway",
-        &gateway,
+        gateway,
     ]);
     if code != 0 {
         eprintln!("demo: discover exited {code}");
-        return code;
+        return Err(code);
     }
 
     step("2/5 plan --dry-run: the requests the plan will send");
     let code = sub(&["plan", "demo.toml", "--dry-run", "--rate", "15"]);
     if code != 0 {
-        return code;
+        return Err(code);
     }
 
     step("3/5 execute: hours phase, then near-ATM minutes");
@@ -151,7 +182,7 @@ pub fn run(args: DemoArgs) -> i32 {
         "execute",
         "demo.toml",
         "--gateway",
-        &gateway,
+        gateway,
         "--run-id",
         "demo",
     ]);
@@ -172,8 +203,17 @@ pub fn run(args: DemoArgs) -> i32 {
         "-o",
         "state/rerun_demo.csv",
     ]);
+    Ok(exec_code)
+}
 
-    let counters = rt.block_on(sim.stop());
+/// What the simulator served, how long the demo took, and where its files are.
+fn print_summary(
+    counters: &crate::sim::CountersSnapshot,
+    dir: &std::path::Path,
+    date: &str,
+    exec_code: i32,
+    t0: Instant,
+) {
     eprintln!(
         "\nsimulator: {} historical requests, {} bars served, {} pacing violations",
         counters
@@ -199,7 +239,4 @@ pub fn run(args: DemoArgs) -> i32 {
         "  python -c \"import polars as pl; print(pl.read_parquet('{}/data_test/raw/ib/historical_bars_demo/**/8_hours.parquet').group_by('symbol').len())\"",
         dir.display()
     );
-    // The page's path on stdout, for scripts (`xdg-open "$(opt-backfill demo)"`).
-    println!("{}", dir.join("report.html").display());
-    exec_code
 }

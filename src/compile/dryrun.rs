@@ -303,6 +303,18 @@ fn late_classes(m: &Manifest, tz: &chrono_tz::Tz) -> Option<String> {
 /// Render the dry-run report. `rate` is the request rate of the estimate.
 pub fn render(m: &Manifest, by_symbol: bool, rate: RunRate) -> String {
     let mut o = String::new();
+    render_header(&mut o, m);
+    render_cells(&mut o, m);
+    if by_symbol {
+        render_by_symbol(&mut o, m);
+    }
+    render_expired(&mut o, m);
+    render_totals(&mut o, m, rate);
+    o
+}
+
+/// The run's frame: plan, end session and close, batch, limits, contracts caches, class hours.
+fn render_header(o: &mut String, m: &Manifest) {
     let t = &m.totals;
     let tz: chrono_tz::Tz = m.time_zone.parse().unwrap_or(chrono_tz::America::New_York);
     let close_local = m.end.close.with_timezone(&tz);
@@ -337,7 +349,10 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: RunRate) -> String {
         let _ = writeln!(o, "{line}");
     }
     let _ = writeln!(o);
+}
 
+/// The table of requests per phase and bar cell, with the windows each cell is split into.
+fn render_cells(o: &mut String, m: &Manifest) {
     let cells = per_cell(m);
     let mut rows = Vec::new();
     for ((pi, cell), (contracts, requests)) in &cells {
@@ -364,47 +379,54 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: RunRate) -> String {
         ],
         &rows,
     ));
+}
 
-    if by_symbol {
-        let _ = writeln!(o);
-        let names: Vec<&str> = m.phases.iter().map(|p| p.name.as_str()).collect();
-        let mut header = vec!["symbol"];
-        header.push("cache");
-        header.extend(names.iter().copied());
-        header.push("expired");
-        let expired_by_symbol: BTreeMap<&str, u32> = m
-            .symbols
-            .iter()
-            .map(|s| (s.symbol.as_str(), s.expired))
-            .collect();
-        let mut rows = Vec::new();
-        for (sym, per) in per_symbol(m) {
-            let mut r = vec![sym.clone()];
-            r.push(
-                m.symbols
-                    .iter()
-                    .find(|s| s.symbol == sym)
-                    .map(|s| s.cache_as_of.to_string())
-                    .unwrap_or_default(),
-            );
-            for n in &names {
-                r.push(thousands(per.get(*n).copied().unwrap_or(0)));
-            }
-            r.push(thousands(u64::from(
-                expired_by_symbol.get(sym.as_str()).copied().unwrap_or(0),
-            )));
-            rows.push(r);
+/// `--by-symbol`: requests per symbol and phase, with the cache date and expired contracts (a
+/// symbol without a cache listed as missing).
+fn render_by_symbol(o: &mut String, m: &Manifest) {
+    let _ = writeln!(o);
+    let names: Vec<&str> = m.phases.iter().map(|p| p.name.as_str()).collect();
+    let mut header = vec!["symbol"];
+    header.push("cache");
+    header.extend(names.iter().copied());
+    header.push("expired");
+    let expired_by_symbol: BTreeMap<&str, u32> = m
+        .symbols
+        .iter()
+        .map(|s| (s.symbol.as_str(), s.expired))
+        .collect();
+    let mut rows = Vec::new();
+    for (sym, per) in per_symbol(m) {
+        let mut r = vec![sym.clone()];
+        r.push(
+            m.symbols
+                .iter()
+                .find(|s| s.symbol == sym)
+                .map(|s| s.cache_as_of.to_string())
+                .unwrap_or_default(),
+        );
+        for n in &names {
+            r.push(thousands(per.get(*n).copied().unwrap_or(0)));
         }
-        for s in &m.missing_cache {
-            let mut r = vec![s.clone(), "missing".to_string()];
-            r.extend(names.iter().map(|_| "-".to_string()));
-            r.push("-".into());
-            rows.push(r);
-        }
-        rows.sort_by(|a, b| a[0].cmp(&b[0]));
-        o.push_str(&table(&header, &rows));
+        r.push(thousands(u64::from(
+            expired_by_symbol.get(sym.as_str()).copied().unwrap_or(0),
+        )));
+        rows.push(r);
     }
+    for s in &m.missing_cache {
+        let mut r = vec![s.clone(), "missing".to_string()];
+        r.extend(names.iter().map(|_| "-".to_string()));
+        r.push("-".into());
+        rows.push(r);
+    }
+    rows.sort_by(|a, b| a[0].cmp(&b[0]));
+    o.push_str(&table(&header, &rows));
+}
 
+/// Expired contracts per phase (left out of the plan), those expiring on the end session itself,
+/// and the requests dropped as duplicates or needed for reference closes.
+fn render_expired(o: &mut String, m: &Manifest) {
+    let t = &m.totals;
     let _ = writeln!(o);
     let mut per_phase_expired: BTreeMap<&str, u64> = BTreeMap::new();
     for e in &m.expired {
@@ -455,6 +477,11 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: RunRate) -> String {
             thousands(t.reference_closes)
         );
     }
+}
+
+/// The request total and the run time it means at the chosen and the other named rates.
+fn render_totals(o: &mut String, m: &Manifest, rate: RunRate) {
+    let t = &m.totals;
     let _ = writeln!(
         o,
         "total requests: {} ({} tasks + {} near-ATM)",
@@ -480,7 +507,6 @@ pub fn render(m: &Manifest, by_symbol: bool, rate: RunRate) -> String {
         .map(|(n, r, _)| format!("{n} {r} req/s: {}", secs(*r)))
         .collect();
     let _ = writeln!(o, "  other rates (--rate NAME): {}", others.join(", "));
-    o
 }
 
 #[cfg(test)]

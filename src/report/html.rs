@@ -6,8 +6,9 @@
 //! The page's data is embedded as `<script type="application/json" id="page-data">` so tools
 //! (and the tests) can read exactly what is drawn.
 
-use super::page::PageData;
+use super::page::{PageData, Timeline};
 use super::svg::{esc, legend, time_chart, Axis, Overlays, Series, Style};
+use crate::exec::timeline::MinuteSample;
 use crate::verify::Audit;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -217,6 +218,20 @@ Red bands: the gateway unreachable; dashed red lines: reconnects; orange marks: 
         t.outages.len(),
         t.farm_notices.len()
     );
+    let ov = timeline_overlays(t);
+    timeline_rate_charts(h, t, &axis, &ov, step);
+    timeline_errors_chart(h, t, &axis, &ov);
+    outages_table(h, t);
+}
+
+/// One value per timeline point.
+fn per_point(t: &Timeline, f: &dyn Fn(&MinuteSample) -> Option<f64>) -> Vec<Option<f64>> {
+    t.points.iter().map(f).collect()
+}
+
+/// What every timeline chart draws over its series: outages as bands, reconnects as lines,
+/// farm notices and pacing pauses as marks.
+fn timeline_overlays(t: &Timeline) -> Overlays {
     let mut ov = Overlays::default();
     for o in &t.outages {
         ov.bands.push((
@@ -249,10 +264,12 @@ Red bands: the gateway unreachable; dashed red lines: reconnects; orange marks: 
             "pause",
         ));
     }
-    let per =
-        |f: &dyn Fn(&crate::exec::timeline::MinuteSample) -> Option<f64>| -> Vec<Option<f64>> {
-            t.points.iter().map(f).collect()
-        };
+    ov
+}
+
+/// Requests and retries per second, latency percentiles, and the governor's in-flight limit.
+fn timeline_rate_charts(h: &mut String, t: &Timeline, axis: &Axis, ov: &Overlays, step: f64) {
+    let per = |f: &dyn Fn(&MinuteSample) -> Option<f64>| per_point(t, f);
     let charts: Vec<(&str, Vec<Series>, Style)> = vec![
         (
             "Requests per second",
@@ -305,8 +322,13 @@ Red bands: the gateway unreachable; dashed red lines: reconnects; orange marks: 
     ];
     for (title, series, style) in &charts {
         let _ = write!(h, "<h3>{}</h3>{}", esc(title), legend(series));
-        h.push_str(&time_chart(&axis, series, *style, &ov, 130.0, title));
+        h.push_str(&time_chart(axis, series, *style, ov, 130.0, title));
     }
+}
+
+/// Errors by answer class, stacked per point (OK and EMPTY left out).
+fn timeline_errors_chart(h: &mut String, t: &Timeline, axis: &Axis, ov: &Overlays) {
+    let per = |f: &dyn Fn(&MinuteSample) -> Option<f64>| per_point(t, f);
     // Errors by class: every answer class but OK and EMPTY, stacked per point.
     let mut classes: Vec<String> = t
         .points
@@ -333,13 +355,17 @@ Red bands: the gateway unreachable; dashed red lines: reconnects; orange marks: 
         h.push_str(&legend(&errs));
     }
     h.push_str(&time_chart(
-        &axis,
+        axis,
         &errs,
         Style::StackedBars,
-        &ov,
+        ov,
         110.0,
         title,
     ));
+}
+
+/// The outages listed with their length and how each ended.
+fn outages_table(h: &mut String, t: &Timeline) {
     if !t.outages.is_empty() {
         h.push_str("<h3>Outages</h3><table><tr><th>start</th><th>end</th><th class=\"num\">seconds</th><th>ended by</th></tr>");
         for o in &t.outages {

@@ -164,15 +164,45 @@ pub fn time_chart(
             })
             .fold(0.0f64, f64::max),
     };
-    let ymax = nice_max(max);
-    let y = |v: f64| TOP + plot_h * (1.0 - (v / ymax).clamp(0.0, 1.0));
+    let scale = YScale {
+        plot_h,
+        ymax: nice_max(max),
+    };
     let mut s = String::new();
     let _ = write!(
         s,
         "<svg class=\"chart\" role=\"img\" aria-label=\"{}\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\">",
         esc(label)
     );
-    // Grid and y labels.
+    grid(&mut s, &scale);
+    outage_bands(&mut s, axis, overlays, plot_h);
+    let w = (WIDTH - LEFT - RIGHT) * axis.step_secs / axis.span_secs();
+    match style {
+        Style::Lines => polylines(&mut s, axis, series, w, &scale),
+        Style::StackedBars => stacked_bars(&mut s, axis, series, w, &scale),
+    }
+    lines_and_marks(&mut s, axis, overlays, plot_h);
+    time_labels(&mut s, axis, height);
+    s.push_str("</svg>");
+    s
+}
+
+/// The vertical scale of a chart: values from 0 to `ymax` over `plot_h` px below the top margin.
+struct YScale {
+    plot_h: f64,
+    ymax: f64,
+}
+
+impl YScale {
+    fn y(&self, v: f64) -> f64 {
+        TOP + self.plot_h * (1.0 - (v / self.ymax).clamp(0.0, 1.0))
+    }
+}
+
+/// Grid lines and y labels at 0, half and the top of the scale.
+fn grid(s: &mut String, scale: &YScale) {
+    let y = |v: f64| scale.y(v);
+    let ymax = scale.ymax;
     for k in 0..=2 {
         let v = ymax * f64::from(k) / 2.0;
         let yy = y(v);
@@ -185,6 +215,10 @@ pub fn time_chart(
             fmt_num(v)
         );
     }
+}
+
+/// Outage windows as translucent bands behind the series.
+fn outage_bands(s: &mut String, axis: &Axis, overlays: &Overlays, plot_h: f64) {
     for (a, b, why) in &overlays.bands {
         let (x1, x2) = (axis.x(*a), axis.x(*b));
         let _ = write!(
@@ -194,63 +228,68 @@ pub fn time_chart(
             esc(why)
         );
     }
-    let w = (WIDTH - LEFT - RIGHT) * axis.step_secs / axis.span_secs();
-    match style {
-        Style::Lines => {
-            for se in series {
-                let mut seg: Vec<String> = Vec::new();
-                let flush = |seg: &mut Vec<String>, s: &mut String| {
-                    if seg.len() == 1 {
-                        seg.push(seg[0].clone());
-                    }
-                    if !seg.is_empty() {
-                        let _ = write!(
-                            s,
-                            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>",
-                            esc(&se.colour),
-                            seg.join(" ")
-                        );
-                    }
-                    seg.clear();
-                };
-                for (i, v) in se.values.iter().enumerate() {
-                    if axis.gap_before(i) {
-                        flush(&mut seg, &mut s);
-                    }
-                    match v {
-                        Some(v) => {
-                            seg.push(format!("{:.1},{:.1}", axis.x_of_point(i) + w / 2.0, y(*v)))
-                        }
-                        None => flush(&mut seg, &mut s),
-                    }
-                }
-                flush(&mut seg, &mut s);
+}
+
+/// One polyline per series, broken where a value is missing or the points are not contiguous.
+fn polylines(s: &mut String, axis: &Axis, series: &[Series], w: f64, scale: &YScale) {
+    let y = |v: f64| scale.y(v);
+    for se in series {
+        let mut seg: Vec<String> = Vec::new();
+        let flush = |seg: &mut Vec<String>, s: &mut String| {
+            if seg.len() == 1 {
+                seg.push(seg[0].clone());
+            }
+            if !seg.is_empty() {
+                let _ = write!(
+                    s,
+                    "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>",
+                    esc(&se.colour),
+                    seg.join(" ")
+                );
+            }
+            seg.clear();
+        };
+        for (i, v) in se.values.iter().enumerate() {
+            if axis.gap_before(i) {
+                flush(&mut seg, s);
+            }
+            match v {
+                Some(v) => seg.push(format!("{:.1},{:.1}", axis.x_of_point(i) + w / 2.0, y(*v))),
+                None => flush(&mut seg, s),
             }
         }
-        Style::StackedBars => {
-            for i in 0..axis.times.len() {
-                let mut base = 0.0;
-                for se in series {
-                    let v = se.values.get(i).copied().flatten().unwrap_or(0.0);
-                    if v <= 0.0 {
-                        continue;
-                    }
-                    let (y1, y2) = (y(base + v), y(base));
-                    let _ = write!(
-                        s,
-                        "<rect x=\"{:.1}\" y=\"{y1:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
-                        axis.x_of_point(i),
-                        (w * 0.9).max(0.5),
-                        (y2 - y1).max(0.5),
-                        esc(&se.colour),
-                        esc(&se.name),
-                        fmt_num(v)
-                    );
-                    base += v;
-                }
+        flush(&mut seg, s);
+    }
+}
+
+/// Bars stacked per point, series in order from the bottom.
+fn stacked_bars(s: &mut String, axis: &Axis, series: &[Series], w: f64, scale: &YScale) {
+    let y = |v: f64| scale.y(v);
+    for i in 0..axis.times.len() {
+        let mut base = 0.0;
+        for se in series {
+            let v = se.values.get(i).copied().flatten().unwrap_or(0.0);
+            if v <= 0.0 {
+                continue;
             }
+            let (y1, y2) = (y(base + v), y(base));
+            let _ = write!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{y1:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
+                axis.x_of_point(i),
+                (w * 0.9).max(0.5),
+                (y2 - y1).max(0.5),
+                esc(&se.colour),
+                esc(&se.name),
+                fmt_num(v)
+            );
+            base += v;
         }
     }
+}
+
+/// Reconnect lines and the marks along the top, drawn over the series.
+fn lines_and_marks(s: &mut String, axis: &Axis, overlays: &Overlays, plot_h: f64) {
     for (t, why) in &overlays.lines {
         let x = axis.x(*t);
         let _ = write!(
@@ -269,7 +308,10 @@ pub fn time_chart(
             esc(why)
         );
     }
-    // Time labels.
+}
+
+/// Time labels along the bottom, their format by the span shown.
+fn time_labels(s: &mut String, axis: &Axis, height: f64) {
     let span = axis.span_secs();
     let ticks = 6;
     for k in 0..=ticks {
@@ -295,8 +337,6 @@ pub fn time_chart(
             t.format(fmt)
         );
     }
-    s.push_str("</svg>");
-    s
 }
 
 #[cfg(test)]

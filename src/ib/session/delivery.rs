@@ -372,129 +372,157 @@ impl Controller {
         match self.phase {
             Phase::Startup {
                 grown_from,
-                mut best_rate,
-                mut best_limit,
+                best_rate,
+                best_limit,
                 flat,
-            } => {
-                // The smallest limit giving the best rate: a queue's rate stops growing at its
-                // slots; a throttle setting in during startup can make a doubling look flat
-                // while it still paid, and then the larger limit is kept.
-                if rate > best_rate * (1.0 + UP_GAIN_NEEDED) {
-                    best_rate = rate;
-                    best_limit = self.limit.floor();
-                }
-                if rate >= grown_from * STARTUP_GROWTH {
-                    self.phase = Phase::Startup {
-                        grown_from: rate,
-                        best_rate,
-                        best_limit,
-                        flat: 0,
-                    };
-                    self.limit = (self.limit * 2.0).min(self.cap());
-                    if self.limit == before {
-                        self.cruise(false);
-                    }
-                } else if flat + 1 >= STARTUP_FLAT_EPOCHS {
-                    // 1.25 x the knee, but no more than one probe step under the last
-                    // limit: a throttle setting in (or a busy client) can hide the gain of
-                    // the last doubling, and probes down drain a real queue later anyway.
-                    let knee = best_limit.max(1.0);
-                    let settled = (knee * PROBE_GAIN)
-                        .max(knee + 1.0)
-                        .max(self.limit.floor() / PROBE_GAIN)
-                        .min(self.cap());
-                    if settled < self.limit {
-                        self.limit = settled;
-                        self.decreases += 1;
-                    }
-                    self.cruise(false);
-                } else {
-                    self.phase = Phase::Startup {
-                        grown_from,
-                        best_rate,
-                        best_limit,
-                        flat: flat + 1,
-                    };
-                }
-            }
+            } => self.startup_epoch(rate, grown_from, best_rate, best_limit, flat),
             Phase::Cruise { left, next_up } => {
-                if left > 0 {
-                    self.phase = Phase::Cruise {
-                        left: left - 1,
-                        next_up,
-                    };
-                } else {
-                    let up = next_up || !queue_suspected;
-                    let target = self.moved(up);
-                    if target == self.limit.floor() {
-                        self.cruise(!up);
-                    } else {
-                        self.phase = Phase::Probe {
-                            up,
-                            base_limit: self.limit,
-                            base_rate: rate,
-                        };
-                        self.limit = target;
-                    }
-                }
+                self.cruise_epoch(rate, queue_suspected, left, next_up)
             }
             Phase::Probe {
                 up: true,
                 base_limit,
                 base_rate,
-            } => {
-                if rate < base_rate * (1.0 + UP_GAIN_NEEDED) {
-                    self.limit = base_limit;
-                    self.cruise(false);
-                } else if self.moved(true) != self.limit.floor() {
-                    // Kept: and one more step up, judged against this epoch.
-                    self.phase = Phase::Probe {
-                        up: true,
-                        base_limit: self.limit,
-                        base_rate: rate,
-                    };
-                    self.limit = self.moved(true);
-                } else {
-                    self.cruise(false);
-                }
-            }
+            } => self.probe_up_epoch(rate, base_limit, base_rate),
             Phase::Probe {
                 up: false,
                 base_limit,
                 base_rate,
-            } => {
-                // Back to the base limit for one epoch before judging: the probe is compared
-                // with the mean of the epochs on either side of it, which cancels a drift of the
-                // gateway's own (a throttle filling or emptying its window) that would
-                // otherwise pass for the effect of the smaller limit.
-                self.phase = Phase::Check {
-                    probe_limit: self.limit,
-                    probe_rate: rate,
-                    base_rate,
-                };
-                self.limit = base_limit;
-            }
+            } => self.probe_down_epoch(rate, base_limit, base_rate),
             Phase::Check {
                 probe_limit,
                 probe_rate,
                 base_rate,
-            } => {
-                let around = (base_rate + rate) / 2.0;
-                if probe_rate >= around * (1.0 - DOWN_LOSS_ALLOWED) {
-                    self.limit = probe_limit;
-                    self.decreases += 1;
-                    // The next epoch measures the new limit; a further probe down follows if
-                    // latency still says there is a queue.
-                    self.phase = Phase::Cruise {
-                        left: 0,
-                        next_up: false,
-                    };
-                } else {
-                    self.cruise(true);
-                }
-            }
+            } => self.check_epoch(rate, probe_limit, probe_rate, base_rate),
         }
         self.limit != before
+    }
+
+    /// Startup: double the limit while the rate grows; after a few flat epochs settle a little
+    /// above the smallest limit that gave the best rate, and cruise.
+    fn startup_epoch(
+        &mut self,
+        rate: f64,
+        grown_from: f64,
+        mut best_rate: f64,
+        mut best_limit: f64,
+        flat: u32,
+    ) {
+        let before = self.limit;
+        // The smallest limit giving the best rate: a queue's rate stops growing at its
+        // slots; a throttle setting in during startup can make a doubling look flat
+        // while it still paid, and then the larger limit is kept.
+        if rate > best_rate * (1.0 + UP_GAIN_NEEDED) {
+            best_rate = rate;
+            best_limit = self.limit.floor();
+        }
+        if rate >= grown_from * STARTUP_GROWTH {
+            self.phase = Phase::Startup {
+                grown_from: rate,
+                best_rate,
+                best_limit,
+                flat: 0,
+            };
+            self.limit = (self.limit * 2.0).min(self.cap());
+            if self.limit == before {
+                self.cruise(false);
+            }
+        } else if flat + 1 >= STARTUP_FLAT_EPOCHS {
+            // 1.25 x the knee, but no more than one probe step under the last
+            // limit: a throttle setting in (or a busy client) can hide the gain of
+            // the last doubling, and probes down drain a real queue later anyway.
+            let knee = best_limit.max(1.0);
+            let settled = (knee * PROBE_GAIN)
+                .max(knee + 1.0)
+                .max(self.limit.floor() / PROBE_GAIN)
+                .min(self.cap());
+            if settled < self.limit {
+                self.limit = settled;
+                self.decreases += 1;
+            }
+            self.cruise(false);
+        } else {
+            self.phase = Phase::Startup {
+                grown_from,
+                best_rate,
+                best_limit,
+                flat: flat + 1,
+            };
+        }
+    }
+
+    /// Cruise: hold the limit for a few epochs, then probe (down when latency suggests a queue,
+    /// up otherwise, or the other way after a probe that did not pay).
+    fn cruise_epoch(&mut self, rate: f64, queue_suspected: bool, left: u32, next_up: bool) {
+        if left > 0 {
+            self.phase = Phase::Cruise {
+                left: left - 1,
+                next_up,
+            };
+        } else {
+            let up = next_up || !queue_suspected;
+            let target = self.moved(up);
+            if target == self.limit.floor() {
+                self.cruise(!up);
+            } else {
+                self.phase = Phase::Probe {
+                    up,
+                    base_limit: self.limit,
+                    base_rate: rate,
+                };
+                self.limit = target;
+            }
+        }
+    }
+
+    /// A probe up: kept (and one more step tried) when the rate grew enough, else undone.
+    fn probe_up_epoch(&mut self, rate: f64, base_limit: f64, base_rate: f64) {
+        if rate < base_rate * (1.0 + UP_GAIN_NEEDED) {
+            self.limit = base_limit;
+            self.cruise(false);
+        } else if self.moved(true) != self.limit.floor() {
+            // Kept: and one more step up, judged against this epoch.
+            self.phase = Phase::Probe {
+                up: true,
+                base_limit: self.limit,
+                base_rate: rate,
+            };
+            self.limit = self.moved(true);
+        } else {
+            self.cruise(false);
+        }
+    }
+
+    /// A probe down measured: return to the base limit for one epoch before judging it.
+    fn probe_down_epoch(&mut self, rate: f64, base_limit: f64, base_rate: f64) {
+        // Back to the base limit for one epoch before judging: the probe is compared
+        // with the mean of the epochs on either side of it, which cancels a drift of the
+        // gateway's own (a throttle filling or emptying its window) that would
+        // otherwise pass for the effect of the smaller limit.
+        self.phase = Phase::Check {
+            probe_limit: self.limit,
+            probe_rate: rate,
+            base_rate,
+        };
+        self.limit = base_limit;
+    }
+
+    /// Judge a probe down against the mean of the base epochs on either side: kept when the
+    /// rate did not drop by more than allowed.
+    fn check_epoch(&mut self, rate: f64, probe_limit: f64, probe_rate: f64, base_rate: f64) {
+        let around = (base_rate + rate) / 2.0;
+        if probe_rate >= around * (1.0 - DOWN_LOSS_ALLOWED) {
+            self.limit = probe_limit;
+            self.decreases += 1;
+            // The next epoch measures the new limit; a further probe down follows if
+            // latency still says there is a queue.
+            self.phase = Phase::Cruise {
+                left: 0,
+                next_up: false,
+            };
+        } else {
+            self.cruise(true);
+        }
     }
 }
 

@@ -1,16 +1,18 @@
 //! Historical requests of one connection: validation, the 50-open limit, pacing, the service
 //! task (farm, slot, bars, latency) and cancels.
 
-use super::{Conn, InFlight, OpenReq};
+use super::{Conn, InFlight, OpenReq, Out};
 use crate::codec::{HistRequest, Reply, WireBar};
 use crate::counters::HistOutcome;
 use crate::hmds::PacingKey;
 use crate::lookup;
-use crate::market::SimBar;
+use crate::market::{Market, SimBar};
 use crate::pricing::{hash, unit};
 use crate::shared::HistRequestRecord;
 use crate::window::{self, HmdsError};
-use ib_model::bars::Duration as IbDuration;
+use chrono::{DateTime, Utc};
+use ib_model::bars::{BarSize, Duration as IbDuration};
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Conn {
@@ -80,34 +82,24 @@ impl Conn {
             ));
             return None;
         }
-        let parsed = (|| {
-            let bar = window::parse_bar_size(&h.bar_size)?;
-            let dur: IbDuration = h
-                .duration
-                .parse()
-                .map_err(|_| HmdsError::bad_duration(&h.duration))?;
-            let end = window::parse_end(&h.end)?;
-            let con_id = lookup::resolve_con_id(&sh.market, &h.contract)?;
-            Ok((bar, dur, end, con_id))
-        })();
-        let (bar, dur, end, con_id) = match parsed {
+        let p = match Parsed::of(&sh.market, &h) {
             Ok(x) => x,
             Err(e) => {
                 fail(e);
                 return None;
             }
         };
-        if sh.scenario.faults.drop_on_con_ids.contains(&con_id) {
+        if sh.scenario.faults.drop_on_con_ids.contains(&p.con_id) {
             return Some("fault-drop-on-con-id");
         }
-        if bar.is_small() {
+        if p.bar.is_small() {
             let key = PacingKey::new(
-                &con_id.to_string(),
+                &p.con_id.to_string(),
                 &h.contract.exchange,
                 &h.what,
                 &h.end,
                 &h.duration,
-                bar.as_str(),
+                p.bar.as_str(),
                 h.use_rth,
             );
             if let Err(rule) = sh.hmds.check_pacing(&key) {
@@ -134,69 +126,7 @@ impl Conn {
         let guard = InFlight(sh.clone());
         let task = tokio::spawn(async move {
             let _guard = guard;
-            let sh = out.sh.clone();
-            if hang {
-                sh.counters.hist_outcome(HistOutcome::Hung, 0);
-                sh.log_outcome(idx, "hung", 0);
-                std::future::pending::<()>().await;
-            }
-            sh.faults.farm_up().await;
-            let Ok(_permit) = sh.hmds.slots.acquire().await else {
-                return;
-            };
-            let market = sh.market.clone();
-            let end_t = end.unwrap_or_else(|| market.now_of_hours(con_id, h.use_rth));
-            let what = h.what.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                market.bars(con_id, &what, bar, end_t, dur, h.use_rth)
-            })
-            .await
-            .unwrap_or_else(|_| Err(HmdsError::no_security()));
-            let n = result.as_ref().map(|b| b.len()).unwrap_or(0);
-            tokio::time::sleep(sh.hmds.service_time(n)).await;
-            let Ok(mut open) = out.open.lock() else {
-                return;
-            };
-            if open.remove(&req_id).is_none() {
-                return; // cancelled meanwhile: the cancel answered
-            }
-            match result {
-                Ok(bars) => {
-                    let now = sh.market.now_of_hours(con_id, h.use_rth);
-                    let end_c = end_t.min(now);
-                    let start = sh
-                        .market
-                        .window_start_of(con_id, end_c, dur, h.use_rth)
-                        .unwrap_or(end_c);
-                    let (start, end_c) = (window::fmt_utc(start), window::fmt_utc(end_c));
-                    out.send(&Reply::HistoricalData {
-                        req_id,
-                        start: start.clone(),
-                        end: end_c.clone(),
-                        bars: bars
-                            .iter()
-                            .map(|b| wire_bar(b, bar.is_daily_or_longer(), h.format_date))
-                            .collect(),
-                    });
-                    out.send(&Reply::HistoricalDataEnd {
-                        req_id,
-                        start,
-                        end: end_c,
-                    });
-                    sh.counters.hist_outcome(HistOutcome::Ok, n as u64);
-                    sh.log_outcome(idx, "ok", n);
-                }
-                Err(e) => {
-                    if e.is_no_data() {
-                        sh.counters.hist_outcome(HistOutcome::Empty, 0);
-                        sh.log_outcome(idx, "empty", 0);
-                    } else {
-                        sh.log_outcome(idx, &format!("error:{}", e.code), 0);
-                    }
-                    out.error(req_id, e.code, e.message);
-                }
-            }
-            drop(open);
+            serve(out, h, p, idx, hang).await;
         });
         open.insert(
             req_id,
@@ -206,6 +136,129 @@ impl Conn {
             },
         );
         None
+    }
+}
+
+/// A historical request's fields as the gateway reads them.
+#[derive(Clone, Copy)]
+struct Parsed {
+    bar: BarSize,
+    dur: IbDuration,
+    /// None: now.
+    end: Option<DateTime<Utc>>,
+    con_id: i64,
+}
+
+impl Parsed {
+    /// Parse the fields and resolve the contract, failing with IB's error for the first bad one.
+    fn of(market: &Market, h: &HistRequest) -> Result<Parsed, HmdsError> {
+        let bar = window::parse_bar_size(&h.bar_size)?;
+        let dur: IbDuration = h
+            .duration
+            .parse()
+            .map_err(|_| HmdsError::bad_duration(&h.duration))?;
+        let end = window::parse_end(&h.end)?;
+        let con_id = lookup::resolve_con_id(market, &h.contract)?;
+        Ok(Parsed {
+            bar,
+            dur,
+            end,
+            con_id,
+        })
+    }
+}
+
+/// The service of one accepted request: a hang when the fault says so, then the farm, an HMDS
+/// slot, the bars and the service time; the answer is sent unless a cancel removed the request
+/// meanwhile (the cancel answered it).
+async fn serve(out: Arc<Out>, h: HistRequest, p: Parsed, idx: usize, hang: bool) {
+    let Parsed {
+        bar,
+        dur,
+        end,
+        con_id,
+    } = p;
+    let req_id = h.req_id;
+    let sh = out.sh.clone();
+    if hang {
+        sh.counters.hist_outcome(HistOutcome::Hung, 0);
+        sh.log_outcome(idx, "hung", 0);
+        std::future::pending::<()>().await;
+    }
+    sh.faults.farm_up().await;
+    let Ok(_permit) = sh.hmds.slots.acquire().await else {
+        return;
+    };
+    let market = sh.market.clone();
+    let end_t = end.unwrap_or_else(|| market.now_of_hours(con_id, h.use_rth));
+    let what = h.what.clone();
+    let result =
+        tokio::task::spawn_blocking(move || market.bars(con_id, &what, bar, end_t, dur, h.use_rth))
+            .await
+            .unwrap_or_else(|_| Err(HmdsError::no_security()));
+    let n = result.as_ref().map(|b| b.len()).unwrap_or(0);
+    tokio::time::sleep(sh.hmds.service_time(n)).await;
+    let Ok(mut open) = out.open.lock() else {
+        return;
+    };
+    if open.remove(&req_id).is_none() {
+        return; // cancelled meanwhile: the cancel answered
+    }
+    answer(&out, &h, &p, end_t, idx, result);
+    drop(open);
+}
+
+/// Send the bars (HistoricalData then HistoricalDataEnd, the window clipped to now) or the error,
+/// and record the outcome.
+fn answer(
+    out: &Out,
+    h: &HistRequest,
+    p: &Parsed,
+    end_t: DateTime<Utc>,
+    idx: usize,
+    result: Result<Vec<SimBar>, HmdsError>,
+) {
+    let (sh, req_id, n) = (
+        &out.sh,
+        h.req_id,
+        result.as_ref().map(|b| b.len()).unwrap_or(0),
+    );
+    let (bar, dur, con_id) = (p.bar, p.dur, p.con_id);
+    match result {
+        Ok(bars) => {
+            let now = sh.market.now_of_hours(con_id, h.use_rth);
+            let end_c = end_t.min(now);
+            let start = sh
+                .market
+                .window_start_of(con_id, end_c, dur, h.use_rth)
+                .unwrap_or(end_c);
+            let (start, end_c) = (window::fmt_utc(start), window::fmt_utc(end_c));
+            out.send(&Reply::HistoricalData {
+                req_id,
+                start: start.clone(),
+                end: end_c.clone(),
+                bars: bars
+                    .iter()
+                    .map(|b| wire_bar(b, bar.is_daily_or_longer(), h.format_date))
+                    .collect(),
+            });
+            out.send(&Reply::HistoricalDataEnd {
+                req_id,
+                start,
+                end: end_c,
+            });
+            sh.counters.hist_outcome(HistOutcome::Ok, n as u64);
+            sh.log_outcome(idx, "ok", n);
+        }
+        Err(e) => {
+            if e.is_no_data() {
+                sh.counters.hist_outcome(HistOutcome::Empty, 0);
+                sh.log_outcome(idx, "empty", 0);
+            } else {
+                sh.log_outcome(idx, &format!("error:{}", e.code), 0);
+            }
+            out.error(req_id, e.code, e.message);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! layouts as its `decoder.py` reads them, round trips, and hostile input.
 
 use super::*;
+use crate::codec::{ContractQuery, HistRequest};
 use chrono::NaiveDate;
 use ib_model::Right;
 

@@ -4,22 +4,29 @@
 //! `ibapi`'s own reconnect is switched off (`max_reconnect_attempts(0)`): the executor decides
 //! when and how long to reconnect (a weekend gateway restarts nightly, so that can be hours), and
 //! it must know which requests were lost with a connection so it can put them back in the queue.
+//!
+//! This module holds the connection and the bar requests; `reference` the contract and chain
+//! look-ups over it, `convert` the translation to and from `ibapi`'s types.
 
 use super::outcome::{classify_error, Failure, OutcomeClass};
-use crate::bars::{BarSize, Duration as IbDuration, DurationUnit};
+use crate::bars::{BarSize, Duration as IbDuration};
 use crate::cache::Right;
 use crate::cache::UnderlyingSecType;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use ibapi::contracts::{Contract, Currency, Exchange, OptionRight, SecurityType, Symbol};
-use ibapi::market_data::historical::{
-    BarSize as IbBarSize, BarTimestamp, Duration as IbApiDuration, WhatToShow,
-};
+use chrono::{DateTime, NaiveDate, Utc};
+use ibapi::market_data::historical::WhatToShow;
 use ibapi::market_data::TradingHours;
 use ibapi::{Client, RateLimiter};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
+
+mod convert;
+mod reference;
+
+pub use convert::ib_bar_size;
+use convert::{contract_for, convert_bar, ib_duration};
+pub use reference::{ChainParams, QualifiedStock};
 
 /// How to reach the gateway.
 #[derive(Debug, Clone)]
@@ -285,224 +292,6 @@ impl Gateway {
     }
 }
 
-/// The underlying as IB qualifies it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QualifiedStock {
-    /// Symbol.
-    pub symbol: String,
-    /// conId.
-    pub con_id: i64,
-    /// Currency.
-    pub currency: String,
-    /// Primary exchange, when IB says.
-    pub primary_exchange: Option<String>,
-}
-
-/// One reqSecDefOptParams answer (one exchange x trading class).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChainParams {
-    /// Exchange (keep `SMART`).
-    pub exchange: String,
-    /// Trading class.
-    pub trading_class: String,
-    /// Multiplier.
-    pub multiplier: f64,
-    /// Expirations.
-    pub expirations: Vec<NaiveDate>,
-    /// Strikes.
-    pub strikes: Vec<f64>,
-}
-
-impl Gateway {
-    /// Qualify a US stock (STK, SMART, USD): its conId and primary exchange.
-    pub async fn qualify_stock(&self, symbol: &str) -> Result<QualifiedStock, Failure> {
-        self.qualify_underlying(symbol, UnderlyingSecType::Stk)
-            .await
-    }
-
-    /// Qualify an option underlying: a US stock (STK, SMART, USD) or an index (IND on its
-    /// exchange, e.g. SPX on CBOE): its conId and (primary) exchange.
-    pub async fn qualify_underlying(
-        &self,
-        symbol: &str,
-        sec_type: UnderlyingSecType,
-    ) -> Result<QualifiedStock, Failure> {
-        let (_, client) = self.current().await;
-        let contract = underlying_contract(symbol, sec_type);
-        let details = self
-            .bounded(client.contract_details(&contract), false)
-            .await?;
-        let d = details.into_iter().next().ok_or_else(|| {
-            Failure::new(
-                OutcomeClass::UnknownContract,
-                format!("no contract details for {symbol}"),
-            )
-        })?;
-        let primary = match sec_type {
-            UnderlyingSecType::Stk => d.contract.primary_exchange.0.clone(),
-            UnderlyingSecType::Ind => d.contract.exchange.0.clone(),
-        };
-        Ok(QualifiedStock {
-            symbol: symbol.to_string(),
-            con_id: i64::from(d.contract.contract_id),
-            currency: if d.contract.currency.0.is_empty() {
-                "USD".into()
-            } else {
-                d.contract.currency.0.clone()
-            },
-            primary_exchange: (!primary.is_empty()).then_some(primary),
-        })
-    }
-
-    /// reqSecDefOptParams for an underlying (its conId from [`Gateway::qualify_underlying`]
-    /// with the same `sec_type`): every exchange x trading class.
-    pub async fn option_chain(
-        &self,
-        symbol: &str,
-        sec_type: UnderlyingSecType,
-        con_id: i64,
-    ) -> Result<Vec<ChainParams>, Failure> {
-        let (_, client) = self.current().await;
-        let id = i32::try_from(con_id).map_err(|_| {
-            Failure::new(
-                OutcomeClass::InvalidRequest,
-                format!("conId {con_id} out of range"),
-            )
-        })?;
-        let timeout = self.cfg.request_timeout;
-        let fut = async {
-            let mut sub = client
-                .option_chain(
-                    symbol,
-                    match sec_type {
-                        UnderlyingSecType::Stk => SecurityType::Stock,
-                        UnderlyingSecType::Ind => SecurityType::Index,
-                    },
-                    id,
-                )
-                .subscribe()
-                .await?;
-            sub.collect_to_end_within(timeout).await
-        };
-        let chains = self.bounded(fut, false).await?;
-        Ok(chains
-            .into_iter()
-            .map(|c| ChainParams {
-                exchange: c.exchange,
-                trading_class: c.trading_class,
-                multiplier: c.multiplier.parse().unwrap_or(100.0),
-                expirations: c
-                    .expirations
-                    .iter()
-                    .filter_map(|e| NaiveDate::parse_from_str(e, "%Y%m%d").ok())
-                    .collect(),
-                strikes: c.strikes,
-            })
-            .collect())
-    }
-
-    /// Qualify one fully specified option: `Ok(Some)` with its conId and local symbol, and the
-    /// trading hours of its contract details, when it exists; `Ok(None)` when IB answers 200
-    /// (no such contract).
-    pub async fn qualify_option(
-        &self,
-        spec: &OptionSpec,
-    ) -> Result<Option<(OptionSpec, crate::hours::RawHours)>, Failure> {
-        let (_, client) = self.current().await;
-        let mut contract = contract_for(&HistRequest {
-            option: Some(spec.clone()),
-            stock_symbol: spec.symbol.clone(),
-            underlying_sec_type: UnderlyingSecType::Stk,
-            what: String::new(),
-            bar_size: BarSize::Hours8,
-            duration: IbDuration {
-                n: 1,
-                unit: DurationUnit::Days,
-            },
-            end: None,
-            use_rth: true,
-        });
-        contract.contract_id = 0;
-        contract.local_symbol.clear();
-        match self
-            .bounded(client.contract_details(&contract), false)
-            .await
-        {
-            Ok(details) => {
-                let Some(d) = details.into_iter().next() else {
-                    return Ok(None);
-                };
-                let hours = crate::hours::RawHours {
-                    liquid_hours: d.liquid_hours.join(";"),
-                    trading_hours: d.trading_hours.join(";"),
-                    time_zone_id: d.time_zone_id.clone(),
-                };
-                let c = d.contract;
-                Ok(Some((
-                    OptionSpec {
-                        con_id: i64::from(c.contract_id),
-                        local_symbol: c.local_symbol.clone(),
-                        trading_class: if c.trading_class.is_empty() {
-                            spec.trading_class.clone()
-                        } else {
-                            c.trading_class.clone()
-                        },
-                        multiplier: c.multiplier.parse().unwrap_or(spec.multiplier),
-                        ..spec.clone()
-                    },
-                    hours,
-                )))
-            }
-            Err(f) if f.code == Some(200) => Ok(None),
-            Err(f) => Err(f),
-        }
-    }
-
-    /// The last complete daily close of an underlying (stock or index) at or before `end`
-    /// (`1 day` TRADES, RTH, 5 D).
-    pub async fn stock_close(
-        &self,
-        symbol: &str,
-        sec_type: UnderlyingSecType,
-        end: DateTime<Utc>,
-    ) -> Result<Option<(NaiveDate, f64)>, Failure> {
-        let req = HistRequest {
-            option: None,
-            stock_symbol: symbol.to_string(),
-            underlying_sec_type: sec_type,
-            what: "TRADES".into(),
-            bar_size: BarSize::Day1,
-            duration: IbDuration {
-                n: 5,
-                unit: DurationUnit::Days,
-            },
-            end: Some(end),
-            use_rth: true,
-        };
-        let bars = self.historical(&req, false).await?;
-        Ok(bars
-            .iter()
-            .filter(|b| b.ts < end)
-            .max_by_key(|b| b.ts)
-            .map(|b| (crate::calendar::to_ny(b.ts).date_naive(), b.close)))
-    }
-
-    async fn bounded<T>(
-        &self,
-        fut: impl std::future::Future<Output = Result<T, ibapi::Error>>,
-        expired: bool,
-    ) -> Result<T, Failure> {
-        match tokio::time::timeout(self.cfg.request_timeout, fut).await {
-            Err(_) => Err(Failure::new(
-                OutcomeClass::Timeout,
-                format!("no answer within {:?}", self.cfg.request_timeout),
-            )),
-            Ok(Err(e)) => Err(classify_error(&e, expired)),
-            Ok(Ok(v)) => Ok(v),
-        }
-    }
-}
-
 /// Log the notices the gateway sends outside any request (connectivity, farms) and follow the
 /// HMDS farm: 2105 (broken) sets `hmds_down`, 2106 (HMDS OK) and 2158 (sec-def OK) clear it.
 /// 2107 ("inactive but should be available upon demand") is what an idle gateway says at
@@ -568,114 +357,5 @@ async fn connect_client(
             );
             Ok(c)
         }
-    }
-}
-
-fn contract_for(req: &HistRequest) -> Contract {
-    match &req.option {
-        Some(o) => Contract {
-            contract_id: i32::try_from(o.con_id).unwrap_or(0),
-            symbol: Symbol(o.symbol.clone()),
-            security_type: SecurityType::Option,
-            last_trade_date_or_contract_month: o.expiry.format("%Y%m%d").to_string(),
-            strike: o.strike,
-            right: Some(match o.right {
-                Right::C => OptionRight::Call,
-                Right::P => OptionRight::Put,
-            }),
-            multiplier: format_multiplier(o.multiplier),
-            exchange: Exchange(o.exchange.clone()),
-            currency: Currency(o.currency.clone()),
-            local_symbol: o.local_symbol.clone(),
-            trading_class: o.trading_class.clone(),
-            ..Contract::default()
-        },
-        None => underlying_contract(&req.stock_symbol, req.underlying_sec_type),
-    }
-}
-
-/// The contract of an option underlying: `STK` on SMART in USD, or `IND` on the index's
-/// exchange ([`crate::cache::index_exchange`]: SPX on CBOE).
-fn underlying_contract(symbol: &str, sec_type: UnderlyingSecType) -> Contract {
-    match sec_type {
-        UnderlyingSecType::Stk => Contract::stock(symbol).build(),
-        UnderlyingSecType::Ind => Contract {
-            symbol: Symbol(symbol.to_string()),
-            security_type: SecurityType::Index,
-            exchange: Exchange(crate::cache::index_exchange(symbol).to_string()),
-            currency: Currency("USD".into()),
-            ..Contract::default()
-        },
-    }
-}
-
-fn format_multiplier(m: f64) -> String {
-    if m.fract() == 0.0 {
-        format!("{}", m as i64)
-    } else {
-        m.to_string()
-    }
-}
-
-fn convert_bar(b: &ibapi::market_data::historical::Bar) -> FetchedBar {
-    let ts = match b.date {
-        BarTimestamp::DateTime(t) => Utc
-            .timestamp_opt(t.unix_timestamp(), 0)
-            .single()
-            .unwrap_or_default(),
-        BarTimestamp::Date(d) => {
-            let nd = NaiveDate::from_ymd_opt(d.year(), u8::from(d.month()) as u32, d.day() as u32)
-                .unwrap_or_default();
-            crate::calendar::ny_to_utc(nd, chrono::NaiveTime::MIN)
-        }
-    };
-    FetchedBar {
-        ts,
-        open: b.open,
-        high: b.high,
-        low: b.low,
-        close: b.close,
-        volume: b.volume,
-        wap: b.wap,
-        count: b.count,
-    }
-}
-
-/// Map our bar size to `ibapi`'s enum.
-pub fn ib_bar_size(b: BarSize) -> Option<IbBarSize> {
-    use BarSize::*;
-    Some(match b {
-        Secs1 => IbBarSize::Sec,
-        Secs5 => IbBarSize::Sec5,
-        Secs10 => IbBarSize::Sec10,
-        Secs15 => IbBarSize::Sec15,
-        Secs30 => IbBarSize::Sec30,
-        Min1 => IbBarSize::Min,
-        Mins2 => IbBarSize::Min2,
-        Mins3 => IbBarSize::Min3,
-        Mins5 => IbBarSize::Min5,
-        Mins10 => IbBarSize::Min10,
-        Mins15 => IbBarSize::Min15,
-        Mins20 => IbBarSize::Min20,
-        Mins30 => IbBarSize::Min30,
-        Hour1 => IbBarSize::Hour,
-        Hours2 => IbBarSize::Hour2,
-        Hours3 => IbBarSize::Hour3,
-        Hours4 => IbBarSize::Hour4,
-        Hours8 => IbBarSize::Hour8,
-        Day1 => IbBarSize::Day,
-        Week1 => IbBarSize::Week,
-        Month1 => IbBarSize::Month,
-    })
-}
-
-fn ib_duration(d: IbDuration) -> IbApiDuration {
-    let n = i32::try_from(d.n).unwrap_or(i32::MAX);
-    match d.unit {
-        DurationUnit::Seconds => IbApiDuration::seconds(n),
-        DurationUnit::Days => IbApiDuration::days(n),
-        DurationUnit::Weeks => IbApiDuration::weeks(n),
-        DurationUnit::Months => IbApiDuration::months(n),
-        DurationUnit::Years => IbApiDuration::years(n),
     }
 }

@@ -10,12 +10,20 @@
 //! same atomic rename), and a per-scope index ([`super::coverage_index`]) caches it for a fast
 //! resume. A lost record only costs requests: a session without a record is fetched, and a
 //! range whose session count no longer matches the calendar is dropped.
+//!
+//! This module holds the record and its operations; `units` what it is kept in (sessions and
+//! chunks of a window), `encoding` its text form and resume's fast reading of it.
 
-use crate::bars::Duration as IbDuration;
-use crate::calendar::{self, Session};
+use crate::calendar;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+mod encoding;
+mod units;
+
+pub use encoding::FinalRuns;
+pub use units::{window_ordinals, window_units, Unit};
 
 /// Format version of the encoded coverage.
 pub const COVERAGE_VERSION: u32 = 1;
@@ -66,114 +74,11 @@ impl Cover {
     }
 }
 
-/// A unit of a window: a whole session, or a chunk of one (seconds bars).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    /// A whole regular session.
-    Session(Session),
-    /// `[start, end)` inside `session`.
-    Chunk {
-        /// The session the chunk lies in.
-        session: Session,
-        /// Chunk start.
-        start: DateTime<Utc>,
-        /// Chunk end (exclusive).
-        end: DateTime<Utc>,
-    },
-}
-
-impl Unit {
-    /// The session of the unit.
-    pub fn session(&self) -> &Session {
-        match self {
-            Unit::Session(s) | Unit::Chunk { session: s, .. } => s,
-        }
-    }
-
-    /// When the unit ends.
-    pub fn end(&self) -> DateTime<Utc> {
-        match self {
-            Unit::Session(s) => s.close,
-            Unit::Chunk { end, .. } => *end,
-        }
-    }
-
-    /// Whether a bar starting at `ts` belongs to the unit.
-    pub fn holds(&self, ts: DateTime<Utc>) -> bool {
-        match self {
-            Unit::Session(s) => calendar::trading_date(ts) == s.date,
-            Unit::Chunk { start, end, .. } => ts >= *start && ts < *end,
-        }
-    }
-}
-
-/// The units of the window `[end - duration, end)`: every session the window spans, and a chunk
-/// for a session a seconds window (or the window's end) cuts. Empty when the calendar cannot
-/// answer.
-pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
-    let start = duration.window_start(end);
-    let (Ok(sessions), true) = (
-        calendar::sessions_between(
-            calendar::to_ny(start).date_naive(),
-            calendar::to_ny(end).date_naive(),
-        ),
-        start < end,
-    ) else {
-        return Vec::new();
-    };
-    // Windows of whole sessions (D, W, M, Y) hold the sessions they span entirely: a `1 M`
-    // window ending at 13:00 starts at 13:00 a month earlier, and that half session belongs to
-    // the window before it (as the strict table's split has it). A window ending inside a
-    // session (an explicit instant), and a seconds window, hold that part as a chunk. A window
-    // ending up to an hour after its own session's equity close (a class trading to 16:15)
-    // extends that session to its end: the session is provisional until then, and a
-    // 16:00-16:15 seconds chunk is a unit too.
-    let seconds = duration.unit == crate::bars::DurationUnit::Seconds;
-    let end_date = calendar::to_ny(end).date_naive();
-    sessions
-        .into_iter()
-        .map(|s| {
-            let late = end - s.close;
-            if s.date == end_date
-                && late > chrono::Duration::zero()
-                && late <= chrono::Duration::hours(1)
-            {
-                Session { close: end, ..s }
-            } else {
-                s
-            }
-        })
-        .filter(|s| s.close > start && s.open < end && (seconds || s.open >= start))
-        .map(|s| {
-            if s.open >= start && s.close <= end {
-                Unit::Session(s)
-            } else {
-                Unit::Chunk {
-                    session: s,
-                    start: start.max(s.open),
-                    end: end.min(s.close),
-                }
-            }
-        })
-        .collect()
-}
-
 /// Coverage of one bar file (or of one series whose file does not exist: all empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileCoverage {
     sessions: BTreeMap<NaiveDate, Cover>,
     chunks: BTreeMap<(i64, i64), Cover>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Encoded {
-    v: u32,
-    /// `[first date, last date, sessions in between (inclusive), code]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    s: Vec<(NaiveDate, NaiveDate, u32, String)>,
-    /// `[start ms, end ms, code]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    c: Vec<(i64, i64, String)>,
 }
 
 impl FileCoverage {
@@ -259,77 +164,6 @@ impl FileCoverage {
         }
     }
 
-    /// Compact text form: runs of consecutive sessions with the same record.
-    pub fn encode(&self) -> String {
-        let mut s: Vec<(NaiveDate, NaiveDate, u32, String)> = Vec::new();
-        let mut prev: Option<NaiveDate> = None;
-        for (date, cover) in &self.sessions {
-            let code = cover.code();
-            let extends = match (s.last(), prev) {
-                (Some(last), Some(p)) => {
-                    last.3 == code
-                        && calendar::session_after(p)
-                            .map(|n| n.date == *date)
-                            .unwrap_or(false)
-                }
-                _ => false,
-            };
-            match s.last_mut() {
-                Some(last) if extends => {
-                    last.1 = *date;
-                    last.2 += 1;
-                }
-                _ => s.push((*date, *date, 1, code.to_string())),
-            }
-            prev = Some(*date);
-        }
-        let c = self
-            .chunks
-            .iter()
-            .map(|((a, b), cover)| (*a, *b, cover.code().to_string()))
-            .collect();
-        serde_json::to_string(&Encoded {
-            v: COVERAGE_VERSION,
-            s,
-            c,
-        })
-        .unwrap_or_default()
-    }
-
-    /// Parse [`FileCoverage::encode`]'s form. A run whose session count no longer matches the
-    /// calendar is dropped (its sessions are fetched again), never trusted.
-    pub fn decode(text: &str) -> Result<FileCoverage, String> {
-        let e: Encoded = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if e.v != COVERAGE_VERSION {
-            return Err(format!(
-                "coverage format version {} (this tool reads {COVERAGE_VERSION})",
-                e.v
-            ));
-        }
-        let mut out = FileCoverage::default();
-        for (first, last, n, code) in e.s {
-            let Some(cover) = Cover::from_code(&code) else {
-                return Err(format!("unknown coverage code `{code}`"));
-            };
-            let Ok(sessions) = calendar::sessions_between(first, last) else {
-                continue;
-            };
-            if sessions.len() != n as usize {
-                continue;
-            }
-            for s in sessions {
-                out.sessions.insert(s.date, cover);
-            }
-        }
-        for (a, b, code) in e.c {
-            let Some(cover) = Cover::from_code(&code) else {
-                return Err(format!("unknown coverage code `{code}`"));
-            };
-            out.chunks.insert((a, b), cover);
-        }
-        Ok(out)
-    }
-
     /// Rebuild from the bars of a file that carries no record (an older file, or one rewritten
     /// by another tool): a session with bars is covered, provisional when every bar of it was
     /// fetched before its close. Sessions without bars stay unknown (fetched again).
@@ -363,73 +197,10 @@ impl FileCoverage {
     }
 }
 
-/// The final (not provisional) runs of whole sessions of an encoded record, as merged inclusive
-/// intervals of calendar session ordinals: resume's fast check, without expanding the record
-/// into sessions. A run whose count disagrees with the calendar is dropped, as in
-/// [`FileCoverage::decode`]; chunks and provisional runs are left out (such windows go to the
-/// scheduler, which decides from the file).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FinalRuns(Vec<(u32, u32)>);
-
-impl FinalRuns {
-    /// Parse an encoded record (None when it is not one).
-    pub fn parse(encoded: &str) -> Option<FinalRuns> {
-        let e: Encoded = serde_json::from_str(encoded).ok()?;
-        if e.v != COVERAGE_VERSION {
-            return None;
-        }
-        let mut runs: Vec<(u32, u32)> =
-            e.s.iter()
-                .filter(|(_, _, _, code)| code == "B" || code == "E")
-                .filter_map(|(first, last, n, _)| {
-                    let (a, b) = (
-                        calendar::session_ordinal(*first)?,
-                        calendar::session_ordinal(*last)?,
-                    );
-                    (b >= a && b - a + 1 == *n).then_some((a, b))
-                })
-                .collect();
-        runs.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(runs.len());
-        for (a, b) in runs {
-            match merged.last_mut() {
-                Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
-                _ => merged.push((a, b)),
-            }
-        }
-        Some(FinalRuns(merged))
-    }
-
-    /// Runs already sorted and merged (as [`FinalRuns::runs`] gave them).
-    pub fn from_sorted(runs: Vec<(u32, u32)>) -> FinalRuns {
-        FinalRuns(runs)
-    }
-
-    /// The runs of session ordinals, sorted and merged.
-    pub fn runs(&self) -> &[(u32, u32)] {
-        &self.0
-    }
-
-    /// Whether every session with ordinal in `first..=last` is covered.
-    pub fn covers(&self, first: u32, last: u32) -> bool {
-        self.0.iter().any(|(a, b)| *a <= first && last <= *b)
-    }
-}
-
-/// The session ordinals a window of whole sessions spans (None when it holds a chunk or the
-/// calendar cannot answer): with [`FinalRuns::covers`], resume's fast check.
-pub fn window_ordinals(units: &[Unit]) -> Option<(u32, u32)> {
-    if units.iter().any(|u| matches!(u, Unit::Chunk { .. })) {
-        return None;
-    }
-    let first = calendar::session_ordinal(units.first()?.session().date)?;
-    let last = calendar::session_ordinal(units.last()?.session().date)?;
-    Some((first, last))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::Session;
 
     fn d(m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, m, day).unwrap()

@@ -4,6 +4,9 @@
 //! Everything here is aggregated so that a 300-symbol weekend stays a few MB: timeline samples
 //! per minute (coarser buckets past a day of minutes), one row per phase and bar size, per-symbol
 //! totals, and only the heatmap's holes listed cell by cell.
+//!
+//! This module holds the page's JSON shape, its assembly and the near-ATM panel; `timeline`
+//! reads and folds the timeline files, `heatmap` turns the audit into the heatmap.
 
 use super::{report_rows, ReportRow};
 use crate::exec::timeline::{MinuteSample, TimelineLine};
@@ -12,7 +15,14 @@ use crate::verify::Audit;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod heatmap;
+mod timeline;
+
+use heatmap::heatmap;
+use timeline::timeline;
+pub use timeline::{read_timelines, recorded_plan, timeline_files};
 
 /// Timeline points drawn at most (longer runs are summed into k-minute buckets).
 pub const MAX_TIMELINE_POINTS: usize = 1_440;
@@ -175,73 +185,6 @@ pub struct DistanceBucket {
     pub empty_rate: f64,
 }
 
-/// Timeline files under `paths` (searched recursively), with their labels (`run/0of1`).
-pub fn timeline_files(paths: &[PathBuf]) -> Vec<(String, PathBuf)> {
-    fn walk(p: &Path, out: &mut Vec<(String, PathBuf)>) {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .map(|d| d.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default();
-            entries.sort();
-            for e in entries {
-                walk(&e, out);
-            }
-        } else if let Some(name) = p.file_name().map(|n| n.to_string_lossy().into_owned()) {
-            if let Some(shard) = name
-                .strip_prefix("timeline_")
-                .and_then(|n| n.strip_suffix(".jsonl"))
-            {
-                let run = p
-                    .parent()
-                    .and_then(|d| d.file_name())
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                out.push((format!("{run}/{shard}"), p.to_path_buf()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        walk(p, &mut out);
-    }
-    out
-}
-
-/// The timelines read back, per label, with the count of unreadable lines.
-pub fn read_timelines(paths: &[PathBuf]) -> (Vec<(String, Vec<TimelineLine>)>, usize) {
-    let mut out = Vec::new();
-    let mut bad = 0;
-    for (label, path) in timeline_files(paths) {
-        match crate::exec::timeline::read(&path) {
-            Ok((lines, b)) => {
-                bad += b;
-                out.push((label, lines));
-            }
-            Err(e) => {
-                tracing::warn!("{}: {e}", path.display());
-                bad += 1;
-            }
-        }
-    }
-    (out, bad)
-}
-
-/// The plan recorded by the latest run among `timelines` (for the heatmap), with its pinned
-/// clock.
-pub fn recorded_plan(
-    timelines: &[(String, Vec<TimelineLine>)],
-) -> Option<(PathBuf, Option<DateTime<Utc>>)> {
-    timelines
-        .iter()
-        .flat_map(|(_, lines)| lines)
-        .filter_map(|l| match l {
-            TimelineLine::Plan { at, plan, now } => Some((*at, PathBuf::from(plan), *now)),
-            _ => None,
-        })
-        .max_by_key(|(at, _, _)| *at)
-        .map(|(_, p, n)| (p, n))
-}
-
 /// Build the page's data.
 pub fn build(
     records: &[SummaryRecord],
@@ -332,182 +275,6 @@ fn header(
     h.start = start;
     h.end = end;
     h
-}
-
-fn add_sample(into: &mut MinuteSample, s: &MinuteSample) {
-    into.requests += s.requests;
-    into.retries += s.retries;
-    for (k, v) in &s.answers {
-        *into.answers.entry(k.clone()).or_default() += v;
-    }
-    for (k, v) in &s.finished {
-        *into.finished.entry(k.clone()).or_default() += v;
-    }
-    into.bars += s.bars;
-    // Shards' percentiles cannot be merged exactly: the worst shard's is shown.
-    into.latency_p50_ms = into.latency_p50_ms.max(s.latency_p50_ms);
-    into.latency_p95_ms = into.latency_p95_ms.max(s.latency_p95_ms);
-    into.inflight_limit += s.inflight_limit;
-    into.inflight_limit_min += s.inflight_limit_min;
-    into.pacing_pauses += s.pacing_pauses;
-    into.paused_secs += s.paused_secs;
-}
-
-fn timeline(timelines: &[(String, Vec<TimelineLine>)]) -> Timeline {
-    let mut per_minute: BTreeMap<DateTime<Utc>, MinuteSample> = BTreeMap::new();
-    let mut t = Timeline {
-        bucket_minutes: 1,
-        ..Default::default()
-    };
-    for (_, lines) in timelines {
-        // A minute can be written twice (a resumed run with the same id): shards sum, a
-        // shard's own repeated minute sums too (both halves were real requests).
-        for l in lines {
-            match l {
-                TimelineLine::Minute(s) => {
-                    let e = per_minute.entry(s.minute).or_insert_with(|| MinuteSample {
-                        minute: s.minute,
-                        ..Default::default()
-                    });
-                    add_sample(e, s);
-                }
-                TimelineLine::Reconnect { at } => t.reconnects.push(*at),
-                TimelineLine::Outage { start, end, lost } => t.outages.push(Outage {
-                    start: *start,
-                    end: *end,
-                    lost: *lost,
-                    secs: (*end - *start).num_milliseconds() as f64 / 1000.0,
-                }),
-                TimelineLine::Farm { at, code, message } => t.farm_notices.push(FarmNotice {
-                    at: *at,
-                    code: *code,
-                    message: message.clone(),
-                }),
-                TimelineLine::End { events_dropped, .. } => {
-                    t.reconnect_count += events_dropped;
-                }
-                _ => {}
-            }
-        }
-    }
-    t.reconnects.sort();
-    t.reconnect_count += t.reconnects.len() as u64;
-    t.outages.sort_by_key(|o| o.start);
-    t.farm_notices.sort_by_key(|f| f.at);
-    let points: Vec<MinuteSample> = per_minute.into_values().collect();
-    let k = points.len().div_ceil(MAX_TIMELINE_POINTS).max(1);
-    t.bucket_minutes = k as u32;
-    t.points = if k == 1 {
-        points
-    } else {
-        points
-            .chunks(k)
-            .map(|c| {
-                let mut m = MinuteSample {
-                    minute: c[0].minute,
-                    ..Default::default()
-                };
-                for s in c {
-                    add_sample(&mut m, s);
-                }
-                // Limits are levels, not counts: the bucket shows their mean.
-                m.inflight_limit /= c.len() as u32;
-                m.inflight_limit_min = c.iter().map(|s| s.inflight_limit_min).min().unwrap_or(0);
-                m
-            })
-            .collect()
-    };
-    t
-}
-
-fn heatmap(a: &Audit, scope: &str) -> Heatmap {
-    let sessions: BTreeSet<NaiveDate> = a
-        .cells
-        .values()
-        .flat_map(|c| c.sessions.keys().copied())
-        .collect();
-    let mut rows: Vec<HeatRow> = a
-        .cells
-        .iter()
-        .map(|(sym, c)| {
-            let mut r = HeatRow {
-                symbol: sym.clone(),
-                expiries: c.expiries.len(),
-                ..Default::default()
-            };
-            for cell in c.sessions.values() {
-                r.expected += u64::from(cell.total());
-                r.bars += u64::from(cell.bars);
-                r.empty += u64::from(cell.empty);
-                r.provisional += u64::from(cell.provisional);
-                r.missing += u64::from(cell.missing);
-            }
-            r
-        })
-        .collect();
-    rows.sort_by(|x, y| {
-        y.missing
-            .cmp(&x.missing)
-            .then_with(|| x.symbol.cmp(&y.symbol))
-    });
-    // What a repair run requests, per (symbol, session).
-    let mut repairs: BTreeMap<(&str, NaiveDate), Vec<String>> = BTreeMap::new();
-    for m in &a.missing {
-        for s in &m.sessions {
-            if let Ok(d) = s.parse::<NaiveDate>() {
-                repairs
-                    .entry((m.symbol.as_str(), d))
-                    .or_default()
-                    .push(format!("{} {} {}", m.con_id, m.phase, m.bar_size));
-            }
-        }
-    }
-    let mut holes = Vec::new();
-    let mut truncated = false;
-    for (sym, c) in &a.cells {
-        for (d, cell) in &c.sessions {
-            if cell.missing == 0 {
-                continue;
-            }
-            if holes.len() >= MAX_HOLES {
-                truncated = true;
-                break;
-            }
-            let mut repair = repairs
-                .get(&(sym.as_str(), *d))
-                .cloned()
-                .unwrap_or_default();
-            repair.dedup();
-            if repair.len() > MAX_REPAIRS_PER_HOLE {
-                let more = repair.len() - MAX_REPAIRS_PER_HOLE;
-                repair.truncate(MAX_REPAIRS_PER_HOLE);
-                repair.push(format!("... and {more} more"));
-            }
-            holes.push(Hole {
-                symbol: sym.clone(),
-                session: *d,
-                missing: cell.missing,
-                of: cell.total(),
-                repair,
-            });
-        }
-    }
-    Heatmap {
-        scope: scope.to_string(),
-        sessions: sessions.into_iter().collect(),
-        rows,
-        holes,
-        holes_truncated: truncated,
-        complete: a.is_complete(),
-        problems: a
-            .problems
-            .iter()
-            .map(|p| format!("{}: {}", p.path, p.problem))
-            .chain(a.unselected.iter().map(|(p, s)| {
-                format!("{p} {s}: near-ATM contracts not chosen yet (no reference close)")
-            }))
-            .collect(),
-    }
 }
 
 /// Bucket edges of the near-ATM panel, percent of the reference close.

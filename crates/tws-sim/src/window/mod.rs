@@ -1,5 +1,8 @@
 //! Request windows, bar alignment and IB's HMDS error texts.
 //!
+//! This module holds the window arithmetic and the bar slots; `fields` parses the request's text
+//! fields, `hmds_error` holds the error codes and texts.
+//!
 //! # Window semantics
 //!
 //! A bar belongs to a request when `start_instant <= bar.ts < end`, where `bar.ts` is the bar's
@@ -29,191 +32,16 @@
 //! session labelled 09:30, covering the whole session. `1 day`
 //! bars are one per session (dated `YYYYMMDD`), `1W`/`1M` group sessions by ISO week / month.
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::America::New_York;
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, Utc};
 use ib_model::bars::{BarSize, Duration, DurationUnit};
 use ib_model::calendar::{self, Session};
 
-/// The HMDS message prefix (no space after the colon, as IB sends it).
-pub const HMDS_PREFIX: &str = "Historical Market Data Service error message:";
+mod fields;
+mod hmds_error;
 
-/// An error the gateway answers a request with: IB's code and exact text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code} {message}")]
-pub struct HmdsError {
-    /// TWS error code (162, 200, 321, 322, ...).
-    pub code: i32,
-    /// TWS error text.
-    pub message: String,
-}
-
-impl HmdsError {
-    fn hmds(text: impl std::fmt::Display) -> HmdsError {
-        HmdsError {
-            code: 162,
-            message: format!("{HMDS_PREFIX}{text}"),
-        }
-    }
-
-    /// 162 no data: the window has no bars (an EMPTY result, not a failure).
-    pub fn no_data(local_symbol: &str, what: &str) -> HmdsError {
-        Self::hmds(format_args!(
-            "HMDS query returned no data: {local_symbol}@SMART {}",
-            what_word(what)
-        ))
-    }
-
-    /// True for the no-data 162.
-    pub fn is_no_data(&self) -> bool {
-        self.code == 162 && self.message.contains("HMDS query returned no data")
-    }
-
-    /// 200: unknown or expired contract.
-    pub fn no_security() -> HmdsError {
-        HmdsError {
-            code: 200,
-            message: "No security definition has been found for the request".into(),
-        }
-    }
-
-    /// 321: illegal bar size.
-    pub fn bad_bar_size() -> HmdsError {
-        HmdsError {
-            code: 321,
-            message: format!(
-                "Error validating request.-'bK' : cause - Historical data bar size setting is invalid. Legal ones are: {}",
-                ib_model::bars::BarSize::legal_list()
-            ),
-        }
-    }
-
-    /// 321: a duration that does not parse.
-    pub fn bad_duration(text: &str) -> HmdsError {
-        HmdsError {
-            code: 321,
-            message: format!("Error validating request.-'bX' : cause - Historical data query duration is invalid: {text}"),
-        }
-    }
-
-    /// 321: an unknown what-to-show.
-    pub fn bad_what(text: &str) -> HmdsError {
-        HmdsError {
-            code: 321,
-            message: format!(
-                "Error validating request.-'bL' : cause - Unknown what to show: {text}"
-            ),
-        }
-    }
-
-    /// 10314: an end date-time that does not parse.
-    pub fn bad_end(text: &str) -> HmdsError {
-        HmdsError {
-            code: 10314,
-            message: format!(
-                "End Date/Time: The date, time, or time-zone entered is invalid. ({text})"
-            ),
-        }
-    }
-
-    /// 162: duration over the bar size's limit.
-    pub fn too_long() -> HmdsError {
-        Self::hmds("Time length exceed max.")
-    }
-
-    /// 162: daily bars requested for an option.
-    pub fn eod_chart(what: &str) -> HmdsError {
-        Self::hmds(format_args!(
-            "No data of type EODChart is available for the exchange 'BEST' and the security type 'Option' and '1 d' and '{}'",
-            what.to_ascii_uppercase()
-        ))
-    }
-
-    /// 162: pacing violation.
-    pub fn pacing() -> HmdsError {
-        Self::hmds("Historical data request pacing violation")
-    }
-
-    /// 162: the answer to a cancel of a running request.
-    pub fn cancelled(req_id: i32) -> HmdsError {
-        Self::hmds(format_args!(
-            "API historical data query cancelled: {req_id}"
-        ))
-    }
-
-    /// 322: over the open-request limit.
-    pub fn too_many_open(limit: u32) -> HmdsError {
-        HmdsError {
-            code: 322,
-            message: format!(
-                "Error processing request:-'wd' : cause - Only {limit} simultaneous API historical data requests allowed."
-            ),
-        }
-    }
-}
-
-/// IB's word for a tick type in the no-data text (`Trades`, `Midpoint`, `Bid_Ask`, ...).
-pub fn what_word(what: &str) -> String {
-    let lower = what.to_ascii_lowercase();
-    let mut out = String::with_capacity(lower.len());
-    let mut up = true;
-    for c in lower.chars() {
-        out.push(if up { c.to_ascii_uppercase() } else { c });
-        up = c == '_';
-    }
-    out
-}
-
-/// Parse a bar size, accepting `ibapi`'s `1 week` / `1 month` spellings of `1W` / `1M`.
-pub fn parse_bar_size(text: &str) -> Result<BarSize, HmdsError> {
-    match text.trim() {
-        "1 week" => Ok(BarSize::Week1),
-        "1 month" => Ok(BarSize::Month1),
-        t => t.parse().map_err(|_| HmdsError::bad_bar_size()),
-    }
-}
-
-/// Parse an end date-time as IB accepts it: empty (now), `YYYYMMDD HH:MM:SS <zone>`,
-/// `YYYYMMDD-HH:MM:SS` (UTC), `YYYYMMDD HH:MM:SS` (New York) or `YYYYMMDD` (end of that day,
-/// New York). `None` for empty.
-pub fn parse_end(text: &str) -> Result<Option<DateTime<Utc>>, HmdsError> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Ok(None);
-    }
-    let bad = || HmdsError::bad_end(text);
-    if let Ok(dt) = NaiveDateTime::parse_from_str(t, "%Y%m%d-%H:%M:%S") {
-        return Ok(Some(Utc.from_utc_datetime(&dt)));
-    }
-    if t.len() == 8 {
-        let d = NaiveDate::parse_from_str(t, "%Y%m%d").map_err(|_| bad())?;
-        let dt = d.and_time(NaiveTime::from_hms_opt(23, 59, 59).ok_or_else(bad)?);
-        return local(dt, "America/New_York").ok_or_else(bad).map(Some);
-    }
-    let mut parts = t.splitn(3, ' ');
-    let (Some(d), Some(time)) = (parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    let dt = NaiveDateTime::parse_from_str(&format!("{d} {time}"), "%Y%m%d %H:%M:%S")
-        .map_err(|_| bad())?;
-    let zone = parts.next().map(str::trim).unwrap_or("America/New_York");
-    local(dt, zone).ok_or_else(bad).map(Some)
-}
-
-fn local(dt: NaiveDateTime, zone: &str) -> Option<DateTime<Utc>> {
-    let tz: chrono_tz::Tz = match zone {
-        "UTC" | "GMT" => return Some(Utc.from_utc_datetime(&dt)),
-        "EST" | "EDT" | "US/Eastern" => New_York,
-        z => z.parse().ok()?,
-    };
-    tz.from_local_datetime(&dt)
-        .earliest()
-        .map(|x| x.with_timezone(&Utc))
-}
-
-/// Format an instant as `YYYYMMDD-HH:MM:SS` (UTC), the HistoricalDataEnd rendering.
-pub fn fmt_utc(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%d-%H:%M:%S").to_string()
-}
+use fields::local;
+pub use fields::{fmt_utc, parse_bar_size, parse_end};
+pub use hmds_error::{what_word, HmdsError, HMDS_PREFIX};
 
 /// The hours an instrument trades in, as the simulator serves them: its regular session (the
 /// equity session, closing `close_offset` minutes later) and, for a `use_rth = false` request

@@ -4,12 +4,20 @@
 //! A TOML scenario names a preset to start from (`base = "realistic"`, the default) and overrides
 //! any key of it; keys are kebab-case and unknown keys are rejected with the file and key named,
 //! so a typo never silently runs the default. See `scenarios/*.toml` in this crate.
+//!
+//! This module holds the scenario's shape and the numbers derived from it (wall time, limits,
+//! capacity); `presets` the built-in values, `load` the TOML loading and validation.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use ib_model::bars::{BarSize, Duration, DurationUnit};
+use chrono::{DateTime, NaiveDate, Utc};
+use ib_model::bars::{BarSize, Duration};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+
+mod load;
+mod presets;
+
+pub use load::ScenarioError;
+pub use presets::{default_max_duration, Preset};
 
 /// Names of the built-in presets.
 pub const PRESETS: &[&str] = &["fast", "realistic", "throttled", "hostile"];
@@ -238,299 +246,7 @@ pub struct FaultSettings {
     pub drop_on_con_ids: Vec<i64>,
 }
 
-/// The default duration limit table: IB's strict older table for bars under 30 minutes
-/// ([`BarSize::max_duration`]) and one year for 30-minute and longer bars (the current docs).
-pub fn default_max_duration(bar: BarSize) -> Duration {
-    if bar.seconds() >= BarSize::Mins30.seconds() && bar.seconds() < 86400 {
-        Duration {
-            n: 1,
-            unit: DurationUnit::Years,
-        }
-    } else {
-        bar.max_duration()
-    }
-}
-
-/// The built-in scenarios, for `--preset` (see [`Scenario::preset`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Preset {
-    /// Millisecond latencies, no faults: tests and a quick look.
-    Fast,
-    /// IB-like latencies and throttling.
-    Realistic,
-    /// The practitioners' observation: first requests 0.5-0.6 s, then 5-20 s each under load.
-    Throttled,
-    /// Realistic plus drops, a gateway restart, farm flapping and hanging requests.
-    Hostile,
-}
-
-impl Preset {
-    /// The preset's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Preset::Fast => "fast",
-            Preset::Realistic => "realistic",
-            Preset::Throttled => "throttled",
-            Preset::Hostile => "hostile",
-        }
-    }
-}
-
-/// Why a scenario could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    /// Unknown preset name.
-    #[error("unknown preset `{0}` (known: fast, realistic, throttled, hostile)")]
-    UnknownPreset(String),
-    /// File could not be read.
-    #[error("{file}: {source}")]
-    Read {
-        /// File.
-        file: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// TOML syntax error.
-    #[error("{file}: {message}")]
-    Syntax {
-        /// File.
-        file: String,
-        /// toml's message (with line and column).
-        message: String,
-    },
-    /// A key has a bad value or is unknown.
-    #[error("{file}: key `{key}`: {message}")]
-    Key {
-        /// File.
-        file: String,
-        /// Dotted key path.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
 impl Scenario {
-    /// A built-in preset: `fast` (millisecond latencies, for tests), `realistic` (IB's
-    /// documented and observed numbers, `docs/ib-behaviour.md` sections 3 and 9), `throttled` (the
-    /// observed slow-down under sustained load: 0.5-0.6 s, then 5-20 s per request) or
-    /// `hostile` (realistic plus every fault).
-    pub fn preset(name: &str) -> Result<Scenario, ScenarioError> {
-        let realistic = Scenario {
-            name: "realistic".into(),
-            seed: 1,
-            today: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default(),
-            clock: SimClock::Close,
-            time_scale: 1.0,
-            market: MarketSettings {
-                extra_symbols: 0,
-                big_chain: None,
-                chain_horizon_days: 365,
-                monthly_listing_days: 270,
-                weekly_listing_days: 35,
-                risk_free_rate: 0.04,
-            },
-            hmds: HmdsSettings {
-                latency_median_ms: 500.0,
-                latency_sigma: 0.5,
-                latency_min_ms: 150.0,
-                latency_max_ms: 30_000.0,
-                per_bar_us: 50.0,
-                slots: 16,
-                max_open_per_connection: 50,
-                // About 20 requests/s sustained before the soft throttle adds latency; past
-                // that, 25 req/s for a minute adds ~6 s per request (the 5-20 s seen under load).
-                throttle_window_secs: 60.0,
-                throttle_free_requests: 1200,
-                throttle_extra_ms: 20.0,
-                contract_details_median_ms: 400.0,
-                sec_def_median_ms: 300.0,
-                max_duration: BTreeMap::new(),
-                over_limit: OverLimit::Error,
-            },
-            pacing: PacingSettings {
-                enabled: true,
-                identical_window_secs: 15.0,
-                same_contract_window_secs: 2.0,
-                same_contract_max: 5,
-                window_secs: 600.0,
-                window_max: 60,
-                disconnect_after_violations: 5,
-                disconnect_window_secs: 60.0,
-                msg_rate_limit: 50,
-                msg_rate_drop_after: 3,
-            },
-            faults: FaultSettings::default(),
-        };
-        let mut s = match name {
-            "realistic" => realistic,
-            "fast" => Scenario {
-                name: "fast".into(),
-                hmds: HmdsSettings {
-                    latency_median_ms: 2.0,
-                    latency_sigma: 0.3,
-                    latency_min_ms: 1.0,
-                    latency_max_ms: 5.0,
-                    per_bar_us: 0.0,
-                    slots: 64,
-                    throttle_free_requests: u32::MAX,
-                    throttle_extra_ms: 0.0,
-                    contract_details_median_ms: 1.0,
-                    sec_def_median_ms: 1.0,
-                    ..realistic.hmds.clone()
-                },
-                pacing: PacingSettings {
-                    msg_rate_limit: 2000,
-                    ..realistic.pacing.clone()
-                },
-                ..realistic
-            },
-            // Practitioners' observation for options (IB notes, HMDS rules): the first
-            // requests answer in 0.5-0.6 s, then 5-20 s each under sustained load. 60 requests
-            // a minute are free; each one over adds 50 ms, so the sustained rate settles near
-            // 2.75 requests/s with the 16 slots busy 5.8 s each (more in flight only queues,
-            // up to ~18 s at 50). The real gateway's sustained rate is unknown and likely lies
-            // between this preset and `realistic`.
-            "throttled" => Scenario {
-                name: "throttled".into(),
-                hmds: HmdsSettings {
-                    latency_median_ms: 550.0,
-                    latency_sigma: 0.05,
-                    latency_min_ms: 500.0,
-                    throttle_window_secs: 60.0,
-                    throttle_free_requests: 60,
-                    throttle_extra_ms: 50.0,
-                    ..realistic.hmds.clone()
-                },
-                ..realistic
-            },
-            "hostile" => Scenario {
-                name: "hostile".into(),
-                faults: FaultSettings {
-                    drop_after_requests: Some(400),
-                    drop_at_secs: None,
-                    outage: Some(OutageSettings {
-                        at_secs: 600.0,
-                        duration_secs: 30.0,
-                    }),
-                    hang_fraction: 0.01,
-                    farm_flap: Some(FarmFlapSettings {
-                        every_secs: 300.0,
-                        down_secs: 10.0,
-                    }),
-                    drop_on_con_ids: Vec::new(),
-                },
-                ..realistic
-            },
-            other => return Err(ScenarioError::UnknownPreset(other.to_string())),
-        };
-        s.hmds.max_duration = ib_model::bars::BAR_SIZES
-            .iter()
-            .map(|(b, _)| (*b, default_max_duration(*b)))
-            .collect();
-        Ok(s)
-    }
-
-    /// Load a TOML scenario: `base` names the preset to start from (default `realistic`), every
-    /// other key overrides it. Errors name the file and the key.
-    pub fn from_toml_path(path: &Path) -> Result<Scenario, ScenarioError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            file: file.clone(),
-            source,
-        })?;
-        Self::from_toml_str(&text, &file)
-    }
-
-    /// [`Scenario::from_toml_path`] on text already read; `file` is used in messages.
-    pub fn from_toml_str(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ScenarioError::Syntax {
-                    file: file.to_string(),
-                    message: e.to_string(),
-                })?;
-        let key_err = |key: &str, message: String| ScenarioError::Key {
-            file: file.to_string(),
-            key: key.to_string(),
-            message,
-        };
-        let base = match table.remove("base") {
-            None => "realistic".to_string(),
-            Some(toml::Value::String(s)) => s,
-            Some(other) => {
-                return Err(key_err(
-                    "base",
-                    format!("expected a preset name, found {other}"),
-                ))
-            }
-        };
-        let preset = Self::preset(&base).map_err(|e| key_err("base", e.to_string()))?;
-        let mut merged = toml::Value::try_from(&preset).map_err(|e| key_err("", e.to_string()))?;
-        merge(&mut merged, toml::Value::Table(table));
-        let scenario: Scenario = serde_path_to_error::deserialize(merged).map_err(|e| {
-            let key = e.path().to_string();
-            key_err(&key, e.into_inner().to_string())
-        })?;
-        scenario
-            .validate()
-            .map_err(|(k, m): (String, String)| key_err(&k, m))?;
-        Ok(scenario)
-    }
-
-    /// Check values serde cannot (ranges); returns the bad key and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let h = &self.hmds;
-        if h.slots == 0 {
-            return Err(("hmds.slots".into(), "must be at least 1".into()));
-        }
-        if h.max_open_per_connection == 0 {
-            return Err((
-                "hmds.max-open-per-connection".into(),
-                "must be at least 1".into(),
-            ));
-        }
-        if h.latency_min_ms.partial_cmp(&h.latency_max_ms) == Some(std::cmp::Ordering::Greater)
-            || h.latency_min_ms.is_nan()
-            || h.latency_min_ms < 0.0
-        {
-            return Err((
-                "hmds.latency-min-ms".into(),
-                "must be >= 0 and <= latency-max-ms".into(),
-            ));
-        }
-        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return Err((
-                "time-scale".into(),
-                "must be a number greater than 0".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.faults.hang_fraction) {
-            return Err((
-                "faults.hang-fraction".into(),
-                "must be between 0 and 1".into(),
-            ));
-        }
-        use super::universe::{SIM_FIRST_YEAR, SIM_LAST_YEAR};
-        if !(SIM_FIRST_YEAR..=SIM_LAST_YEAR).contains(&self.today.year())
-            || ib_model::calendar::session_on_or_before(self.today).is_err()
-        {
-            return Err((
-                "today".into(),
-                format!("outside the simulated market's years ({SIM_FIRST_YEAR}-{SIM_LAST_YEAR})"),
-            ));
-        }
-        if let SimClock::At(t) = self.clock {
-            if ib_model::calendar::to_ny(t).date_naive() != self.today {
-                return Err((
-                    "clock".into(),
-                    format!("{t} is not on `today` ({}) in New York", self.today),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// The wall-clock span of `simulated_secs` seconds of simulated time (see
     /// [`Scenario::time_scale`]); never panics on odd values.
     pub fn wall(&self, simulated_secs: f64) -> std::time::Duration {
@@ -590,41 +306,10 @@ impl Scenario {
     }
 }
 
-/// Deep-merge `over` into `base` (tables merge key by key, anything else replaces). TOML dates
-/// become strings so chrono's deserializers accept them.
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        let mut v = v;
-                        dates_to_strings(&mut v);
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, mut v) => {
-            dates_to_strings(&mut v);
-            *slot = v;
-        }
-    }
-}
-
-fn dates_to_strings(v: &mut toml::Value) {
-    match v {
-        toml::Value::Datetime(d) => *v = toml::Value::String(d.to_string()),
-        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| dates_to_strings(v)),
-        toml::Value::Array(a) => a.iter_mut().for_each(dates_to_strings),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn presets_load_and_validate() {

@@ -7,19 +7,25 @@
 //! coverage ([`super::coverage`], in the Parquet key-value metadata) and writes a temporary file
 //! in the same directory that is then renamed over the old one: a crash leaves either the old or
 //! the new file, never half of one. These functions block: call them from `spawn_blocking`.
+//!
+//! This module holds the vocabulary (series key, paths, rows, errors, outcomes); `read` reads
+//! files back and quarantines undecodable ones, `merge` merges an answer in and writes.
 
 use crate::bars::BarSize;
 use crate::cache::Right;
 use crate::ib::FetchedBar;
-use crate::store::coverage::{Answer, Cover, FileCoverage, Unit, COVERAGE_KEY};
-use crate::store::provenance::{FileProvenance, Provenance};
-use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
-use polars::prelude::*;
-use std::collections::BTreeMap;
-use std::fs::File;
+use crate::store::coverage::{Answer, FileCoverage};
+use crate::store::provenance::FileProvenance;
+use chrono::{DateTime, NaiveDate, Utc};
+use polars::prelude::PolarsError;
 use std::path::{Path, PathBuf};
 
+mod merge;
+mod read;
+
 pub use super::bar_schema::COLUMNS;
+pub use merge::{merge_bars, merge_units, write_atomic};
+pub use read::{coverage, quarantine, read_bars, read_file};
 
 /// What identifies the series stored in one file (constant over its rows).
 #[derive(Debug, Clone, PartialEq)]
@@ -184,312 +190,14 @@ impl BarFile {
     }
 }
 
-fn corrupt(path: &Path, reason: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    }
-}
-
-/// A polars error while reading: I/O errors (EMFILE, EIO, ...) are transient and leave the file
-/// alone; anything else means the bytes cannot be decoded.
-fn read_error(path: &Path, e: PolarsError) -> StoreError {
-    match e {
-        PolarsError::IO { error, .. } => StoreError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(error.kind(), error.to_string()),
-        },
-        other => corrupt(path, other),
-    }
-}
-
-/// Milliseconds since the epoch of a timestamp column, whatever its unit and zone (files
-/// rewritten by pandas/pyarrow carry µs or ns); integers are taken as milliseconds.
-fn epoch_ms(path: &Path, df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, StoreError> {
-    let col = df
-        .column(name)
-        .map_err(|_| corrupt(path, format!("no `{name}` column")))?;
-    let per_ms: i64 = match col.dtype() {
-        DataType::Datetime(TimeUnit::Nanoseconds, _) => 1_000_000,
-        DataType::Datetime(TimeUnit::Microseconds, _) => 1_000,
-        DataType::Datetime(TimeUnit::Milliseconds, _) => 1,
-        DataType::Int64 | DataType::Int32 | DataType::UInt64 | DataType::UInt32 => 1,
-        other => return Err(corrupt(path, format!("`{name}`: unexpected type {other}"))),
-    };
-    let phys = col
-        .to_physical_repr()
-        .cast(&DataType::Int64)
-        .map_err(|e| corrupt(path, format!("`{name}`: {e}")))?;
-    let ca = phys.i64().map_err(|e| corrupt(path, e))?;
-    Ok(ca.iter().map(|v| v.map(|v| v.div_euclid(per_ms))).collect())
-}
-
-/// Read a bar file. `Ok(None)` when it does not exist; [`StoreError::Io`] for a transient read
-/// failure (retry, never quarantine); [`StoreError::Corrupt`] when its bytes cannot be decoded.
-pub fn read_file(path: &Path) -> Result<Option<BarFile>, StoreError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    let mut reader = ParquetReader::new(file);
-    let (coverage, provenance) = {
-        let meta = reader.get_metadata().map_err(|e| read_error(path, e))?;
-        let kv = meta.key_value_metadata().as_deref().unwrap_or_default();
-        let pairs = || {
-            kv.iter()
-                .filter_map(|k| k.value.as_deref().map(|v| (k.key.as_str(), v)))
-        };
-        let coverage = pairs()
-            .find(|(k, _)| *k == COVERAGE_KEY)
-            .and_then(|(_, v)| FileCoverage::decode(v).ok());
-        (coverage, FileProvenance::from_pairs(pairs()))
-    };
-    let df = reader.finish().map_err(|e| read_error(path, e))?;
-    let f64s = |name: &str| -> Result<Vec<Option<f64>>, StoreError> {
-        let col = df
-            .column(name)
-            .map_err(|_| corrupt(path, format!("no `{name}` column")))?;
-        let c = col
-            .cast(&DataType::Float64)
-            .map_err(|e| corrupt(path, format!("`{name}`: {e}")))?;
-        Ok(c.f64().map_err(|e| corrupt(path, e))?.iter().collect())
-    };
-    let ts = epoch_ms(path, &df, "ts")?;
-    let fetched = epoch_ms(path, &df, "fetched_at").unwrap_or_else(|_| vec![None; ts.len()]);
-    let (open, high, low, close) = (f64s("open")?, f64s("high")?, f64s("low")?, f64s("close")?);
-    let (volume, wap) = (f64s("volume")?, f64s("wap")?);
-    let count: Vec<Option<f64>> = f64s("bar_count")?;
-    let mut rows = Vec::with_capacity(ts.len());
-    for i in 0..ts.len() {
-        let t = ts[i].ok_or_else(|| corrupt(path, format!("row {i}: null ts")))?;
-        let to_utc = |ms: i64| Utc.timestamp_millis_opt(ms).single();
-        let bar = FetchedBar {
-            ts: to_utc(t).ok_or_else(|| corrupt(path, format!("row {i}: ts out of range")))?,
-            open: open[i].unwrap_or(f64::NAN),
-            high: high[i].unwrap_or(f64::NAN),
-            low: low[i].unwrap_or(f64::NAN),
-            close: close[i].unwrap_or(f64::NAN),
-            volume: volume[i].unwrap_or(0.0),
-            wap: wap[i].unwrap_or(f64::NAN),
-            count: count[i].map(|c| c as i32).unwrap_or(-1),
-        };
-        let fetched_at = fetched[i].and_then(to_utc).unwrap_or(bar.ts);
-        rows.push(StoredBar { bar, fetched_at });
-    }
-    Ok(Some(BarFile {
-        rows,
-        coverage,
-        provenance,
-    }))
-}
-
-/// Every row of a bar file. `Ok(None)` when it does not exist.
-pub fn read_bars(path: &Path) -> Result<Option<Vec<StoredBar>>, StoreError> {
-    Ok(read_file(path)?.map(|f| f.rows))
-}
-
-/// Coverage of an existing file; `Ok(None)` if absent or empty, `Err(Corrupt)` if unreadable.
-pub fn coverage(path: &Path) -> Result<Option<Coverage>, StoreError> {
-    let Some(rows) = read_bars(path)? else {
-        return Ok(None);
-    };
-    let first = rows.iter().map(|r| r.bar.ts).min();
-    let last = rows.iter().map(|r| r.bar.ts).max();
-    Ok(match (first, last) {
-        (Some(first), Some(last)) => Some(Coverage {
-            first,
-            last,
-            rows: rows.len(),
-        }),
-        _ => None,
-    })
-}
-
-/// Move an unusable file aside (kept for inspection) under a name no earlier quarantine used,
-/// and return it.
-pub fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, StoreError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stamp = now.format("%Y%m%dT%H%M%S%.3fZ");
-    let mut target = path.with_file_name(format!("{name}.corrupt-{stamp}"));
-    let mut n = 1;
-    while target.exists() {
-        target = path.with_file_name(format!("{name}.corrupt-{stamp}-{n}"));
-        n += 1;
-    }
-    std::fs::rename(path, &target).map_err(|source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(target)
-}
-
-/// Merge bars fetched for `units` into the series' file: in [`WriteMode::Merge`] the file's
-/// rows of other units stay, the fetched units' stored rows are replaced by the answer (merged
-/// by key: ts within the file's conid, bar size and what; bars outside the units, such as the
-/// half session before a window's first whole one, are not kept), and the coverage records what
-/// each unit answered; `Replace` starts the file afresh. `prior`: the coverage known for a
-/// series without a file (sessions answered empty so far). A file that cannot be decoded is
-/// quarantined first; one that cannot be read (I/O) fails the merge and is left alone. The file
-/// is written in the current format whatever format it had (an older file gains the new
-/// columns, from `key`), with `prov` appended to its provenance.
-pub fn merge_units(
-    path: &Path,
-    key: &SeriesKey,
-    fetched: &[FetchedBar],
-    units: &[Unit],
-    mode: WriteMode,
-    prior: Option<&FileCoverage>,
-    prov: &Provenance,
-) -> Result<MergeOutcome, StoreError> {
-    let fetched_at = prov.fetched_at;
-    let mut quarantined = None;
-    let existing = match mode {
-        WriteMode::Replace => None,
-        WriteMode::Merge => match read_file(path) {
-            Ok(f) => f,
-            Err(StoreError::Corrupt { .. }) => {
-                quarantined = Some(quarantine(path, fetched_at)?);
-                None
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    let (rows, mut coverage, earlier) = match existing {
-        Some(f) => {
-            let cov = f.effective_coverage();
-            (f.rows, cov, f.provenance.requests)
-        }
-        None => (
-            Vec::new(),
-            match mode {
-                WriteMode::Merge => prior.cloned().unwrap_or_default(),
-                WriteMode::Replace => FileCoverage::default(),
-            },
-            Vec::new(),
-        ),
-    };
-    let before: std::collections::HashSet<i64> =
-        rows.iter().map(|r| r.bar.ts.timestamp_millis()).collect();
-    let mut by_ts: BTreeMap<i64, StoredBar> = rows
-        .into_iter()
-        .filter(|r| !units.iter().any(|u| u.holds(r.bar.ts)))
-        .map(|r| (r.bar.ts.timestamp_millis(), r))
-        .collect();
-    for b in fetched
-        .iter()
-        .filter(|b| units.iter().any(|u| u.holds(b.ts)))
-    {
-        by_ts.insert(
-            b.ts.timestamp_millis(),
-            StoredBar {
-                bar: *b,
-                fetched_at,
-            },
-        );
-    }
-    for u in units {
-        let answer = if fetched.iter().any(|b| u.holds(b.ts)) {
-            Answer::Bars
-        } else {
-            Answer::Empty
-        };
-        coverage.set(
-            u,
-            Cover {
-                answer,
-                provisional: fetched_at < u.end(),
-            },
-        );
-    }
-    let appended = by_ts.keys().filter(|k| !before.contains(k)).count();
-    let rows: Vec<StoredBar> = by_ts.into_values().collect();
-    let written = !rows.is_empty() || path.exists();
-    if written {
-        let kv = crate::store::provenance::metadata(prov, &earlier);
-        write_atomic(path, key, &rows, &coverage, kv)?;
-    }
-    Ok(MergeOutcome {
-        appended,
-        total: rows.len(),
-        quarantined,
-        coverage,
-        written,
-    })
-}
-
-/// Merge fetched bars whatever sessions they fall in (tests and benchmarks: the units are the
-/// sessions of the bars). `incremental = false` replaces the file.
-pub fn merge_bars(
-    path: &Path,
-    key: &SeriesKey,
-    fetched: &[FetchedBar],
-    fetched_at: DateTime<Utc>,
-    incremental: bool,
-) -> Result<MergeOutcome, StoreError> {
-    let dates: std::collections::BTreeSet<NaiveDate> = fetched
-        .iter()
-        .map(|b| crate::calendar::trading_date(b.ts))
-        .collect();
-    let units: Vec<Unit> = dates
-        .into_iter()
-        .filter_map(|d| crate::calendar::session(d).ok().flatten())
-        .map(Unit::Session)
-        .collect();
-    let mode = if incremental {
-        WriteMode::Merge
-    } else {
-        WriteMode::Replace
-    };
-    merge_units(
-        path,
-        key,
-        fetched,
-        &units,
-        mode,
-        None,
-        &Provenance::untracked(fetched_at),
-    )
-}
-
-/// Write rows, their coverage record and the key-value pairs `extra` (provenance) to `path` via
-/// a temporary file in the same directory and a rename: the record and the bars it describes
-/// become visible together.
-pub fn write_atomic(
-    path: &Path,
-    key: &SeriesKey,
-    rows: &[StoredBar],
-    coverage: &FileCoverage,
-    extra: Vec<(String, String)>,
-) -> Result<(), StoreError> {
-    let mut df = super::bar_schema::build_frame(key, rows).map_err(|source| StoreError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut kv = vec![(COVERAGE_KEY.to_string(), coverage.encode())];
-    kv.extend(extra);
-    crate::store::atomic::write_with(path, |f| {
-        crate::store::parquet_compat::write_frame(f, &mut df, kv, None)
-            .map(|_| ())
-            .map_err(std::io::Error::other)
-    })
-    .map_err(|source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::coverage::Unit;
+    use crate::store::provenance::Provenance;
+    use chrono::TimeZone as _;
+    use polars::prelude::*;
+    use std::fs::File;
 
     const T0: i64 = 1_795_444_200;
 
