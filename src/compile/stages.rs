@@ -348,7 +348,7 @@ fn all_tasks(
     live.sort_by_key(|c| c.con_id);
     let start = tasks.len();
     for c in live {
-        near_atm::contract_tasks(&p.name, symbol, &p.what, p.use_rth, c, &p.cells, tasks);
+        near_atm::contract_tasks(&p.name, symbol, p.what, p.use_rth, c, &p.cells, tasks);
     }
     let fresh: Vec<_> = tasks.drain(start..).collect();
     for t in fresh {

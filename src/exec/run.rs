@@ -290,7 +290,7 @@ pub async fn execute(
         ..Default::default()
     };
     for rec in &skipped {
-        *stats.by_status.entry(rec.status.clone()).or_default() += 1;
+        stats.count(rec.status);
         stats.total += 1;
     }
 

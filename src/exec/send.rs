@@ -36,12 +36,12 @@ pub(super) async fn send(
     if empty_end {
         hreq.end = None;
     }
-    let expired = t.expiry < sh.today;
+    let expired = t.contract.expiry < sh.today;
     let small = t.bar_size.is_small().then(|| SmallBarKey {
-        contract: format!("{}|{}|{}", t.con_id, t.exchange, t.what),
+        contract: format!("{}|{}|{}", t.contract.con_id, t.contract.exchange, t.what),
         request: format!(
             "{}|{}|{}|{}|{}",
-            t.con_id, t.what, t.bar_size, req.end, req.duration
+            t.contract.con_id, t.what, t.bar_size, req.end, req.duration
         ),
         weight: if t.what == "BID_ASK" { 2 } else { 1 },
     });
@@ -58,7 +58,7 @@ pub(super) async fn send(
                 "{} {} conId {} was in flight at {} disconnects: sending it alone",
                 t.phase,
                 t.symbol,
-                t.con_id,
+                t.contract.con_id,
                 drops.disconnects
             );
             (None, Some(sh.solo.write().await))
@@ -92,14 +92,14 @@ pub(super) async fn send(
                     "connection lost during {} {} conId {}: {f}; reconnecting",
                     t.phase,
                     t.symbol,
-                    t.con_id
+                    t.contract.con_id
                 );
                 if let Some((class, message)) = drops.dropped(solo, &f.message) {
                     tracing::error!(
                         "{} {} conId {} {}: {class}: {message}",
                         t.phase,
                         t.symbol,
-                        t.con_id,
+                        t.contract.con_id,
                         t.bar_size
                     );
                     // Let the connection come back for the others before leaving.
@@ -130,7 +130,7 @@ pub(super) async fn send(
                     "{} {} conId {} {}: {f} while the farm is broken; sent again once it is back",
                     t.phase,
                     t.symbol,
-                    t.con_id,
+                    t.contract.con_id,
                     t.bar_size
                 );
             }
@@ -144,7 +144,7 @@ pub(super) async fn send(
                     "{} {} conId {} {}: {f}; retry {} of {} in {backoff:.1?}",
                     t.phase,
                     t.symbol,
-                    t.con_id,
+                    t.contract.con_id,
                     t.bar_size,
                     attempts + 1,
                     cfg.max_attempts
