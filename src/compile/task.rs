@@ -237,6 +237,63 @@ pub fn task_id(
 mod tests {
     use super::*;
 
+    fn task(con_id: i64, window: u32) -> FetchTask {
+        let end = DateTime::parse_from_rfc3339("2026-11-27T21:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        FetchTask {
+            id: format!("{con_id}-{window}"),
+            phase: String::from("hours").into(),
+            symbol: String::from("AAPL").into(),
+            contract: Arc::new(OptionContract {
+                con_id,
+                local_symbol: "AAPL  261218C00200000".into(),
+                trading_class: "AAPL".into(),
+                expiry: NaiveDate::from_ymd_opt(2026, 12, 18).unwrap(),
+                strike: 200.0,
+                right: Right::C,
+                multiplier: 100.0,
+                exchange: "SMART".into(),
+                currency: "USD".into(),
+            }),
+            what: WhatToShow::Trades,
+            bar_size: BarSize::Hours8,
+            duration: "6 M".parse().unwrap(),
+            end,
+            use_rth: true,
+            window,
+        }
+    }
+
+    /// The manifest spells a task flat, the contract's fields in line, in the order it always
+    /// had; reading it back gives the same task.
+    #[test]
+    fn a_task_serializes_flat_in_the_manifest_order() {
+        let t = task(7, 1);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":"7-1","phase":"hours","symbol":"AAPL","con_id":7,"local_symbol":"AAPL  261218C00200000","trading_class":"AAPL","expiry":"2026-12-18","strike":200.0,"right":"C","multiplier":100.0,"exchange":"SMART","currency":"USD","what":"TRADES","bar_size":"8 hours","duration":"6 M","end":"2026-11-27T21:00:00Z","use_rth":true,"window":1}"#
+        );
+        assert_eq!(serde_json::from_str::<FetchTask>(&json).unwrap(), t);
+        let unknown = json.replace("\"window\":1", "\"window\":1,\"extra\":0");
+        assert!(serde_json::from_str::<FetchTask>(&unknown).is_err());
+    }
+
+    /// Tasks read one by one share one contract, phase and symbol again; a queued task stays a
+    /// few pointers and its window (issue 16: 360,000 of them).
+    #[test]
+    fn tasks_read_back_share_their_contract() {
+        let mut tasks = vec![task(7, 0), task(7, 1), task(8, 0)];
+        assert!(!Arc::ptr_eq(&tasks[0].contract, &tasks[1].contract));
+        share_parts(&mut tasks);
+        assert!(Arc::ptr_eq(&tasks[0].contract, &tasks[1].contract));
+        assert!(!Arc::ptr_eq(&tasks[0].contract, &tasks[2].contract));
+        assert!(Arc::ptr_eq(&tasks[0].phase, &tasks[2].phase));
+        assert!(Arc::ptr_eq(&tasks[0].symbol, &tasks[2].symbol));
+        assert!(std::mem::size_of::<FetchTask>() <= 96);
+    }
+
     #[test]
     fn ids_are_stable_and_distinct() {
         let end = DateTime::parse_from_rfc3339("2026-11-27T18:00:00Z")
