@@ -117,7 +117,7 @@ pub(super) fn phase_windows(
         }
         phases.push(PhaseInfo {
             name: p.name.clone(),
-            what: p.what.clone(),
+            what: p.what,
             use_rth: p.use_rth,
             select: p.select.clone(),
             depends_on: p.depends_on.clone(),
@@ -402,7 +402,7 @@ fn near_atm_selection(
         underlying_sec_type: cache.underlying.sec_type,
         rule: rule.clone(),
         window_end: end_date,
-        what: p.what.clone(),
+        what: p.what,
         use_rth: p.use_rth,
         cells,
         expiries: exps,

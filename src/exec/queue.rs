@@ -41,8 +41,8 @@ impl Queue {
         let mut groups: HashMap<(i64, WhatToShow, BarSize), Series> = HashMap::new();
         for t in tasks {
             let key = (t.contract.con_id, t.what, t.bar_size);
-            let s = groups.entry(key.clone()).or_insert_with(|| {
-                order.push(key.clone());
+            let s = groups.entry(key).or_insert_with(|| {
+                order.push(key);
                 Series {
                     phases: Vec::new(),
                     symbol: t.symbol.to_string(),
