@@ -277,11 +277,11 @@ pub fn audit(
         }
         let counts = audit
             .groups
-            .entry(t.phase.clone())
+            .entry(t.phase.to_string())
             .or_default()
             .entry(t.bar_size.as_str().to_string())
             .or_default()
-            .entry(t.symbol.clone())
+            .entry(t.symbol.to_string())
             .or_default();
         counts.tasks += 1;
         let units = window_units(t.end, t.duration);
@@ -312,11 +312,11 @@ pub fn audit(
                 }
             };
             let date = u.session().date;
-            let cells = audit.cells.entry(t.symbol.clone()).or_default();
+            let cells = audit.cells.entry(t.symbol.to_string()).or_default();
             cells.sessions.entry(date).or_default().add(answer);
             cells
                 .expiries
-                .entry(t.expiry)
+                .entry(t.contract.expiry)
                 .or_default()
                 .entry(date)
                 .or_default()
@@ -324,9 +324,9 @@ pub fn audit(
         }
         if !missing.is_empty() {
             audit.missing.push(MissingTask {
-                symbol: t.symbol.clone(),
-                con_id: t.con_id,
-                phase: t.phase.clone(),
+                symbol: t.symbol.to_string(),
+                con_id: t.contract.con_id,
+                phase: t.phase.to_string(),
                 bar_size: t.bar_size.as_str().to_string(),
                 sessions: missing,
             });

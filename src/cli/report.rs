@@ -111,7 +111,7 @@ pub fn run_rerun(args: RerunArgs) -> i32 {
             return crate::exit::BAD_INPUT;
         }
     };
-    let statuses: BTreeSet<String> = args.status.iter().map(|s| s.as_str().to_string()).collect();
+    let statuses: BTreeSet<crate::ib::OutcomeClass> = args.status.iter().copied().collect();
     let csv = rerun_csv(
         &loaded.records,
         &statuses,

@@ -82,7 +82,11 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
     for t in &new.tasks {
         if !old_ids.contains(t.id.as_str()) {
             d.groups
-                .entry((t.phase.clone(), t.bar_size.to_string(), t.symbol.clone()))
+                .entry((
+                    t.phase.to_string(),
+                    t.bar_size.to_string(),
+                    t.symbol.to_string(),
+                ))
                 .or_default()
                 .added += 1;
         }
@@ -90,7 +94,11 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
     for t in &old.tasks {
         if !new_ids.contains(t.id.as_str()) {
             d.groups
-                .entry((t.phase.clone(), t.bar_size.to_string(), t.symbol.clone()))
+                .entry((
+                    t.phase.to_string(),
+                    t.bar_size.to_string(),
+                    t.symbol.to_string(),
+                ))
                 .or_default()
                 .removed += 1;
         }

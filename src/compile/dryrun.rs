@@ -204,10 +204,10 @@ pub fn per_cell(m: &Manifest) -> BTreeMap<(usize, BarCell), (u64, u64)> {
         }
     }
     for t in &m.tasks {
-        if let Some(&pi) = phase_index.get(t.phase.as_str()) {
+        if let Some(&pi) = phase_index.get(&*t.phase) {
             let cell = m.phases[pi].cells.iter().find(|c| {
                 c.size == t.bar_size
-                    && c.windows_for(&t.trading_class)
+                    && c.windows_for(&t.contract.trading_class)
                         .iter()
                         .any(|w| w.duration == t.duration && w.end == t.end)
             });
@@ -255,9 +255,9 @@ pub fn per_symbol(m: &Manifest) -> BTreeMap<String, BTreeMap<String, u64>> {
         out.entry(s.symbol.clone()).or_default();
     }
     for t in &m.tasks {
-        *out.entry(t.symbol.clone())
+        *out.entry(t.symbol.to_string())
             .or_default()
-            .entry(t.phase.clone())
+            .entry(t.phase.to_string())
             .or_default() += 1;
     }
     for s in &m.selections {

@@ -70,10 +70,7 @@ impl TaskGraph {
         for (i, t) in m.tasks.iter().enumerate() {
             let n = g.add_node(GraphNode::Task(i));
             task_nodes.push(n);
-            if let (Some(&p), Some(&s)) = (
-                phase_index.get(t.phase.as_str()),
-                sym_index.get(t.symbol.as_str()),
-            ) {
+            if let (Some(&p), Some(&s)) = (phase_index.get(&*t.phase), sym_index.get(&*t.symbol)) {
                 work.entry((p, s)).or_default().push(n);
             }
         }
@@ -171,7 +168,12 @@ pub fn describe(m: &Manifest, n: &GraphNode) -> String {
         GraphNode::Task(i) => m
             .tasks
             .get(*i)
-            .map(|t| format!("task {} ({} {} {})", t.id, t.phase, t.symbol, t.con_id))
+            .map(|t| {
+                format!(
+                    "task {} ({} {} {})",
+                    t.id, t.phase, t.symbol, t.contract.con_id
+                )
+            })
             .unwrap_or_else(|| format!("task #{i}")),
         GraphNode::ReferenceClose(s) => format!(
             "reference close {}",

@@ -124,7 +124,7 @@ pub struct PhaseInfo {
     /// Name.
     pub name: String,
     /// `whatToShow`.
-    pub what: String,
+    pub what: crate::bars::WhatToShow,
     /// Regular trading hours only.
     pub use_rth: bool,
     /// Contract selection.
@@ -237,7 +237,7 @@ pub struct Selection {
     /// Expiries must be strictly after this date (the end session).
     pub window_end: NaiveDate,
     /// `whatToShow`.
-    pub what: String,
+    pub what: crate::bars::WhatToShow,
     /// Regular trading hours only.
     pub use_rth: bool,
     /// Bar cells and windows each selected contract gets.
@@ -401,12 +401,15 @@ impl Manifest {
                 });
             }
         }
-        serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid {
-            path: path.to_path_buf(),
-            line: e.line().max(1),
-            col: e.column().max(1),
-            message: e.to_string(),
-        })
+        let mut m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid {
+                path: path.to_path_buf(),
+                line: e.line().max(1),
+                col: e.column().max(1),
+                message: e.to_string(),
+            })?;
+        super::task::share_parts(&mut m.tasks);
+        Ok(m)
     }
 }
 

@@ -139,12 +139,14 @@ pub fn compile(plan: &ValidatedPlan, opts: &CompileOptions) -> Result<Compiled, 
     let symbols = stages::symbol_infos(plan, &caches, end_date);
     stages::check_budget(plan, &phases, &caches, end_date)?;
     let stages::PlannedTasks {
-        tasks,
+        mut tasks,
         selections,
         expired,
         duplicates,
         per_phase,
     } = stages::plan_tasks(plan, &phases, &caches, end_date);
+    // One contract, phase name and symbol per distinct value across phases.
+    task::share_parts(&mut tasks);
 
     let selection_requests: u64 = selections.iter().map(|s| s.requests).sum();
     let reference_closes = selections

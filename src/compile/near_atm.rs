@@ -7,8 +7,10 @@
 
 use super::manifest::{CellInfo, Selection};
 use super::task::{task_id, FetchTask};
+use crate::bars::WhatToShow;
 use crate::cache::{OptionContract, Right};
 use chrono::NaiveDate;
+use std::sync::Arc;
 
 /// The E nearest expiries strictly after `window_end` among `candidates`, ascending.
 pub fn nearest_expiries(
@@ -93,28 +95,31 @@ pub fn selected_count(
 pub fn contract_tasks(
     phase: &str,
     symbol: &str,
-    what: &str,
+    what: WhatToShow,
     use_rth: bool,
     contract: &OptionContract,
     cells: &[CellInfo],
     out: &mut Vec<FetchTask>,
 ) {
+    // One allocation of each per contract, shared by its tasks ([`super::task::share_parts`] shares them
+    // across contracts and phases).
+    let (phase, symbol): (Arc<str>, Arc<str>) = (phase.into(), symbol.into());
+    let shared = Arc::new(contract.clone());
     for cell in cells {
         for (i, w) in cell.windows_for(&contract.trading_class).iter().enumerate() {
             out.push(FetchTask {
-                id: task_id(contract.con_id, what, cell.size, w.end, w.duration, use_rth),
-                phase: phase.to_string(),
-                symbol: symbol.to_string(),
-                con_id: contract.con_id,
-                local_symbol: contract.local_symbol.clone(),
-                trading_class: contract.trading_class.clone(),
-                expiry: contract.expiry,
-                strike: contract.strike,
-                right: contract.right,
-                multiplier: contract.multiplier,
-                exchange: contract.exchange.clone(),
-                currency: contract.currency.clone(),
-                what: what.to_string(),
+                id: task_id(
+                    contract.con_id,
+                    what.as_str(),
+                    cell.size,
+                    w.end,
+                    w.duration,
+                    use_rth,
+                ),
+                phase: phase.clone(),
+                symbol: symbol.clone(),
+                contract: shared.clone(),
+                what,
                 bar_size: cell.size,
                 duration: w.duration,
                 end: w.end,
@@ -137,7 +142,7 @@ pub fn expand_selection(selection: &Selection, chosen: &[OptionContract]) -> Vec
         contract_tasks(
             &selection.phase,
             &selection.symbol,
-            &selection.what,
+            selection.what,
             selection.use_rth,
             c,
             &selection.cells,

@@ -117,7 +117,7 @@ pub(super) fn phase_windows(
         }
         phases.push(PhaseInfo {
             name: p.name.clone(),
-            what: p.what.clone(),
+            what: p.what,
             use_rth: p.use_rth,
             select: p.select.clone(),
             depends_on: p.depends_on.clone(),
@@ -348,7 +348,7 @@ fn all_tasks(
     live.sort_by_key(|c| c.con_id);
     let start = tasks.len();
     for c in live {
-        near_atm::contract_tasks(&p.name, symbol, &p.what, p.use_rth, c, &p.cells, tasks);
+        near_atm::contract_tasks(&p.name, symbol, p.what, p.use_rth, c, &p.cells, tasks);
     }
     let fresh: Vec<_> = tasks.drain(start..).collect();
     for t in fresh {
@@ -402,7 +402,7 @@ fn near_atm_selection(
         underlying_sec_type: cache.underlying.sec_type,
         rule: rule.clone(),
         window_end: end_date,
-        what: p.what.clone(),
+        what: p.what,
         use_rth: p.use_rth,
         cells,
         expiries: exps,

@@ -147,32 +147,15 @@ pub fn verification_sample(
 /// is checked).
 pub fn spec_of(symbol: &str, c: &OptionContract) -> OptionSpec {
     OptionSpec {
-        symbol: symbol.to_string(),
         con_id: 0,
         local_symbol: String::new(),
-        trading_class: c.trading_class.clone(),
-        expiry: c.expiry,
-        strike: c.strike,
-        right: c.right,
-        multiplier: c.multiplier,
-        exchange: c.exchange.clone(),
-        currency: c.currency.clone(),
+        ..OptionSpec::of(symbol, c)
     }
 }
 
 /// A qualified contract as the cache stores it.
 pub fn contract_of(s: OptionSpec) -> OptionContract {
-    OptionContract {
-        con_id: s.con_id,
-        local_symbol: s.local_symbol,
-        trading_class: s.trading_class,
-        expiry: s.expiry,
-        strike: s.strike,
-        right: s.right,
-        multiplier: s.multiplier,
-        exchange: s.exchange,
-        currency: s.currency,
-    }
+    s.into_contract()
 }
 
 /// How a cached contract differs from the gateway's answer (`None`: no such contract now);

@@ -13,6 +13,7 @@ pub mod resume;
 pub mod run;
 pub mod safety;
 mod send;
+mod shared;
 mod task;
 pub mod timeline;
 

@@ -9,9 +9,9 @@ use super::closes::{needs_gateway, resolve, Resolved, Snapshot};
 use super::run::ExecConfig;
 use crate::compile::manifest::{Manifest, Selection};
 use crate::compile::task::FetchTask;
-use crate::ib::{ConnectError, GatewayConfig};
+use crate::ib::{ConnectError, GatewayConfig, OutcomeClass};
 use crate::inputs::rerun::RerunUniverse;
-use crate::store::summary::SummaryRecord;
+use crate::store::summary::{Subject, SummaryRecord};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -81,7 +81,7 @@ pub fn select<'m>(
 }
 
 fn in_rerun(rerun: Option<&RerunUniverse>, t: &FetchTask) -> bool {
-    rerun.is_none_or(|u| u.contains(&t.symbol, t.con_id, &t.phase, t.bar_size.as_str()))
+    rerun.is_none_or(|u| u.contains(&t.symbol, t.contract.con_id, &t.phase, t.bar_size.as_str()))
 }
 
 /// Where a selection's reference close may come from.
@@ -188,41 +188,23 @@ async fn fetch_gateway_closes(
 fn no_reference_record(run_id: &str, sel: &Selection, end: DateTime<Utc>) -> SummaryRecord {
     let now = Utc::now();
     let cell = sel.cells.first();
-    SummaryRecord {
-        run_id: run_id.to_string(),
-        task_id: format!("select:{}:{}", sel.phase, sel.symbol),
-        phase: sel.phase.clone(),
-        symbol: sel.symbol.clone(),
-        con_id: 0,
-        expiry: None,
-        strike: None,
-        right: None,
-        bar_size: cell
-            .map(|c| c.size.as_str().to_string())
-            .unwrap_or_default(),
-        what: sel.what.clone(),
+    let task_id = format!("select:{}:{}", sel.phase, sel.symbol);
+    let subject = Subject {
+        task_id: &task_id,
+        phase: &sel.phase,
+        symbol: &sel.symbol,
+        contract: None,
+        what: sel.what,
+        // A phase has at least one bar cell (the plan loader requires one).
+        bar_size: cell.map_or(crate::bars::BarSize::Day1, |c| c.size),
         duration: cell.map(|c| c.duration.to_string()).unwrap_or_default(),
         end,
-        status: "SKIPPED".into(),
-        bars: 0,
-        bars_written: 0,
-        first: None,
-        last: None,
-        error_code: None,
-        error_message: Some(format!(
-            "NO_REFERENCE: no close for {} from {:?}; pass --no-skip-underlying-close to fetch it",
-            sel.symbol, sel.rule.reference
-        )),
-        output_path: None,
-        quarantined: None,
-        attempts: 0,
-        latency_ms: None,
-        inflight_limit: None,
-        started_at: now,
-        finished_at: now,
-        reference_close: None,
-        reference_source: None,
-        requests: Vec::new(),
-        splits: 0,
-    }
+    };
+    let mut rec = SummaryRecord::new(run_id, subject, OutcomeClass::Skipped, now);
+    rec.finished_at = now;
+    rec.error_message = Some(format!(
+        "NO_REFERENCE: no close for {} from {:?}; pass --no-skip-underlying-close to fetch it",
+        sel.symbol, sel.rule.reference
+    ));
+    rec
 }

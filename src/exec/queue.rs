@@ -6,7 +6,7 @@
 //! merge sees the previous one. Why per symbol: a phase such as near-ATM minutes depends on the
 //! same symbol's hours, not on the whole universe's.
 
-use crate::bars::BarSize;
+use crate::bars::{BarSize, WhatToShow};
 use crate::compile::task::FetchTask;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -37,20 +37,20 @@ impl Queue {
     /// then window, and hold back the series whose dependencies are open.
     pub fn build(tasks: Vec<FetchTask>, deps: &BTreeMap<String, Vec<String>>) -> Queue {
         let rank = phase_ranks(deps);
-        let mut order: Vec<(i64, String, BarSize)> = Vec::new();
-        let mut groups: HashMap<(i64, String, BarSize), Series> = HashMap::new();
+        let mut order: Vec<(i64, WhatToShow, BarSize)> = Vec::new();
+        let mut groups: HashMap<(i64, WhatToShow, BarSize), Series> = HashMap::new();
         for t in tasks {
-            let key = (t.con_id, t.what.clone(), t.bar_size);
-            let s = groups.entry(key.clone()).or_insert_with(|| {
-                order.push(key.clone());
+            let key = (t.contract.con_id, t.what, t.bar_size);
+            let s = groups.entry(key).or_insert_with(|| {
+                order.push(key);
                 Series {
                     phases: Vec::new(),
-                    symbol: t.symbol.clone(),
+                    symbol: t.symbol.to_string(),
                     tasks: Vec::new(),
                 }
             });
-            if !s.phases.contains(&t.phase) {
-                s.phases.push(t.phase.clone());
+            if !s.phases.iter().any(|p| **p == *t.phase) {
+                s.phases.push(t.phase.to_string());
             }
             s.tasks.push(t);
         }
@@ -65,8 +65,8 @@ impl Queue {
         for key in order {
             if let Some(mut s) = groups.remove(&key) {
                 s.tasks.sort_by(|a, b| {
-                    let ra = rank.get(&a.phase).copied().unwrap_or(0);
-                    let rb = rank.get(&b.phase).copied().unwrap_or(0);
+                    let ra = rank.get(&*a.phase).copied().unwrap_or(0);
+                    let rb = rank.get(&*b.phase).copied().unwrap_or(0);
                     (ra, &a.phase, a.window).cmp(&(rb, &b.phase, b.window))
                 });
                 q.tasks += s.tasks.len() as u64;
@@ -178,16 +178,18 @@ mod tests {
             id: format!("{phase}-{con_id}-{window}"),
             phase: phase.into(),
             symbol: symbol.into(),
-            con_id,
-            local_symbol: String::new(),
-            trading_class: String::new(),
-            expiry: NaiveDate::from_ymd_opt(2026, 12, 18).unwrap(),
-            strike: 100.0,
-            right: Right::C,
-            multiplier: 100.0,
-            exchange: "SMART".into(),
-            currency: "USD".into(),
-            what: "TRADES".into(),
+            contract: std::sync::Arc::new(crate::cache::OptionContract {
+                con_id,
+                local_symbol: String::new(),
+                trading_class: String::new(),
+                expiry: NaiveDate::from_ymd_opt(2026, 12, 18).unwrap(),
+                strike: 100.0,
+                right: Right::C,
+                multiplier: 100.0,
+                exchange: "SMART".into(),
+                currency: "USD".into(),
+            }),
+            what: crate::bars::WhatToShow::Trades,
             bar_size: bar,
             duration: "1 M".parse::<Duration>().unwrap(),
             end: Utc.with_ymd_and_hms(2026, 11, 30, 21, 0, 0).unwrap(),
@@ -213,20 +215,16 @@ mod tests {
         // Ready: AAA's other hours file, and BBB's minutes (BBB has no hours series). The file
         // written by both phases waits for AAA's other hours series, not for itself.
         let hours = q.pop().unwrap();
-        assert_eq!(hours.tasks[0].con_id, 2);
-        assert_eq!(q.pop().unwrap().tasks[0].con_id, 4);
+        assert_eq!(hours.tasks[0].contract.con_id, 2);
+        assert_eq!(q.pop().unwrap().tasks[0].contract.con_id, 4);
         assert!(q.nothing_ready());
         q.series_done(hours.phases, "AAA");
         let shared = q.pop().unwrap();
-        let order: Vec<(&str, u32)> = shared
-            .tasks
-            .iter()
-            .map(|t| (t.phase.as_str(), t.window))
-            .collect();
+        let order: Vec<(&str, u32)> = shared.tasks.iter().map(|t| (&*t.phase, t.window)).collect();
         assert_eq!(order, [("hours", 0), ("hours", 1), ("minutes", 0)]);
         assert!(q.nothing_ready(), "AAA's hours are still open");
         q.series_done(shared.phases, "AAA");
-        assert_eq!(q.pop().unwrap().tasks[0].con_id, 3);
+        assert_eq!(q.pop().unwrap().tasks[0].contract.con_id, 3);
         assert!(q.pop().is_none());
     }
 }

@@ -14,8 +14,8 @@ pub struct RunStats {
     pub total: u64,
     /// Tasks skipped because an earlier run finished them.
     pub resumed: u64,
-    /// Tasks finished in this run, by final status.
-    pub by_status: BTreeMap<String, u64>,
+    /// Tasks finished in this run, by final status (listed by spelling).
+    pub by_status: BTreeMap<OutcomeClass, u64>,
     /// Requests sent (including retries).
     pub requests: u64,
     /// Retries sent.
@@ -47,14 +47,12 @@ impl RunStats {
 
     /// Count one final status.
     pub fn count(&mut self, class: OutcomeClass) {
-        *self
-            .by_status
-            .entry(class.as_str().to_string())
-            .or_default() += 1;
+        *self.by_status.entry(class).or_default() += 1;
     }
 
-    fn get(&self, s: &str) -> u64 {
-        self.by_status.get(s).copied().unwrap_or(0)
+    /// Tasks finished in this run in `class`.
+    pub fn get(&self, class: OutcomeClass) -> u64 {
+        self.by_status.get(&class).copied().unwrap_or(0)
     }
 
     /// Finished tasks that ended in an error class. SKIPPED (a near-ATM symbol without a
@@ -62,10 +60,10 @@ impl RunStats {
     /// the summary for `rerun`, but does not make the run exit 1.
     pub fn errors(&self) -> u64 {
         self.done()
-            - self.get("OK")
-            - self.get("EMPTY")
-            - self.get("UP_TO_DATE")
-            - self.get("SKIPPED")
+            - self.get(OutcomeClass::Ok)
+            - self.get(OutcomeClass::Empty)
+            - self.get(OutcomeClass::UpToDate)
+            - self.get(OutcomeClass::Skipped)
     }
 
     /// Requests per second so far.
@@ -94,9 +92,9 @@ impl RunStats {
             "{done}/{total} ({pct:.1}%) ok {ok} empty {empty} up-to-date {utd} err {err} | {rate:.1} req/s | in flight {inf}/{lim} lat {lat:.0} ms{paused} | ETA {eta}",
             total = self.total,
             pct = if self.total > 0 { 100.0 * done as f64 / self.total as f64 } else { 100.0 },
-            ok = self.get("OK"),
-            empty = self.get("EMPTY"),
-            utd = self.get("UP_TO_DATE"),
+            ok = self.get(OutcomeClass::Ok),
+            empty = self.get(OutcomeClass::Empty),
+            utd = self.get(OutcomeClass::UpToDate),
             err = self.errors(),
             inf = g.in_flight,
             lim = g.limit,
@@ -110,7 +108,7 @@ impl RunStats {
         let mut s = String::new();
         s.push_str(&format!("{:<18} {:>10}\n", "status", "tasks"));
         for (k, v) in &self.by_status {
-            s.push_str(&format!("{k:<18} {v:>10}\n"));
+            s.push_str(&format!("{:<18} {v:>10}\n", k.as_str()));
         }
         s.push_str(&format!(
             "{:<18} {:>10}\n",

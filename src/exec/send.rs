@@ -36,7 +36,7 @@ pub(super) async fn send(
     if empty_end {
         hreq.end = None;
     }
-    let expired = t.expiry < sh.today;
+    let expired = t.contract.expiry < sh.today;
     let small = small_bar_key(t, req);
     let mut tries = Attempts::new(sh.cfg.retry);
     let mut drops = DropTracker::default();
@@ -51,7 +51,7 @@ pub(super) async fn send(
                 "{} {} conId {} was in flight at {} disconnects: sending it alone",
                 t.phase,
                 t.symbol,
-                t.con_id,
+                t.contract.con_id,
                 drops.disconnects
             );
         }
@@ -85,7 +85,7 @@ pub(super) async fn send(
                     "{} {} conId {} {}: {f} while the farm is broken; sent again once it is back",
                     t.phase,
                     t.symbol,
-                    t.con_id,
+                    t.contract.con_id,
                     t.bar_size
                 );
             }
@@ -95,7 +95,7 @@ pub(super) async fn send(
                     "{} {} conId {} {}: {f}; retry {} of {} in {backoff:.1?}",
                     t.phase,
                     t.symbol,
-                    t.con_id,
+                    t.contract.con_id,
                     t.bar_size,
                     tries.made() + 1,
                     tries.max()
@@ -110,10 +110,10 @@ pub(super) async fn send(
 /// The small-bar pacing key of a request (bar sizes of 30 seconds or less only).
 fn small_bar_key(t: &FetchTask, req: &Request) -> Option<SmallBarKey> {
     t.bar_size.is_small().then(|| SmallBarKey {
-        contract: format!("{}|{}|{}", t.con_id, t.exchange, t.what),
+        contract: format!("{}|{}|{}", t.contract.con_id, t.contract.exchange, t.what),
         request: format!(
             "{}|{}|{}|{}|{}",
-            t.con_id, t.what, t.bar_size, req.end, req.duration
+            t.contract.con_id, t.what, t.bar_size, req.end, req.duration
         ),
         weight: if t.what == "BID_ASK" { 2 } else { 1 },
     })
@@ -179,14 +179,14 @@ async fn after_drop(
         "connection lost during {} {} conId {}: {f}; reconnecting",
         t.phase,
         t.symbol,
-        t.con_id
+        t.contract.con_id
     );
     if let Some((class, message)) = drops.dropped(solo, &f.message) {
         tracing::error!(
             "{} {} conId {} {}: {class}: {message}",
             t.phase,
             t.symbol,
-            t.con_id,
+            t.contract.con_id,
             t.bar_size
         );
         // Let the connection come back for the others before leaving.

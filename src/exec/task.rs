@@ -18,21 +18,10 @@ use std::time::Duration;
 /// The gateway request for one of a task's requests.
 pub(super) fn hist_request(t: &FetchTask, req: &Request) -> HistRequest {
     HistRequest {
-        option: Some(OptionSpec {
-            symbol: t.symbol.clone(),
-            con_id: t.con_id,
-            local_symbol: t.local_symbol.clone(),
-            trading_class: t.trading_class.clone(),
-            expiry: t.expiry,
-            strike: t.strike,
-            right: t.right,
-            multiplier: t.multiplier,
-            exchange: t.exchange.clone(),
-            currency: t.currency.clone(),
-        }),
-        stock_symbol: t.symbol.clone(),
+        option: Some(OptionSpec::of(&t.symbol, &t.contract)),
+        stock_symbol: t.symbol.to_string(),
         underlying_sec_type: crate::cache::UnderlyingSecType::Stk,
-        what: t.what.clone(),
+        what: t.what.as_str().to_string(),
         bar_size: t.bar_size,
         duration: req.duration,
         end: Some(req.end),
@@ -72,6 +61,148 @@ struct Fetched {
     merged_any: bool,
 }
 
+/// What one sent request came to, for the task's loop.
+enum Step {
+    /// The run was stopped mid-task.
+    Stop,
+    /// Zero bars (or "too long") for a window over the strict table: split it.
+    Split,
+    /// Bars (possibly none, for IB's "no data") to merge into the file.
+    Merge(Vec<FetchedBar>),
+    /// A failure that ends the task.
+    Fail(crate::ib::Failure),
+}
+
+/// One task's requests on their way: the queue of windows still to send and what the sent ones
+/// left. [`fetch_planned`] drives it one request at a time.
+struct TaskFetch<'a> {
+    sh: &'a Arc<Shared>,
+    t: &'a FetchTask,
+    target: &'a Target<'a>,
+    queue: VecDeque<Request>,
+    mode: WriteMode,
+    out: Fetched,
+}
+
+impl TaskFetch<'_> {
+    /// Split `req` to a limit learned earlier in the run; true when it was (the parts are queued
+    /// in its place).
+    fn split_to_learned_limit(&mut self, req: &Request) -> bool {
+        let Some(max) = self.sh.learned_limit(self.t.bar_size) else {
+            return false;
+        };
+        let parts = split(self.t, req, max);
+        if parts.len() < 2 {
+            return false;
+        }
+        self.out.tally.splits += 1;
+        for p in parts.into_iter().rev() {
+            self.queue.push_front(p);
+        }
+        true
+    }
+
+    /// A window over the strict table is a probe: one per bar size at a time, so one answer
+    /// teaches the limit before the others are sent. `Err(())`: another probe settled it while
+    /// this one waited (the request is queued again, to be split or sent as confirmed).
+    async fn probe_guard(
+        &mut self,
+        req: Request,
+    ) -> Result<(Request, Option<tokio::sync::OwnedMutexGuard<()>>), ()> {
+        let (sh, bar) = (self.sh, self.t.bar_size);
+        if !over_strict(&req, bar) || sh.confirmed(bar, req.units.len()) {
+            return Ok((req, None));
+        }
+        let g = sh.probe_lock(bar).lock_owned().await;
+        if sh.learned_limit(bar).is_some() || sh.confirmed(bar, req.units.len()) {
+            self.queue.push_front(req);
+            return Err(());
+        }
+        Ok((req, Some(g)))
+    }
+
+    /// Record the request (`duration@end`, with the empty-end suffix when it applies) and send it.
+    async fn send(&mut self, req: &Request) -> Step {
+        let (sh, t) = (self.sh, self.t);
+        let empty_end = sh.cfg.empty_end
+            && super::empty_end::applies(req.end, sh.cfg.now.unwrap_or_else(Utc::now), t.use_rth);
+        self.out.tally.requests.push(format!(
+            "{}@{}{}",
+            req.duration,
+            req.end.format("%Y-%m-%dT%H:%M:%SZ"),
+            if empty_end {
+                super::empty_end::FORM_SUFFIX
+            } else {
+                ""
+            }
+        ));
+        let sent = send(sh, t, req, empty_end, &mut self.out.tally).await;
+        let too_long = |f: &crate::ib::Failure| {
+            f.class == OutcomeClass::InvalidRequest
+                && (f.message.contains("Time length exceed max")
+                    || f.message.contains("invalid step"))
+        };
+        match sent {
+            Sent::Stopped => Step::Stop,
+            Sent::Bars(bars) if bars.is_empty() && over_strict(req, t.bar_size) => Step::Split,
+            Sent::Failed(f) if too_long(&f) && over_strict(req, t.bar_size) => Step::Split,
+            Sent::Bars(bars) => {
+                sh.confirm(t.bar_size, req.units.len());
+                Step::Merge(bars)
+            }
+            Sent::Failed(f) if f.class == OutcomeClass::Empty => {
+                self.out.empty_answer = Some(f);
+                Step::Merge(Vec::new())
+            }
+            Sent::Failed(f) => Step::Fail(f),
+        }
+    }
+
+    /// Learn the strict limit for the rest of the run and split `req` to it.
+    fn learn_strict_and_split(&mut self, req: &Request) {
+        let strict = sessions_within(self.t.bar_size.strict_max_duration());
+        self.sh.learn(self.t.bar_size, strict);
+        self.out.tally.splits += 1;
+        for p in split(self.t, req, strict).into_iter().rev() {
+            self.queue.push_front(p);
+        }
+    }
+
+    /// Merge one answer into the file and note the file's coverage; `Err` ends the task.
+    async fn merge(&mut self, bars: Vec<FetchedBar>, req: &Request) -> Result<(), ()> {
+        let (sh, target) = (self.sh, self.target);
+        let prior = self.out.coverage.as_ref();
+        let merged = merge_answer(sh, self.t, target, &bars, req, self.mode, prior).await;
+        self.mode = WriteMode::Merge;
+        match merged {
+            Ok(m) => {
+                let out = &mut self.out;
+                out.tally.written += m.appended as u64;
+                if let Some(q) = m.quarantined {
+                    out.tally.quarantined = Some(q.display().to_string());
+                }
+                // `exists`/`stat` block: off the runtime's scheduler, as the reads and merges are.
+                tokio::task::block_in_place(|| {
+                    sh.note_coverage(target.rel, target.path, &m.coverage)
+                });
+                out.coverage = Some(m.coverage);
+                out.merged_any = true;
+                out.tally.bars.extend(bars);
+                Ok(())
+            }
+            Err(message) => {
+                tracing::error!("{message}");
+                self.out.failure = Some(crate::ib::Failure {
+                    class: OutcomeClass::Other,
+                    code: None,
+                    message,
+                });
+                Err(())
+            }
+        }
+    }
+}
+
 /// Send a task's planned requests in order, merging each answer into its file: windows over a
 /// learned limit are split before sending, one probe per bar size tests a window over the
 /// strict table, and a zero-bar or "too long" answer to one splits it and teaches the limit.
@@ -84,119 +215,44 @@ async fn fetch_planned(
     mode: WriteMode,
     coverage: Option<FileCoverage>,
 ) -> Option<Fetched> {
-    let mut queue: VecDeque<Request> = requests.into();
-    let mut mode = mode;
-    let mut tally = TaskTally::default();
-    let mut last_cov = coverage;
-    let mut failure: Option<crate::ib::Failure> = None;
-    // IB's "no data" answer (162), kept for the record of a task that ends EMPTY.
-    let mut empty_answer: Option<crate::ib::Failure> = None;
-    let mut merged_any = false;
-    while let Some(req) = queue.pop_front() {
-        // A limit learned earlier in the run: split before sending.
-        if let Some(max) = sh.learned_limit(t.bar_size) {
-            let parts = split(t, &req, max);
-            if parts.len() > 1 {
-                tally.splits += 1;
-                for p in parts.into_iter().rev() {
-                    queue.push_front(p);
-                }
-                continue;
-            }
+    let mut f = TaskFetch {
+        sh,
+        t,
+        target,
+        queue: requests.into(),
+        mode,
+        out: Fetched {
+            tally: TaskTally::default(),
+            coverage,
+            failure: None,
+            empty_answer: None,
+            merged_any: false,
+        },
+    };
+    while let Some(req) = f.queue.pop_front() {
+        if f.split_to_learned_limit(&req) {
+            continue;
         }
-        let probe = over_strict(&req, t.bar_size) && !sh.confirmed(t.bar_size, req.units.len());
-        let probe_guard = if probe {
-            let lock = sh.probe_lock(t.bar_size);
-            let g = lock.lock_owned().await;
-            if sh.learned_limit(t.bar_size).is_some() || sh.confirmed(t.bar_size, req.units.len()) {
-                queue.push_front(req);
-                continue;
-            }
-            Some(g)
-        } else {
-            None
-        };
-        let empty_end = sh.cfg.empty_end
-            && super::empty_end::applies(req.end, sh.cfg.now.unwrap_or_else(Utc::now), t.use_rth);
-        tally.requests.push(format!(
-            "{}@{}{}",
-            req.duration,
-            req.end.format("%Y-%m-%dT%H:%M:%SZ"),
-            if empty_end {
-                super::empty_end::FORM_SUFFIX
-            } else {
-                ""
-            }
-        ));
-        let sent = send(sh, t, &req, empty_end, &mut tally).await;
-        let too_long = |f: &crate::ib::Failure| {
-            f.class == OutcomeClass::InvalidRequest
-                && (f.message.contains("Time length exceed max")
-                    || f.message.contains("invalid step"))
-        };
-        let fetched = match sent {
-            Sent::Stopped => return None,
-            Sent::Bars(bars) if bars.is_empty() && over_strict(&req, t.bar_size) => None,
-            Sent::Failed(f) if too_long(&f) && over_strict(&req, t.bar_size) => None,
-            Sent::Bars(bars) => {
-                sh.confirm(t.bar_size, req.units.len());
-                Some(bars)
-            }
-            Sent::Failed(f) if f.class == OutcomeClass::Empty => {
-                empty_answer = Some(f);
-                Some(Vec::new())
-            }
-            Sent::Failed(f) => {
-                failure = Some(f);
-                break;
-            }
-        };
-        drop(probe_guard);
-        let Some(bars) = fetched else {
-            // Zero bars (or "too long") for a window over the strict table: learn the strict
-            // limit for the rest of the run and split this window to it.
-            let strict = sessions_within(t.bar_size.strict_max_duration());
-            sh.learn(t.bar_size, strict);
-            tally.splits += 1;
-            for p in split(t, &req, strict).into_iter().rev() {
-                queue.push_front(p);
-            }
+        let Ok((req, probe_guard)) = f.probe_guard(req).await else {
             continue;
         };
-        let merged = merge_answer(sh, t, target, &bars, &req, mode, last_cov.as_ref()).await;
-        mode = WriteMode::Merge;
-        match merged {
-            Ok(m) => {
-                tally.written += m.appended as u64;
-                if let Some(q) = m.quarantined {
-                    tally.quarantined = Some(q.display().to_string());
+        let step = f.send(&req).await;
+        drop(probe_guard);
+        match step {
+            Step::Stop => return None,
+            Step::Split => f.learn_strict_and_split(&req),
+            Step::Merge(bars) => {
+                if f.merge(bars, &req).await.is_err() {
+                    break;
                 }
-                // `exists`/`stat` block: off the runtime's scheduler, as the reads and merges are.
-                tokio::task::block_in_place(|| {
-                    sh.note_coverage(target.rel, target.path, &m.coverage)
-                });
-                last_cov = Some(m.coverage);
-                merged_any = true;
             }
-            Err(message) => {
-                tracing::error!("{message}");
-                failure = Some(crate::ib::Failure {
-                    class: OutcomeClass::Other,
-                    code: None,
-                    message,
-                });
+            Step::Fail(failure) => {
+                f.out.failure = Some(failure);
                 break;
             }
         }
-        tally.bars.extend(bars);
     }
-    Some(Fetched {
-        tally,
-        coverage: last_cov,
-        failure,
-        empty_answer,
-        merged_any,
-    })
+    Some(f.out)
 }
 
 /// Read a task's bar file, retrying transient I/O errors (an `Err` after the retries fails the
@@ -237,7 +293,7 @@ async fn merge_answer(
         req.end,
         req.duration,
         t.bar_size,
-        &t.what,
+        t.what.as_str(),
         t.use_rth,
     );
     let (path, key, bars, units, prior) = (
@@ -286,6 +342,26 @@ fn final_class(
     (OutcomeClass::Empty, code, message)
 }
 
+/// How a task ended: its class, IB's code and text (or our own), and the file it left.
+pub(super) struct Ending {
+    pub(super) class: OutcomeClass,
+    pub(super) code: Option<i32>,
+    pub(super) message: Option<String>,
+    pub(super) output_path: Option<String>,
+}
+
+impl Ending {
+    /// Ended in `class` with our own description.
+    pub(super) fn because(class: OutcomeClass, message: String) -> Self {
+        Ending {
+            class,
+            code: None,
+            message: Some(message),
+            output_path: None,
+        }
+    }
+}
+
 pub(super) async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let cfg = &sh.cfg;
     let key = t.series_key();
@@ -294,21 +370,12 @@ pub(super) async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: b
     let started_at = Utc::now();
     let now = sh.now();
     let units = window_units(t.end, t.duration);
-    let file = read_bar_file(&path).await;
-    let file = match file {
+    let file = match read_bar_file(&path).await {
         Ok(f) => f,
         Err(why) => {
-            let rec = record(
-                sh,
-                t,
-                started_at,
-                OutcomeClass::Other,
-                TaskTally::default(),
-                None,
-                Some(why),
-                None,
-            );
-            write_record(sh, rec, OutcomeClass::Other, 0).await;
+            let ending = Ending::because(OutcomeClass::Other, why);
+            let rec = record(sh, t, started_at, ending, TaskTally::default());
+            write_record(sh, rec).await;
             return;
         }
     };
@@ -324,18 +391,12 @@ pub(super) async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: b
     };
     let (requests, mode) = match plan_task(t, &units, coverage.as_ref(), exists, now, policy) {
         Plan::UpToDate(why) => {
-            let out = exists.then(|| path.display().to_string());
-            let rec = record(
-                sh,
-                t,
-                started_at,
-                OutcomeClass::UpToDate,
-                TaskTally::default(),
-                None,
-                Some(why),
-                out,
-            );
-            write_record(sh, rec, OutcomeClass::UpToDate, 0).await;
+            let ending = Ending {
+                output_path: exists.then(|| path.display().to_string()),
+                ..Ending::because(OutcomeClass::UpToDate, why)
+            };
+            let rec = record(sh, t, started_at, ending, TaskTally::default());
+            write_record(sh, rec).await;
             if let Some(c) = &coverage {
                 sh.persist_coverage(&rel, &path, c).await;
             }
@@ -359,7 +420,7 @@ pub(super) async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: b
     else {
         return; // stopped: the task is redone by the next run
     };
-    let out = tokio::fs::try_exists(&path)
+    let output_path = tokio::fs::try_exists(&path)
         .await
         .unwrap_or(false)
         .then(|| path.display().to_string());
@@ -370,14 +431,19 @@ pub(super) async fn run_task(sh: &Arc<Shared>, t: &FetchTask, first_of_series: b
         &units,
         tally.bars.is_empty(),
     );
-    let n = tally.bars.len() as u64;
-    let rec = record(sh, t, started_at, class, tally, code, message, out);
-    write_record(sh, rec, class, n).await;
+    let ending = Ending {
+        class,
+        code,
+        message,
+        output_path,
+    };
+    write_record(sh, record(sh, t, started_at, ending, tally)).await;
     if let (true, Some(c)) = (merged_any, &last_cov) {
         sh.persist_coverage(&rel, &path, c).await;
     }
 }
 
+/// [`run_task`] on its own tokio task: a panic is recorded as an OTHER failure and the
 /// series goes on, so the scheduler always hears that the series finished.
 pub(super) async fn run_task_caught(sh: &Arc<Shared>, t: &FetchTask, first_of_series: bool) {
     let (sh2, t2) = (sh.clone(), t.clone());
@@ -393,88 +459,59 @@ pub(super) async fn run_task_caught(sh: &Arc<Shared>, t: &FetchTask, first_of_se
         "{} {} conId {} {}: internal error: {why}",
         t.phase,
         t.symbol,
-        t.con_id,
+        t.contract.con_id,
         t.bar_size
     );
-    let class = OutcomeClass::Other;
     let message = format!("internal error (please report): {why}");
-    let rec = record(
-        sh,
-        t,
-        started_at,
-        class,
-        TaskTally::default(),
-        None,
-        Some(message),
-        None,
-    );
-    write_record(sh, rec, class, 0).await;
+    let ending = Ending::because(OutcomeClass::Other, message);
+    write_record(sh, record(sh, t, started_at, ending, TaskTally::default())).await;
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The summary record of a task that started at `started_at` and ended as `ending`, with what
+/// its requests left in `tally`.
 pub(super) fn record(
     sh: &Shared,
     t: &FetchTask,
     started_at: DateTime<Utc>,
-    class: OutcomeClass,
+    ending: Ending,
     tally: TaskTally,
-    code: Option<i32>,
-    message: Option<String>,
-    output_path: Option<String>,
 ) -> SummaryRecord {
     let reference = sh
         .cfg
         .reference_closes
-        .get(&(t.phase.clone(), t.symbol.clone()))
+        .get(&(t.phase.to_string(), t.symbol.to_string()))
         .copied();
-    let duration = match tally.requests.as_slice() {
-        [one] => one.split('@').next().unwrap_or_default().to_string(),
-        _ => t.duration.to_string(),
-    };
-    SummaryRecord {
-        run_id: sh.cfg.run_id.clone(),
-        task_id: t.id.clone(),
-        phase: t.phase.clone(),
-        symbol: t.symbol.clone(),
-        con_id: t.con_id,
-        expiry: Some(t.expiry),
-        strike: Some(t.strike),
-        right: Some(t.right.as_str().to_string()),
-        bar_size: t.bar_size.as_str().to_string(),
-        what: t.what.clone(),
-        duration,
-        end: t.end,
-        status: class.as_str().to_string(),
-        bars: tally.bars.len() as u64,
-        bars_written: tally.written,
-        first: tally.bars.iter().map(|b| b.ts).min(),
-        last: tally.bars.iter().map(|b| b.ts).max(),
-        error_code: code,
-        error_message: message,
-        output_path,
-        quarantined: tally.quarantined,
-        attempts: tally.attempts,
-        latency_ms: tally.latency_ms,
-        inflight_limit: Some(sh.governor.stats().limit),
-        started_at,
-        finished_at: Utc::now(),
-        reference_close: reference.map(|r| r.0),
-        reference_source: reference.map(|r| r.1),
-        requests: tally.requests,
-        splits: tally.splits,
+    let mut rec = SummaryRecord::for_task(t, &sh.cfg.run_id, ending.class, started_at);
+    if let [one] = tally.requests.as_slice() {
+        rec.duration = one.split('@').next().unwrap_or_default().to_string();
     }
+    rec.bars = tally.bars.len() as u64;
+    rec.bars_written = tally.written;
+    rec.first = tally.bars.iter().map(|b| b.ts).min();
+    rec.last = tally.bars.iter().map(|b| b.ts).max();
+    rec.error_code = ending.code;
+    rec.error_message = ending.message;
+    rec.output_path = ending.output_path;
+    rec.quarantined = tally.quarantined;
+    rec.attempts = tally.attempts;
+    rec.latency_ms = tally.latency_ms;
+    rec.inflight_limit = Some(sh.governor.stats().limit);
+    rec.reference_close = reference.map(|r| r.0);
+    rec.reference_source = reference.map(|r| r.1);
+    rec.requests = tally.requests;
+    rec.splits = tally.splits;
+    rec.finished_at = Utc::now();
+    rec
 }
 
-pub(super) async fn write_record(
-    sh: &Arc<Shared>,
-    rec: SummaryRecord,
-    class: OutcomeClass,
-    bars: u64,
-) {
+/// Append a task's record to the summary and tell the scheduler it finished (or that its line
+/// could not be written: then it is not done).
+pub(super) async fn write_record(sh: &Arc<Shared>, rec: SummaryRecord) {
     let cfg = &sh.cfg;
     let path = summary::run_dir(&cfg.state_root, &cfg.scope, &cfg.run_id).join(
         summary::summary_file_name(&rec.phase, cfg.batch_index, cfg.batch_count),
     );
+    let (class, bars) = (rec.status, rec.bars);
     if !class.is_done() {
         tracing::info!(
             "{} {} conId {} {}: {} after {} attempts: {}",

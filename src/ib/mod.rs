@@ -3,6 +3,7 @@
 pub mod gateway;
 pub mod outcome;
 pub mod session;
+mod spec;
 
 pub use gateway::{
     ChainParams, ConnectError, FetchedBar, Gateway, GatewayConfig, HistRequest, OptionSpec,

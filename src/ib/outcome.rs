@@ -12,11 +12,10 @@ use std::fmt;
     PartialEq,
     Eq,
     Hash,
-    PartialOrd,
-    Ord,
     Serialize,
     Deserialize,
     clap::ValueEnum,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[value(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -93,6 +92,42 @@ impl OutcomeClass {
             OutcomeClass::ZeroBars => "ZERO_BARS",
             OutcomeClass::Quarantined => "QUARANTINED",
         }
+    }
+}
+
+/// Ordered by spelling, so maps keyed by status (run totals, report rows, the HTML page) list
+/// them alphabetically, as they did when they were keyed by the text.
+impl Ord for OutcomeClass {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for OutcomeClass {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq<&str> for OutcomeClass {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A status this build does not know (e.g. in a summary line of another version).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status `{0}`")]
+pub struct UnknownStatus(pub String);
+
+impl std::str::FromStr for OutcomeClass {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        <OutcomeClass as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_string()))
     }
 }
 
@@ -186,6 +221,22 @@ pub fn classify_error(err: &ibapi::Error, expired: bool) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_parse_and_order_by_spelling() {
+        let all = <OutcomeClass as clap::ValueEnum>::value_variants();
+        for c in all {
+            assert_eq!(c.as_str().parse::<OutcomeClass>(), Ok(*c));
+            assert_eq!(serde_json::to_string(c).unwrap(), format!("\"{c}\""));
+        }
+        assert!("NOPE".parse::<OutcomeClass>().is_err());
+        let mut sorted = all.to_vec();
+        sorted.sort();
+        let spelled: Vec<&str> = sorted.iter().map(|c| c.as_str()).collect();
+        let mut alphabetical = spelled.clone();
+        alphabetical.sort();
+        assert_eq!(spelled, alphabetical);
+    }
 
     #[test]
     fn classifies_ib_texts() {

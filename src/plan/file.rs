@@ -166,7 +166,7 @@ pub struct PhaseFile {
     pub name: String,
     /// IB `whatToShow` (default `TRADES`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<WhatToShow>")]
+    #[schemars(with = "Option<crate::bars::WhatToShow>")]
     pub what_to_show: Option<String>,
     /// Regular trading hours only (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,9 +238,3 @@ struct BarSizeName(String);
 #[schemars(extend("pattern" = r"^[1-9][0-9]* [SDWMY]$"))]
 #[allow(dead_code)]
 struct DurationText(String);
-
-/// IB `whatToShow` values accepted for options.
-#[derive(JsonSchema)]
-#[schemars(extend("enum" = super::WHAT_TO_SHOW))]
-#[allow(dead_code)]
-struct WhatToShow(String);

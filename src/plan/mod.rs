@@ -15,16 +15,9 @@ pub use types::*;
 
 use std::path::Path;
 
-/// `whatToShow` values IB serves for options (other values exist for stocks and indices).
-pub const WHAT_TO_SHOW: &[&str] = &[
-    "TRADES",
-    "MIDPOINT",
-    "BID",
-    "ASK",
-    "BID_ASK",
-    "HISTORICAL_VOLATILITY",
-    "OPTION_IMPLIED_VOLATILITY",
-];
+/// `whatToShow` values IB serves for options (other values exist for stocks and indices); the
+/// closed set is [`crate::bars::WhatToShow`].
+pub const WHAT_TO_SHOW: &[&str] = crate::bars::WHAT_TO_SHOW_SPELLINGS;
 
 /// The syntax of a plan file, chosen from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

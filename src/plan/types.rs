@@ -199,7 +199,7 @@ pub struct Phase {
     /// Unique name.
     pub name: String,
     /// IB `whatToShow`.
-    pub what: String,
+    pub what: crate::bars::WhatToShow,
     /// Regular trading hours only.
     pub use_rth: bool,
     /// Bar cells in plan order, no duplicates.

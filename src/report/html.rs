@@ -392,8 +392,8 @@ fn groups(h: &mut String, d: &PageData) {
             let _ = write!(
                 bar,
                 "<rect x=\"{x:.1}\" width=\"{w:.1}\" height=\"14\" fill=\"{}\"><title>{} {}</title></rect>",
-                status_colour(s),
-                esc(s),
+                status_colour(s.as_str()),
+                esc(s.as_str()),
                 n
             );
             x += w;

@@ -13,6 +13,7 @@ pub mod html_heatmap;
 pub mod page;
 pub mod svg;
 
+use crate::ib::OutcomeClass;
 use crate::store::summary::SummaryRecord;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -106,8 +107,8 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
 }
 
 /// Statuses that are not errors.
-pub fn is_success(status: &str) -> bool {
-    matches!(status, "OK" | "EMPTY" | "UP_TO_DATE")
+pub fn is_success(status: OutcomeClass) -> bool {
+    status.is_done()
 }
 
 /// The rerun universe as CSV: symbols (`symbol,tasks,statuses`) or, with `contracts`, one row
@@ -117,38 +118,33 @@ pub fn is_success(status: &str) -> bool {
 /// succeeded later is not in it.
 pub fn rerun_csv(
     records: &[SummaryRecord],
-    statuses: &BTreeSet<String>,
+    statuses: &BTreeSet<OutcomeClass>,
     phase: Option<&str>,
     contracts: bool,
 ) -> String {
-    let wanted = |s: &str| {
+    let wanted = |s: OutcomeClass| {
         if statuses.is_empty() {
             !is_success(s)
         } else {
-            statuses.contains(s)
+            statuses.contains(&s)
         }
     };
     let selected: Vec<&SummaryRecord> = records
         .iter()
-        .filter(|r| wanted(&r.status) && phase.is_none_or(|p| r.phase == p))
+        .filter(|r| wanted(r.status) && phase.is_none_or(|p| r.phase == p))
         .collect();
     let mut out = String::new();
     if contracts {
         out.push_str("symbol,conId,phase,bar_size,status,error_code,last_error\n");
         let mut seen = BTreeSet::new();
         for r in selected {
-            if seen.insert((
-                r.symbol.clone(),
-                r.con_id,
-                r.phase.clone(),
-                r.bar_size.clone(),
-            )) {
+            if seen.insert((r.symbol.clone(), r.con_id, r.phase.clone(), r.bar_size)) {
                 out.push_str(&format!(
                     "{},{},{},{},{},{},{}\n",
                     csv_field(&r.symbol),
                     r.con_id,
                     csv_field(&r.phase),
-                    csv_field(&r.bar_size),
+                    csv_field(r.bar_size.as_str()),
                     r.status,
                     r.error_code.map(|c| c.to_string()).unwrap_or_default(),
                     csv_field(r.error_message.as_deref().unwrap_or(""))
@@ -157,18 +153,18 @@ pub fn rerun_csv(
         }
     } else {
         out.push_str("symbol,tasks,statuses\n");
-        let mut by: BTreeMap<&str, (usize, BTreeSet<&str>)> = BTreeMap::new();
+        let mut by: BTreeMap<&str, (usize, BTreeSet<OutcomeClass>)> = BTreeMap::new();
         for r in selected {
             let e = by.entry(&r.symbol).or_default();
             e.0 += 1;
-            e.1.insert(&r.status);
+            e.1.insert(r.status);
         }
         for (sym, (n, st)) in by {
             out.push_str(&format!(
                 "{},{},{}\n",
                 csv_field(sym),
                 n,
-                st.into_iter().collect::<Vec<_>>().join(";")
+                st.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(";")
             ));
         }
     }
@@ -194,8 +190,8 @@ pub struct ReportRow {
     pub symbol: Option<String>,
     /// Tasks.
     pub tasks: u64,
-    /// Counts by status.
-    pub by_status: BTreeMap<String, u64>,
+    /// Counts by status (listed by spelling).
+    pub by_status: BTreeMap<OutcomeClass, u64>,
     /// Bars received.
     pub bars: u64,
     /// Earliest bar.
@@ -221,6 +217,13 @@ pub struct ReportRow {
     pub splits: u64,
 }
 
+impl ReportRow {
+    /// Tasks of the row that ended in `status`.
+    pub fn count(&self, status: OutcomeClass) -> u64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
 type RowKey = (String, String, Option<String>);
 /// A row with the span of its records (first request, last finish).
 type RowAcc = (ReportRow, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
@@ -231,7 +234,7 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
     for r in records {
         let key = (
             r.phase.clone(),
-            r.bar_size.clone(),
+            r.bar_size.as_str().to_string(),
             by_symbol.then(|| r.symbol.clone()),
         );
         let e = rows.entry(key.clone()).or_insert_with(|| {
@@ -248,7 +251,7 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
         });
         let row = &mut e.0;
         row.tasks += 1;
-        *row.by_status.entry(r.status.clone()).or_default() += 1;
+        *row.by_status.entry(r.status).or_default() += 1;
         row.bars += r.bars;
         row.first = match (row.first, r.first) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -274,8 +277,8 @@ pub fn report_rows(records: &[SummaryRecord], by_symbol: bool) -> Vec<ReportRow>
     }
     rows.into_values()
         .map(|(mut row, start, end)| {
-            let ok = row.by_status.get("OK").copied().unwrap_or(0);
-            let empty = row.by_status.get("EMPTY").copied().unwrap_or(0);
+            let ok = row.count(OutcomeClass::Ok);
+            let empty = row.count(OutcomeClass::Empty);
             row.empty_rate = if ok + empty > 0 {
                 empty as f64 / (ok + empty) as f64
             } else {
@@ -396,12 +399,17 @@ pub fn format_report(rows: &[ReportRow]) -> String {
         "last"
     ));
     for r in rows {
-        let g = |k: &str| r.by_status.get(k).copied().unwrap_or(0);
-        let err = r.tasks - g("OK") - g("EMPTY") - g("UP_TO_DATE") - g("SKIPPED");
+        let g = |k: OutcomeClass| r.count(k);
+        let not_error = |k: OutcomeClass| k.is_done() || k == OutcomeClass::Skipped;
+        let err = r.tasks
+            - g(OutcomeClass::Ok)
+            - g(OutcomeClass::Empty)
+            - g(OutcomeClass::UpToDate)
+            - g(OutcomeClass::Skipped);
         let errs: Vec<String> = r
             .by_status
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "OK" | "EMPTY" | "UP_TO_DATE" | "SKIPPED"))
+            .filter(|(k, _)| !not_error(**k))
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         if let Some(sym) = &r.symbol {
@@ -416,10 +424,10 @@ pub fn format_report(rows: &[ReportRow]) -> String {
             r.phase,
             r.bar_size,
             r.tasks,
-            g("OK"),
-            g("EMPTY"),
-            g("UP_TO_DATE"),
-            g("SKIPPED"),
+            g(OutcomeClass::Ok),
+            g(OutcomeClass::Empty),
+            g(OutcomeClass::UpToDate),
+            g(OutcomeClass::Skipped),
             err,
             r.bars,
             r.requests_per_sec,
@@ -462,11 +470,11 @@ mod tests {
             expiry: None,
             strike: None,
             right: None,
-            bar_size: "8 hours".into(),
-            what: "TRADES".into(),
+            bar_size: crate::bars::BarSize::Hours8,
+            what: crate::bars::WhatToShow::Trades,
             duration: "6 M".into(),
             end: t,
-            status: status.into(),
+            status: status.parse().unwrap(),
             bars: 3,
             bars_written: 3,
             first: None,
@@ -515,7 +523,7 @@ mod tests {
         let loaded = load(&[dir.path().to_path_buf()]).unwrap();
         assert_eq!(loaded.bad_lines, 2);
         assert_eq!(loaded.records.len(), 2);
-        let statuses: BTreeSet<String> = ["TIMEOUT".to_string()].into();
+        let statuses: BTreeSet<OutcomeClass> = [OutcomeClass::Timeout].into();
         let csv = rerun_csv(&loaded.records, &statuses, None, true);
         assert_eq!(csv.lines().count(), 2, "only SPY's task failed last: {csv}");
         let p = dir.path().join("rerun.csv");
@@ -532,7 +540,7 @@ mod tests {
         );
         let rows = report_rows(&loaded.records, false);
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].by_status.get("OK"), Some(&1));
+        assert_eq!(rows[0].by_status.get(&OutcomeClass::Ok), Some(&1));
         assert_eq!(rows[0].error_codes.get(&162), Some(&1));
     }
 

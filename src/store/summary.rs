@@ -3,6 +3,10 @@
 //!
 //! Layout: `<state root>/run_logs/<scope>/<run id>/summary_<phase>_<batch>.jsonl`.
 
+use crate::bars::{BarSize, WhatToShow};
+use crate::cache::Right;
+use crate::compile::task::FetchTask;
+use crate::ib::OutcomeClass;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -30,17 +34,20 @@ pub struct SummaryRecord {
     /// Strike.
     pub strike: Option<f64>,
     /// Right (`C`/`P`).
-    pub right: Option<String>,
+    pub right: Option<Right>,
     /// Bar size, IB spelling.
-    pub bar_size: String,
+    #[schemars(with = "String")]
+    pub bar_size: BarSize,
     /// What to show.
-    pub what: String,
+    pub what: WhatToShow,
     /// Duration actually requested (shorter than the task's when the file covered part of it).
     pub duration: String,
     /// Window end (UTC).
     pub end: DateTime<Utc>,
+    // A line of another version with a status this build does not know is skipped by the
+    // readers like a torn line.
     /// Outcome class (`OK`, `EMPTY`, `UP_TO_DATE`, `TIMEOUT`, ...).
-    pub status: String,
+    pub status: OutcomeClass,
     /// Bars received from the gateway.
     pub bars: u64,
     /// Bars newly written to the file.
@@ -87,6 +94,95 @@ pub struct SummaryRecord {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// What a record is about: a task's contract and window, or (conId 0, no contract) a phase's
+/// symbol as a whole.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    /// Task id (or a symbol-level id such as `select:<phase>:<symbol>`).
+    pub task_id: &'a str,
+    /// Phase name.
+    pub phase: &'a str,
+    /// Underlying symbol.
+    pub symbol: &'a str,
+    /// The option contract, if the record is about one.
+    pub contract: Option<&'a crate::cache::OptionContract>,
+    /// What to show.
+    pub what: WhatToShow,
+    /// Bar size.
+    pub bar_size: BarSize,
+    /// Duration requested.
+    pub duration: String,
+    /// Window end.
+    pub end: DateTime<Utc>,
+}
+
+impl SummaryRecord {
+    /// A record of `subject` ending in `status`, started at `started_at` and finished now, with
+    /// nothing sent or received: the caller fills in what the task did. The one place every
+    /// field of a record is set, so adding one is one edit.
+    pub fn new(
+        run_id: &str,
+        subject: Subject<'_>,
+        status: OutcomeClass,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        let c = subject.contract;
+        SummaryRecord {
+            run_id: run_id.to_string(),
+            task_id: subject.task_id.to_string(),
+            phase: subject.phase.to_string(),
+            symbol: subject.symbol.to_string(),
+            con_id: c.map_or(0, |c| c.con_id),
+            expiry: c.map(|c| c.expiry),
+            strike: c.map(|c| c.strike),
+            right: c.map(|c| c.right),
+            bar_size: subject.bar_size,
+            what: subject.what,
+            duration: subject.duration,
+            end: subject.end,
+            status,
+            bars: 0,
+            bars_written: 0,
+            first: None,
+            last: None,
+            error_code: None,
+            error_message: None,
+            output_path: None,
+            quarantined: None,
+            attempts: 0,
+            latency_ms: None,
+            inflight_limit: None,
+            started_at,
+            finished_at: Utc::now(),
+            reference_close: None,
+            reference_source: None,
+            requests: Vec::new(),
+            splits: 0,
+        }
+    }
+
+    /// A record of `task` (its contract, what, bar size, duration and window) ending in
+    /// `status`; see [`SummaryRecord::new`].
+    pub fn for_task(
+        task: &FetchTask,
+        run_id: &str,
+        status: OutcomeClass,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        let subject = Subject {
+            task_id: &task.id,
+            phase: &task.phase,
+            symbol: &task.symbol,
+            contract: Some(&task.contract),
+            what: task.what,
+            bar_size: task.bar_size,
+            duration: task.duration.to_string(),
+            end: task.end,
+        };
+        Self::new(run_id, subject, status, started_at)
+    }
 }
 
 /// A run id for a run starting at `now`: the UTC time to the millisecond (so ids sort in start
@@ -167,7 +263,8 @@ pub struct ResumeState {
     pub files: usize,
 }
 
-/// Minimal view of a record: parsing only these fields keeps resume start-up fast.
+/// Minimal view of a record: parsing only these fields keeps resume start-up fast. The status
+/// stays text: a status this build does not know is simply not done, as before.
 #[derive(Deserialize)]
 struct DoneView {
     task_id: String,
@@ -202,7 +299,7 @@ pub fn load_resume_state(state_root: &Path, scope: &str) -> std::io::Result<Resu
     for p in files {
         st.files += 1;
         let bad = crate::inputs::jsonl::read::<DoneView>(&p, |v| {
-            if matches!(v.status.as_str(), "OK" | "EMPTY" | "UP_TO_DATE") {
+            if v.status.parse().is_ok_and(OutcomeClass::is_done) {
                 st.done.insert(v.task_id, v.output_path);
             }
         })?;
@@ -246,39 +343,21 @@ mod tests {
     use super::*;
 
     fn rec(task: &str, status: &str, out: Option<String>) -> SummaryRecord {
-        let t = Utc::now();
-        SummaryRecord {
-            run_id: "r1".into(),
-            task_id: task.into(),
-            phase: "hours".into(),
-            symbol: "AAPL".into(),
-            con_id: 1,
-            expiry: None,
-            strike: None,
-            right: None,
-            bar_size: "8 hours".into(),
-            what: "TRADES".into(),
+        let subject = Subject {
+            task_id: task,
+            phase: "hours",
+            symbol: "AAPL",
+            contract: None,
+            what: WhatToShow::Trades,
+            bar_size: BarSize::Hours8,
             duration: "6 M".into(),
-            end: t,
-            status: status.into(),
-            bars: 0,
-            bars_written: 0,
-            first: None,
-            last: None,
-            error_code: None,
-            error_message: None,
-            output_path: out,
-            quarantined: None,
-            attempts: 1,
-            latency_ms: None,
-            inflight_limit: None,
-            started_at: t,
-            finished_at: t,
-            reference_close: None,
-            reference_source: None,
-            requests: Vec::new(),
-            splits: 0,
-        }
+            end: Utc::now(),
+        };
+        let mut r = SummaryRecord::new("r1", subject, status.parse().unwrap(), Utc::now());
+        r.con_id = 1;
+        r.output_path = out;
+        r.attempts = 1;
+        r
     }
 
     #[test]
@@ -311,6 +390,32 @@ mod tests {
         assert!(!st.is_done("c", &mut seen), "TIMEOUT is retried");
         assert!(!st.is_done("d", &mut seen), "output file is gone");
         assert!(!st.is_done("e", &mut seen));
+    }
+
+    /// A line as earlier versions wrote it (text fields) reads into the typed record and writes
+    /// back byte for byte; a status this build does not know skips the line in the readers that
+    /// parse whole records, as a torn line is, and is simply not done for resume.
+    #[test]
+    fn earlier_lines_read_and_write_back_the_same_bytes() {
+        let line = r#"{"run_id":"r1","task_id":"a","phase":"hours","symbol":"AAPL","conId":7,"expiry":"2026-12-18","strike":200.0,"right":"C","bar_size":"8 hours","what":"BID_ASK","duration":"6 M","end":"2026-11-27T21:00:00Z","status":"UP_TO_DATE","bars":0,"bars_written":0,"first":null,"last":null,"error_code":null,"error_message":"file covers the window","output_path":null,"quarantined":null,"attempts":0,"latency_ms":null,"inflight_limit":16,"started_at":"2026-11-27T21:00:00Z","finished_at":"2026-11-27T21:00:01Z"}"#;
+        let r: SummaryRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(r.status, OutcomeClass::UpToDate);
+        assert_eq!(serde_json::to_string(&r).unwrap(), line);
+
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_dir(dir.path(), "s", "r1");
+        std::fs::create_dir_all(&run).unwrap();
+        let f = run.join(summary_file_name("hours", 0, 1));
+        let unknown = line
+            .replace("\"a\"", "\"b\"")
+            .replace("UP_TO_DATE", "SOME_NEW_CLASS");
+        std::fs::write(&f, format!("{line}\n{unknown}\n")).unwrap();
+        let mut read = Vec::new();
+        let bad = crate::inputs::jsonl::read::<SummaryRecord>(&f, |r| read.push(r)).unwrap();
+        assert_eq!((read.len(), bad.len()), (1, 1));
+        let st = load_resume_state(dir.path(), "s").unwrap();
+        assert_eq!(st.bad_lines, 0);
+        assert!(st.done.contains_key("a") && !st.done.contains_key("b"));
     }
 
     #[test]

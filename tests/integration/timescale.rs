@@ -41,7 +41,7 @@ async fn run_at(scale: f64) -> (Statuses, BTreeMap<String, Vec<String>>, u64) {
     ok(&out);
     let statuses = latest(&ws.summaries())
         .into_iter()
-        .map(|(id, r)| (id, (r.phase, r.status, r.bars)))
+        .map(|(id, r)| (id, (r.phase, r.status.to_string(), r.bars)))
         .collect();
     let data = ws.root.join("data_test");
     let mut files = BTreeMap::new();

@@ -12,4 +12,5 @@ pub mod calendar;
 pub mod contract;
 pub mod hours;
 
+pub use bars::WhatToShow;
 pub use contract::{Right, UnderlyingSecType};

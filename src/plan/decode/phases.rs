@@ -146,10 +146,10 @@ fn phase(ctx: &mut Ctx<'_>, node: &Node, path: &str, has_snapshot: bool) -> Phas
     let name_node = t.required(ctx, "name");
     let name = name_node.and_then(|n| path_name(ctx, n, &t.path("name")));
     let what = match t.get("what-to-show") {
-        None => Some("TRADES".to_string()),
+        None => Some(crate::bars::WhatToShow::Trades),
         Some(n) => as_str(ctx, n, &t.path("what-to-show")).and_then(|s| {
-            if WHAT_TO_SHOW.contains(&s) {
-                Some(s.to_string())
+            if let Ok(w) = s.parse() {
+                Some(w)
             } else {
                 let hint = match closest(s, WHAT_TO_SHOW.iter().copied()) {
                     Some(c) => format!("did you mean `{c}`? legal: {}", WHAT_TO_SHOW.join(", ")),

@@ -238,7 +238,7 @@ fn header(
     let mut shards = BTreeSet::new();
     let mut runs: BTreeSet<String> = records.iter().map(|r| r.run_id.clone()).collect();
     for r in records {
-        *h.totals.entry(r.status.clone()).or_default() += 1;
+        *h.totals.entry(r.status.to_string()).or_default() += 1;
     }
     let mut start = records.iter().map(|r| r.started_at).min();
     let mut end = records.iter().map(|r| r.finished_at).max();

@@ -113,7 +113,7 @@ async fn hostile_run_page_matches_summaries_and_verify() {
         .collect();
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for r in latest(&records).values() {
-        *totals.entry(r.status.clone()).or_default() += 1;
+        *totals.entry(r.status.to_string()).or_default() += 1;
     }
     let page_totals: BTreeMap<String, u64> =
         serde_json::from_value(data["header"]["totals"].clone()).unwrap();

@@ -450,7 +450,7 @@ async fn rerun_csv_fetches_exactly_the_failed_tasks() {
     let failed: BTreeSet<(i64, String)> = latest(&ws.summaries())
         .values()
         .filter(|r| r.status != "OK" && r.status != "EMPTY")
-        .map(|r| (r.con_id, r.bar_size.clone()))
+        .map(|r| (r.con_id, r.bar_size.to_string()))
         .collect();
     assert!(!failed.is_empty(), "the hang fault produced no failure");
 
@@ -492,7 +492,7 @@ async fn rerun_csv_fetches_exactly_the_failed_tasks() {
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
     let again: Vec<(i64, String)> = sim.historical_log()[first..]
         .iter()
-        .map(|r| (r.con_id, r.bar_size.clone()))
+        .map(|r| (r.con_id, r.bar_size.to_string()))
         .collect();
     let again_set: BTreeSet<(i64, String)> = again.iter().cloned().collect();
     assert_eq!(again.len(), again_set.len(), "each failed task once");

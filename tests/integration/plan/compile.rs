@@ -61,7 +61,7 @@ fn totals_and_expired() {
     let aapl = m.symbols.iter().find(|s| s.symbol == "AAPL").unwrap();
     assert_eq!(aapl.cache_as_of.to_string(), "2026-11-27");
     // No task for an expired contract, and expired ones are counted per phase and symbol.
-    assert!(m.tasks.iter().all(|t| t.expiry > m.end.session));
+    assert!(m.tasks.iter().all(|t| t.contract.expiry > m.end.session));
     assert!(m
         .expired
         .iter()
@@ -80,7 +80,7 @@ fn totals_and_expired() {
             (
                 phase_pos(&t.phase),
                 t.symbol.clone(),
-                t.con_id,
+                t.contract.con_id,
                 t.bar_size,
                 t.duration,
                 t.window,
@@ -165,8 +165,8 @@ fn graph_has_barriers_and_reference_closes() {
     assert_eq!(count(&|n| matches!(n, GraphNode::Barrier { .. })), 2 * 3);
     // Linear edge count: every hours task feeds two barriers, every quotes task and selection
     // hangs off one barrier, every selection off its reference close.
-    let hours = m.tasks.iter().filter(|t| t.phase == "hours").count();
-    let quotes = m.tasks.iter().filter(|t| t.phase == "quotes").count();
+    let hours = m.tasks.iter().filter(|t| &*t.phase == "hours").count();
+    let quotes = m.tasks.iter().filter(|t| &*t.phase == "quotes").count();
     assert_eq!(
         g.graph.edge_count(),
         2 * hours + quotes + 2 * m.selections.len()
@@ -380,7 +380,7 @@ fn requests_per_contract(limits: &str, size: &str, duration: &str) -> (usize, Ma
         duration: duration.parse().unwrap(),
     }];
     let m = compile::compile(&plan, &opts()).unwrap().manifest;
-    let contracts: BTreeSet<i64> = m.tasks.iter().map(|t| t.con_id).collect();
+    let contracts: BTreeSet<i64> = m.tasks.iter().map(|t| t.contract.con_id).collect();
     assert!(!contracts.is_empty());
     assert_eq!(m.tasks.len() % contracts.len(), 0);
     (m.tasks.len() / contracts.len(), m)
