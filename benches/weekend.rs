@@ -198,6 +198,8 @@ struct ExecFigures {
     final_rss: f64,
     cpu: f64,
     rss_curve: String,
+    /// The executor's own `memory at <stage>` lines from its run log.
+    memory_stages: Vec<String>,
     /// Requests sent, by `bar size x duration`.
     by_cell: BTreeMap<String, u64>,
     statuses: BTreeMap<String, u64>,
@@ -326,6 +328,11 @@ fn execute(
         final_rss: fin,
         cpu,
         rss_curve: curve.join(" "),
+        memory_stages: std::fs::read_to_string(run_dir.join("execute_0of1.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.find("memory at ").map(|i| l[i + 10..].to_string()))
+            .collect(),
         by_cell,
         statuses,
     }
@@ -365,6 +372,7 @@ fn print_exec(label: &str, f: &ExecFigures, setup: &Setup, capacity: f64) {
         "RSS: peak {:.0} MB, final {:.0} MB; at each tenth of the run (MB): {}",
         f.peak_rss, f.final_rss, f.rss_curve
     );
+    println!("memory by stage: {}", f.memory_stages.join("; "));
     println!(
         "CPU: {:.1} s (utime+stime) = {:.2} s per 1,000 requests",
         f.cpu,

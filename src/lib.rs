@@ -10,6 +10,7 @@ pub mod ib;
 pub mod inputs;
 pub mod lake;
 pub mod logging;
+pub mod memory;
 pub mod par;
 pub mod plan;
 pub mod progress;

@@ -21,7 +21,12 @@ pub fn usage() -> Option<Usage> {
 fn parse_status(text: &str) -> Option<Usage> {
     let kib = |key: &str| -> Option<u64> {
         let line = text.lines().find(|l| l.starts_with(key))?;
-        let n: u64 = line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        let n: u64 = line[key.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
         Some(n * 1024)
     };
     Some(Usage {

@@ -243,6 +243,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
         }
     };
     let (_run_log, timeline_file) = open_run_log(&args, &cfg);
+    crate::memory::log_stage("plan compiled");
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -294,6 +295,7 @@ pub fn run(args: ExecuteArgs) -> i32 {
                 return crate::exit::BAD_INPUT;
             }
         };
+        crate::memory::log_stage("resume checked");
         eprintln!(
             "run {}: {} tasks to fetch, {} finished earlier, {} symbols skipped (no reference close); gateway {}",
             cfg.run_id,

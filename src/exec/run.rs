@@ -135,6 +135,7 @@ pub async fn execute(
     // The files this run may write or check: the lake index is refreshed for them at the end.
     let touched: Vec<String> = tasks.iter().map(FetchTask::relative_bar_path).collect();
     let queue = Queue::build(tasks, &cfg.phase_deps);
+    crate::memory::log_stage("queue built");
     let mut stats = RunStats {
         resumed,
         total: queue.tasks,
@@ -175,7 +176,9 @@ pub async fn execute(
         gateway_lost,
         ..
     } = run;
+    crate::memory::log_stage("last answer");
     stats.write_failures += finish_run(&cfg, &run_dir, &index_writer, &touched, &stats);
+    crate::memory::log_stage("run ended");
     tracing::info!(
         "run {} ended: {} of {} tasks done, {} errors, {} requests, {} reconnects{}",
         cfg.run_id,
