@@ -39,6 +39,14 @@ impl Diff {
 /// Compare two manifests.
 pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
     let mut d = Diff::default();
+    diff_settings(&mut d, old, new);
+    diff_tasks(&mut d, old, new);
+    diff_selections(&mut d, old, new);
+    d
+}
+
+/// Settings that change what is asked (end, shard, scope, gateway, limits, missing caches).
+fn diff_settings(d: &mut Diff, old: &Manifest, new: &Manifest) {
     let mut setting = |what: &str, a: String, b: String| {
         if a != b {
             d.settings.push(format!("{what}: {a} -> {b}"));
@@ -76,7 +84,10 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
         list(&old.missing_cache),
         list(&new.missing_cache),
     );
+}
 
+/// Fixed tasks added and removed, by task id.
+fn diff_tasks(d: &mut Diff, old: &Manifest, new: &Manifest) {
     let old_ids: HashSet<&str> = old.tasks.iter().map(|t| t.id.as_str()).collect();
     let new_ids: HashSet<&str> = new.tasks.iter().map(|t| t.id.as_str()).collect();
     for t in &new.tasks {
@@ -103,8 +114,10 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
                 .removed += 1;
         }
     }
+}
 
-    // Selections, per (phase, symbol), split by bar size through their cells.
+/// Near-ATM selections, per (phase, symbol), split by bar size through their cells.
+fn diff_selections(d: &mut Diff, old: &Manifest, new: &Manifest) {
     let key = |s: &super::manifest::Selection| (s.phase.clone(), s.symbol.clone());
     let old_sel: BTreeMap<_, _> = old.selections.iter().map(|s| (key(s), s)).collect();
     let new_sel: BTreeMap<_, _> = new.selections.iter().map(|s| (key(s), s)).collect();
@@ -160,7 +173,6 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
             (None, None) => {}
         }
     }
-    d
 }
 
 /// Render a diff like `terraform plan`: `+` added, `-` removed, `~` changed, then a summary.

@@ -5,12 +5,13 @@
 //!
 //! Modules: [`bars`] (bar sizes, durations, per-request limits), [`calendar`] (NYSE sessions
 //! 2000-2035), [`hours`] (class closes and IB's trading-hours strings), [`contract`] (option
-//! right, underlying security type).
+//! right, underlying security type), [`what`] (what-to-show).
 
 pub mod bars;
 pub mod calendar;
 pub mod contract;
 pub mod hours;
+pub mod what;
 
 pub use bars::WhatToShow;
 pub use contract::{Right, UnderlyingSecType};
