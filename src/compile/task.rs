@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// The contract, the phase name and the symbol are shared by every task of the same contract
 /// (the compiler creates one `Arc` per contract, a manifest read shares them again): a queued
 /// task is a few pointers and its window, not nine copied strings, which is what keeps a
-/// 360,000-task run small. The manifest still spells every task out flat ([`FetchTaskWire`]),
+/// 360,000-task run small. The manifest still spells every task out flat (`FetchTaskWire`),
 /// byte for byte as before.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchTask {

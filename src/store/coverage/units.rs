@@ -101,7 +101,7 @@ pub fn window_units(end: DateTime<Utc>, duration: IbDuration) -> Vec<Unit> {
 }
 
 /// The session ordinals a window of whole sessions spans (None when it holds a chunk or the
-/// calendar cannot answer): with [`FinalRuns::covers`], resume's fast check.
+/// calendar cannot answer): with [`FinalRuns::covers`](super::FinalRuns::covers), resume's fast check.
 pub fn window_ordinals(units: &[Unit]) -> Option<(u32, u32)> {
     if units.iter().any(|u| matches!(u, Unit::Chunk { .. })) {
         return None;
