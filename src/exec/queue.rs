@@ -9,13 +9,15 @@
 use crate::bars::{BarSize, WhatToShow};
 use crate::compile::task::FetchTask;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Everything that writes one output file, in phase (depends-on) then window order.
 pub(super) struct Series {
-    /// The phases whose tasks the series holds.
-    pub phases: Vec<String>,
+    /// The phases whose tasks the series holds (shared with the tasks: a queue holds one
+    /// series per file, hundreds of thousands on a weekend).
+    pub phases: Vec<Arc<str>>,
     /// The underlying.
-    pub symbol: String,
+    pub symbol: Arc<str>,
     /// The tasks, in the order they run.
     pub tasks: Vec<FetchTask>,
 }
@@ -45,12 +47,12 @@ impl Queue {
                 order.push(key);
                 Series {
                     phases: Vec::new(),
-                    symbol: t.symbol.to_string(),
+                    symbol: t.symbol.clone(),
                     tasks: Vec::new(),
                 }
             });
             if !s.phases.iter().any(|p| **p == *t.phase) {
-                s.phases.push(t.phase.to_string());
+                s.phases.push(t.phase.clone());
             }
             s.tasks.push(t);
         }
@@ -72,7 +74,7 @@ impl Queue {
                 q.tasks += s.tasks.len() as u64;
                 for p in &s.phases {
                     *q.remaining
-                        .entry((p.clone(), s.symbol.clone()))
+                        .entry((p.to_string(), s.symbol.to_string()))
                         .or_default() += 1;
                 }
                 series.push(s);
@@ -80,7 +82,7 @@ impl Queue {
         }
         for s in series {
             if q.blocked(&s) {
-                q.waiting.entry(s.symbol.clone()).or_default().push(s);
+                q.waiting.entry(s.symbol.to_string()).or_default().push(s);
             } else {
                 q.ready.push_back(s);
             }
@@ -92,14 +94,14 @@ impl Queue {
     /// symbol other than itself (its own tasks run in depends-on order).
     fn blocked(&self, s: &Series) -> bool {
         s.phases.iter().any(|phase| {
-            self.deps.get(phase).is_some_and(|ds| {
+            self.deps.get(&**phase).is_some_and(|ds| {
                 ds.iter().any(|d| {
                     let open = self
                         .remaining
-                        .get(&(d.clone(), s.symbol.clone()))
+                        .get(&(d.clone(), s.symbol.to_string()))
                         .copied()
                         .unwrap_or(0);
-                    open > usize::from(s.phases.contains(d))
+                    open > usize::from(s.phases.iter().any(|p| **p == **d))
                 })
             })
         })
@@ -116,9 +118,12 @@ impl Queue {
     }
 
     /// A series of `phases` of `symbol` finished (or stopped): release what waited for it.
-    pub fn series_done(&mut self, phases: Vec<String>, symbol: &str) {
+    pub fn series_done(&mut self, phases: Vec<Arc<str>>, symbol: &str) {
         for phase in phases {
-            if let Some(n) = self.remaining.get_mut(&(phase, symbol.to_string())) {
+            if let Some(n) = self
+                .remaining
+                .get_mut(&(phase.to_string(), symbol.to_string()))
+            {
                 *n = n.saturating_sub(1);
             }
         }

@@ -176,6 +176,14 @@ pub async fn execute(
         gateway_lost,
         ..
     } = run;
+    if !interrupted && gateway_lost.is_none() {
+        // Every series finished and dropped its in-run coverage (the map must not outlive them).
+        debug_assert_eq!(
+            shared.fileless_held(),
+            0,
+            "in-run coverage left after the run"
+        );
+    }
     crate::memory::log_stage("last answer");
     stats.write_failures += finish_run(&cfg, &run_dir, &index_writer, &touched, &stats);
     crate::memory::log_stage("run ended");
@@ -395,7 +403,7 @@ fn count_event(
     stats: &mut RunStats,
     gateway_lost: &mut Option<String>,
     ev: Event,
-) -> Option<(Vec<String>, String)> {
+) -> Option<(Vec<Arc<str>>, Arc<str>)> {
     match ev {
         Event::Request { retry } => {
             stats.requests += 1;
@@ -451,6 +459,9 @@ async fn run_series(sh: Arc<Shared>, s: Series) {
             break;
         }
         run_task_caught(&sh, t, i == 0).await;
+    }
+    if let Some(t) = s.tasks.first() {
+        sh.series_done(&t.relative_bar_path());
     }
     let _ = sh.events.send(Event::SeriesDone {
         phases: s.phases,

@@ -30,8 +30,8 @@ pub(super) enum Event {
         bars: u64,
     },
     SeriesDone {
-        phases: Vec<String>,
-        symbol: String,
+        phases: Vec<Arc<str>>,
+        symbol: Arc<str>,
     },
     Reconnected,
     GatewayLost(String),
@@ -104,6 +104,20 @@ impl Shared {
                 m.insert(rel.to_string(), cov.clone());
             }
         }
+    }
+
+    /// A series finished: no later task of this run writes its file (a file is one series), so
+    /// its in-run coverage is dropped. Without this the map grew by a coverage record (a few
+    /// KB for a six-month window) per all-empty series over the whole run.
+    pub(super) fn series_done(&self, rel: &str) {
+        if let Ok(mut m) = self.fileless.lock() {
+            m.remove(rel);
+        }
+    }
+
+    /// Series without a file whose coverage this run still holds (those still running).
+    pub(super) fn fileless_held(&self) -> usize {
+        self.fileless.lock().map_or(0, |m| m.len())
     }
 
     /// Append a series' coverage to the index. Called after the task's summary record is
