@@ -89,17 +89,6 @@ fn done_by_coverage(cfg: &ExecConfig, index: &CoverageIndex, tasks: &[FetchTask]
             })
             .collect()
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = tasks.len().div_ceil(threads).max(4096);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = tasks
-            .chunks(per_thread)
-            .map(|chunk| (chunk.len(), scope.spawn(move || check(chunk))))
-            .collect();
-        handles
-            .into_iter()
-            // A panicking check counts its tasks as not done: they are fetched, not skipped.
-            .flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![false; n]))
-            .collect()
-    })
+    // A panicking check counts its tasks as not done: they are fetched, not skipped.
+    crate::par::map_chunks(tasks, 4096, check, |chunk| vec![false; chunk.len()])
 }

@@ -140,19 +140,8 @@ fn read_log(path: &Path) -> std::io::Result<Vec<Line>> {
             .filter_map(|l| serde_json::from_slice::<Line>(l).ok())
             .collect()
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = lines.len().div_ceil(threads).max(4096);
-    Ok(std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || parse(chunk)))
-            .collect();
-        handles
-            .into_iter()
-            // A panicking parse loses its lines' entries: their files are re-read at run time.
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    }))
+    // A panicking parse loses its lines' entries: their files are re-read at run time.
+    Ok(crate::par::map_chunks(&lines, 4096, parse, |_| Vec::new()))
 }
 
 impl CoverageIndex {
