@@ -184,6 +184,10 @@ pub async fn execute(
             "in-run coverage left after the run"
         );
     }
+    // The run's shared state (the coverage index as of the start, the gateway) is not needed to
+    // fold the index and refresh the lake index: freed first, so the end of a run does not
+    // hold both (the end was the run's peak).
+    drop(shared);
     crate::memory::log_stage("last answer");
     stats.write_failures += finish_run(&cfg, &run_dir, &index_writer, &touched, &stats);
     crate::memory::log_stage("run ended");
