@@ -22,7 +22,8 @@
 //! - `WEEKEND_SYMBOLS` (300): generated symbols in the universe;
 //! - `WEEKEND_TIME_SCALE` (50): simulator and executor `--time-scale`;
 //! - `WEEKEND_KILL_AT` (0.5): fraction of the requests after which the second run is killed;
-//! - `WEEKEND_STEPS` (`first,resume,next`): which steps to run;
+//! - `WEEKEND_STEPS` (`first,resume,next`): which steps to run; without `first`, the lake A
+//!   an earlier run left in `WEEKEND_DIR` is compared with and continued (`resume,next`);
 //! - `WEEKEND_DIR` (a new directory under the temp dir): where the lakes go; removed at the
 //!   end unless `WEEKEND_KEEP=1` or `WEEKEND_DIR` is given;
 //! - `WEEKEND_CACHES`: a `contracts_cache` directory of an earlier run of the same size, copied
@@ -484,7 +485,12 @@ fn main() {
         );
         print_disk("lake A", &dir_a);
     }
+    // Lake A: this run's first step, or one an earlier run of the same size left in
+    // `WEEKEND_DIR` (so `WEEKEND_STEPS=resume,next` measures the later steps without
+    // fetching the first weekend again).
+    let lake_a = setup.step("first") || dir_a.join("data_test").is_dir();
     if setup.step("resume") {
+        let _ = std::fs::remove_dir_all(&dir_b);
         write_plan(&setup, &dir_b);
         copy_dir(
             &dir_a.join("state/contracts_cache"),
@@ -507,11 +513,11 @@ fn main() {
             k.requests + r.requests
         );
         print_disk("lake B", &dir_b);
-        if setup.step("first") {
+        if lake_a {
             compare_lakes(&dir_a, &dir_b);
         }
     }
-    if setup.step("next") && setup.step("first") {
+    if setup.step("next") && lake_a {
         let next = setup.today + chrono::Duration::days(7);
         discover(&setup, &dir_a, next, "next weekend");
         let (total, per_phase) = dry_run(&setup, &dir_a, next);
