@@ -8,18 +8,19 @@
 //! requests or file reads, never a skipped session.
 //!
 //! Layout: per shard (shards never share a file) `<state root>/coverage/<scope>/coverage_<I>of<N>.jsonl`,
-//! a log appended and flushed per write, and `coverage_<I>of<N>.bin`, the compact snapshot the log
-//! is folded into at the end of a run ([`crate::store::coverage_snapshot`]). Readers take the
-//! newest entry per file across all shards' snapshots and logs.
+//! a log appended and flushed per write; `coverage_<I>of<N>.seg<K>.bin`, snapshot segments the log
+//! is turned into whenever it grows past [`SEGMENT_BYTES`] during a run (so a killed run leaves
+//! at most that much JSON to parse at resume); and `coverage_<I>of<N>.bin`, the compact snapshot
+//! the segments and the log are folded into at the end of a run
+//! ([`crate::store::coverage_snapshot`]). Readers take the newest entry per file across all
+//! shards' snapshots, segments and logs.
 
 use crate::calendar;
 use crate::store::coverage::{FileCoverage, FinalRuns};
 use crate::store::coverage_snapshot::{self, SnapshotEntry};
-use chrono::{DateTime, Utc};
+pub use crate::store::coverage_writer::{IndexWriter, SEGMENT_BYTES};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -48,16 +49,17 @@ pub fn fingerprint(path: &Path) -> std::io::Result<Option<Fingerprint>> {
     }
 }
 
+/// One line of a shard's log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Line {
+pub(crate) struct Line {
     /// File path relative to the scope's bar directory.
-    path: String,
+    pub path: String,
     /// The file's fingerprint when recorded (absent: no file).
-    fp: Option<Fingerprint>,
+    pub fp: Option<Fingerprint>,
     /// Encoded coverage ([`FileCoverage::encode`]).
-    cov: String,
+    pub cov: String,
     /// When recorded, ms since the epoch (newest wins across shards).
-    at: i64,
+    pub at: i64,
 }
 
 /// Directory of a scope's coverage indexes.
@@ -65,12 +67,17 @@ pub fn index_dir(state_root: &Path, scope: &str) -> PathBuf {
     state_root.join("coverage").join(scope)
 }
 
-fn index_file(state_root: &Path, scope: &str, batch_index: u32, batch_count: u32) -> PathBuf {
+pub(crate) fn index_file(
+    state_root: &Path,
+    scope: &str,
+    batch_index: u32,
+    batch_count: u32,
+) -> PathBuf {
     index_dir(state_root, scope).join(format!("coverage_{batch_index}of{batch_count}.jsonl"))
 }
 
 /// The shard's compact snapshot, next to its log (see [`crate::store::coverage_snapshot`]).
-fn snapshot_file(log: &Path) -> PathBuf {
+pub(crate) fn snapshot_file(log: &Path) -> PathBuf {
     log.with_extension("bin")
 }
 
@@ -103,7 +110,7 @@ pub struct CoverageIndex {
 
 /// The entries of one shard's snapshot, or nothing when it is missing or unusable (a warning
 /// names it: only file reads and requests are lost).
-fn read_snapshot(path: &Path) -> Vec<SnapshotEntry> {
+pub(crate) fn read_snapshot(path: &Path) -> Vec<SnapshotEntry> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -121,10 +128,42 @@ fn read_snapshot(path: &Path) -> Vec<SnapshotEntry> {
     }
 }
 
+/// The snapshot segments of a shard's log (`coverage_<I>of<N>.seg<K>.bin`, written during a
+/// run, see [`IndexWriter`]), oldest first.
+pub(crate) fn segment_files(log: &Path) -> Vec<(u64, PathBuf)> {
+    let (Some(dir), Some(stem)) = (log.parent(), log.file_stem()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.seg", stem.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let k = name
+                .strip_prefix(&prefix)?
+                .strip_suffix(".bin")?
+                .parse()
+                .ok()?;
+            Some((k, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Segment `k` of a shard's log.
+pub(crate) fn segment_file(log: &Path, k: u64) -> PathBuf {
+    let stem = log.file_stem().map(|s| s.to_string_lossy().into_owned());
+    log.with_file_name(format!("{}.seg{k}.bin", stem.unwrap_or_default()))
+}
+
 /// Every entry of one shard's log (torn or foreign lines skipped: they only cost a re-read of
 /// their file), in order. After a killed run the log holds everything since the last snapshot
 /// (half a weekend): its lines are parsed on all cores.
-fn read_log(path: &Path) -> std::io::Result<Vec<Line>> {
+pub(crate) fn read_log(path: &Path) -> std::io::Result<Vec<Line>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -161,12 +200,15 @@ impl CoverageIndex {
             .collect();
         logs.sort();
         for log in logs {
-            for e in read_snapshot(&snapshot_file(&log)) {
-                let runs = OnceLock::new();
-                if e.runs.is_some() {
-                    let _ = runs.set(e.runs);
+            let segments = segment_files(&log).into_iter().map(|(_, p)| p);
+            for snapshot in std::iter::once(snapshot_file(&log)).chain(segments) {
+                for e in read_snapshot(&snapshot) {
+                    let runs = OnceLock::new();
+                    if e.runs.is_some() {
+                        let _ = runs.set(e.runs);
+                    }
+                    out.insert(e.path, e.fp, e.cov, e.at, runs);
                 }
-                out.insert(e.path, e.fp, e.cov, e.at, runs);
             }
             for l in read_log(&log)? {
                 out.insert(l.path, l.fp, l.cov, l.at, OnceLock::new());
@@ -225,93 +267,14 @@ impl CoverageIndex {
     }
 }
 
-/// Appends entries to this shard's index.
-pub struct IndexWriter {
-    path: PathBuf,
-    file: File,
-}
-
-impl IndexWriter {
-    /// Open (create) this shard's index for appending.
-    pub fn open(
-        state_root: &Path,
-        scope: &str,
-        batch_index: u32,
-        batch_count: u32,
-    ) -> std::io::Result<IndexWriter> {
-        let path = index_file(state_root, scope, batch_index, batch_count);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(IndexWriter { path, file })
-    }
-
-    /// Record the coverage of the file at `abs` (relative name `rel`) as it is on disk now.
-    pub fn record(
-        &mut self,
-        rel: &str,
-        abs: &Path,
-        coverage: &FileCoverage,
-        now: DateTime<Utc>,
-    ) -> std::io::Result<()> {
-        let line = Line {
-            path: rel.to_string(),
-            fp: fingerprint(abs)?,
-            cov: coverage.encode(),
-            at: now.timestamp_millis(),
-        };
-        let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
-        text.push('\n');
-        self.file.write_all(text.as_bytes())?;
-        self.file.flush()
-    }
-
-    /// Fold this shard's log into its snapshot (newest entry per file, session runs resolved),
-    /// then empty the log. Each step is an atomic replacement; a crash between them leaves the
-    /// same entries in both, which readers resolve by their time.
-    pub fn compact(&mut self, state_root: &Path, scope: &str) -> std::io::Result<()> {
-        let _ = (state_root, scope);
-        let snapshot = snapshot_file(&self.path);
-        let mut latest: HashMap<String, SnapshotEntry> = HashMap::new();
-        let mut keep = |e: SnapshotEntry| {
-            if latest.get(&e.path).is_none_or(|old| old.at <= e.at) {
-                latest.insert(e.path.clone(), e);
-            }
-        };
-        for e in read_snapshot(&snapshot) {
-            keep(e);
-        }
-        for l in read_log(&self.path)? {
-            keep(SnapshotEntry {
-                runs: None,
-                path: l.path,
-                fp: l.fp,
-                at: l.at,
-                cov: l.cov,
-            });
-        }
-        let mut entries: Vec<SnapshotEntry> = latest.into_values().collect();
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        for e in &mut entries {
-            if e.runs.is_none() {
-                e.runs = FinalRuns::parse(&e.cov);
-            }
-        }
-        let bytes = coverage_snapshot::encode(&entries, calendar::table_fingerprint());
-        crate::store::atomic::write_bytes(&snapshot, &bytes)?;
-        crate::store::atomic::write_bytes(&self.path, b"")?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::calendar;
     use crate::store::coverage::{Answer, Cover, Unit};
     use chrono::NaiveDate;
+    use chrono::Utc;
+    use std::io::Write;
 
     #[test]
     fn entries_are_trusted_only_while_the_file_is_unchanged() {

@@ -88,6 +88,17 @@ pub fn trade_probability(liquidity: f64, vol: f64, spot: f64, strike: f64, t_yea
     liquidity * (-1.5 * d * d).exp() / (1.0 + 1.5 * t_years.max(0.0))
 }
 
+/// An upper bound of [`trade_probability`] for any spot and strike, computed with the same
+/// floating-point operations (the moneyness factor `exp(-1.5 d^2)` is at most 1 and rounding is
+/// monotonic), so `u >= bound` proves `u >= trade_probability(..)` without the logarithm and
+/// exponential (a negative liquidity never trades: minus infinity).
+pub fn trade_probability_bound(liquidity: f64, t_years: f64) -> f64 {
+    if liquidity < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    liquidity / (1.0 + 1.5 * t_years.max(0.0))
+}
+
 /// Round to a price increment.
 pub fn round_to(x: f64, tick: f64) -> f64 {
     ((x / tick).round() * tick * 1e6).round() / 1e6
@@ -119,6 +130,27 @@ mod tests {
         assert_ne!(hash(1, &[2, 3]), hash(1, &[3, 2]));
         let u = unit(hash(7, &[1]));
         assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn trade_probability_bound_is_never_below_the_probability() {
+        for liquidity in [0.0, 0.15, 0.8, 1.0] {
+            for years in [-0.1, 0.0, 0.001, 0.05, 0.5, 2.0] {
+                let bound = trade_probability_bound(liquidity, years);
+                for spot in [1.0, 50.0, 99.999, 100.0, 100.001, 400.0] {
+                    for vol in [0.05, 0.3, 1.5] {
+                        let p = trade_probability(liquidity, vol, spot, 100.0, years);
+                        assert!(
+                            p <= bound,
+                            "{liquidity} {years} {spot} {vol}: {p} > {bound}"
+                        );
+                    }
+                }
+                // At the money the factor is exactly 1: the bound is reached.
+                let atm = trade_probability(liquidity, 0.3, 100.0, 100.0, years);
+                assert_eq!(atm, bound);
+            }
+        }
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub struct Market {
     by_con_id: HashMap<i64, usize>,
     sessions: Vec<Session>,
     paths: Vec<OnceLock<DailyPath>>,
+    knots: knots::KnotsCache,
 }
 
 impl Market {
@@ -108,6 +109,7 @@ impl Market {
             by_con_id,
             sessions,
             paths,
+            knots: knots::KnotsCache::default(),
         }
     }
 
@@ -475,6 +477,7 @@ impl Market {
     }
 }
 
+mod knots;
 mod synth;
 
 #[cfg(test)]

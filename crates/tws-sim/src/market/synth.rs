@@ -2,33 +2,38 @@
 //! on it, and option TRADES bars from per-minute trade draws (so every bar size sees the same
 //! trades, and far out-of-the-money contracts often have none: an EMPTY answer).
 
+use super::knots::SessionKnots;
 use super::{Market, SimBar};
 use crate::chain::SimContract;
 use crate::pricing::{
-    black_scholes, hash, round_to, smile_vol, spread, str_key, trade_probability, unit,
+    black_scholes, hash, round_to, smile_vol, spread, str_key, trade_probability,
+    trade_probability_bound, unit,
 };
 use crate::universe;
 use crate::window::Slot;
 use chrono::{DateTime, NaiveDate, Utc};
 use ib_model::calendar::{self, Session};
 use ib_model::Right;
+use std::sync::Arc;
 
 impl Market {
-    /// Underlying price knots of the session on `date`.
-    fn knots(&self, idx: usize, date: NaiveDate) -> Option<(Session, Vec<f64>)> {
-        let i = self.session_index(date)?;
-        let s = self.sessions[i];
-        let p = self.path(idx);
-        Some((
-            s,
-            universe::intraday_knots(
-                self.seed,
-                &self.underlyings[idx],
-                &s,
-                p.opens[i],
-                p.closes[i],
-            ),
-        ))
+    /// Underlying price knots of the session on `date` (computed once, then shared).
+    fn knots(&self, idx: usize, date: NaiveDate) -> Option<Arc<SessionKnots>> {
+        self.knots.get_or_insert((idx, date), || {
+            let i = self.session_index(date)?;
+            let session = self.sessions[i];
+            let p = self.path(idx);
+            Some(SessionKnots {
+                session,
+                prices: universe::intraday_knots(
+                    self.seed,
+                    &self.underlyings[idx],
+                    &session,
+                    p.opens[i],
+                    p.closes[i],
+                ),
+            })
+        })
     }
 
     /// Sample instants of a slot: every minute knot inside plus both ends.
@@ -47,13 +52,13 @@ impl Market {
     }
 
     /// Iterate the slots with each one's session knots (sessions grouped by date).
-    fn with_knots<F: FnMut(&Slot, &[(Session, Vec<f64>)])>(
+    fn with_knots<F: FnMut(&Slot, &[Arc<SessionKnots>])>(
         &self,
         idx: usize,
         slots: &[Slot],
         mut f: F,
     ) {
-        let mut cache: Vec<(Session, Vec<f64>)> = Vec::new();
+        let mut cache: Vec<Arc<SessionKnots>> = Vec::new();
         for slot in slots {
             if slot.to <= slot.from {
                 continue;
@@ -63,10 +68,10 @@ impl Market {
             // An overnight slot (the evening before) belongs to the next day's session.
             let first = first.min(slot.date);
             let last = last.max(slot.date);
-            cache.retain(|(s, _)| s.date >= first);
+            cache.retain(|k| k.session.date >= first);
             if let Ok(sessions) = calendar::sessions_between(first, last) {
                 for s in sessions {
-                    if !cache.iter().any(|(c, _)| c.date == s.date) {
+                    if !cache.iter().any(|k| k.session.date == s.date) {
                         cache.extend(self.knots(idx, s.date));
                     }
                 }
@@ -83,7 +88,8 @@ impl Market {
             let mut prices = Vec::new();
             let mut volume = 0.0;
             let mut count = 0i64;
-            for (s, k) in days {
+            for d in days {
+                let (s, k) = (&d.session, &d.prices);
                 let from = slot.from.max(s.open);
                 let to = slot.to.min(s.close);
                 if from >= to {
@@ -159,9 +165,10 @@ impl Market {
         };
         let mut out = Vec::with_capacity(slots.len());
         self.with_knots(idx, slots, |slot, days| {
-            let Some((s, k)) = days.iter().find(|(s, _)| s.date == slot.date) else {
+            let Some(d) = days.iter().find(|d| d.session.date == slot.date) else {
                 return;
             };
+            let (s, k) = (&d.session, &d.prices[..]);
             if what != "TRADES" {
                 let mids: Vec<f64> = Self::samples(slot)
                     .into_iter()
@@ -173,27 +180,43 @@ impl Market {
                 return;
             }
             // TRADES: per-minute trade draws, so any bar size sees the same trades.
+            let (open, close) = (s.open.timestamp(), class_close(s).timestamp());
+            let (from, to) = (slot.from.timestamp(), slot.to.timestamp());
+            let expiry_secs = expiry_close.timestamp();
             let mut trades: Vec<(f64, f64)> = Vec::new();
-            let mut m = slot.from.timestamp().div_euclid(60);
-            while m * 60 < slot.to.timestamp() {
-                let t0 = DateTime::<Utc>::from_timestamp(m * 60, 0).unwrap_or(slot.from);
-                let spot = universe::price_at(k, s, t0);
-                let years = (expiry_close - t0).num_seconds().max(0) as f64 / (365.0 * 86400.0);
-                let mut p = trade_probability(u.liquidity, u.vol, spot, c.strike, years);
-                if t0 < s.open || t0 >= class_close(s) {
-                    // Extended sessions (SPX's overnight and curb) trade far less.
-                    p *= EXTENDED_TRADE_SHARE;
-                }
+            let mut m = from.div_euclid(60);
+            while m * 60 < to {
+                let t0 = m * 60;
                 let h = hash(self.seed, &[c.con_id as u64, m as u64, 0x7AD]);
+                let years = (expiry_secs - t0).max(0) as f64 / (365.0 * 86400.0);
+                // Extended sessions (SPX's overnight and curb) trade far less.
+                let share = if t0 < open || t0 >= close {
+                    EXTENDED_TRADE_SHARE
+                } else {
+                    1.0
+                };
+                // The draw against the probability's upper bound first (the moneyness factor
+                // is at most 1): most minutes of most contracts end here without the
+                // logarithm and exponential, and the outcome is the same.
+                if unit(h) >= trade_probability_bound(u.liquidity, years) * share {
+                    m += 1;
+                    continue;
+                }
+                let at0 = DateTime::<Utc>::from_timestamp(t0, 0).unwrap_or(slot.from);
+                let spot = universe::price_at(k, s, at0);
+                let mut p = trade_probability(u.liquidity, u.vol, spot, c.strike, years);
+                if share != 1.0 {
+                    p *= share;
+                }
                 if unit(h) < p {
                     let n = 1 + (unit(hash(h, &[1])) * 6.0 * p) as u32;
                     for j in 0..n {
                         let hj = hash(h, &[2, u64::from(j)]);
-                        let ts = m * 60 + (hj % 60) as i64;
-                        if ts < slot.from.timestamp() || ts >= slot.to.timestamp() {
+                        let ts = t0 + (hj % 60) as i64;
+                        if ts < from || ts >= to {
                             continue;
                         }
-                        let at = DateTime::<Utc>::from_timestamp(ts, 0).unwrap_or(t0);
+                        let at = DateTime::<Utc>::from_timestamp(ts, 0).unwrap_or(at0);
                         let mid = price(universe::price_at(k, s, at), at);
                         let side = if unit(hash(hj, &[3])) < 0.5 {
                             -0.5

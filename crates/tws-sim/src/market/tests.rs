@@ -93,6 +93,38 @@ fn deterministic_and_independent_of_today() {
 }
 
 #[test]
+fn bars_do_not_depend_on_what_was_asked_before() {
+    // The session knots are shared across requests: a market that served other contracts of
+    // the symbol first (knots cached) answers exactly as a fresh one.
+    let end = close_of(d(2026, 11, 20));
+    let fresh = Market::new(3, today());
+    let warm = Market::new(3, today());
+    let contracts = warm.existing_contracts("AAPL");
+    for other in contracts.iter().rev().step_by(97).take(5) {
+        warm.bars(
+            other.con_id,
+            "TRADES",
+            BarSize::Hours8,
+            end,
+            dur("2 M"),
+            true,
+        )
+        .unwrap_or_default();
+    }
+    let c = near_atm(&fresh, "AAPL", d(2026, 11, 20));
+    for (what, bar, du) in [
+        ("TRADES", BarSize::Hours8, "2 M"),
+        ("TRADES", BarSize::Mins30, "5 D"),
+        ("MIDPOINT", BarSize::Mins30, "5 D"),
+    ] {
+        let x = fresh.bars(c.con_id, what, bar, end, dur(du), true).unwrap();
+        let y = warm.bars(c.con_id, what, bar, end, dur(du), true).unwrap();
+        assert!(!x.is_empty(), "{what} {bar}");
+        assert_eq!(x, y, "{what} {bar}");
+    }
+}
+
+#[test]
 fn eight_hour_and_thirty_minute_alignment() {
     let m = Market::new(7, today());
     let c = near_atm(&m, "SPY", today());
