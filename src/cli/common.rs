@@ -34,6 +34,7 @@ pub fn default_gateway(host: String, port: u16, client_id: i32) -> GatewayConfig
         connect_timeout: Duration::from_secs(20),
         request_timeout: Duration::from_secs(60),
         messages_per_second: 45,
+        message_window: Duration::from_secs(1),
     }
 }
 

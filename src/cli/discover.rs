@@ -129,6 +129,7 @@ fn resolve(args: &DiscoverArgs) -> Result<Resolved, i32> {
             connect_timeout: Duration::from_millis(g.connect_timeout_ms),
             request_timeout: Duration::from_millis(g.request_timeout_ms),
             messages_per_second: gateway.messages_per_second,
+            message_window: gateway.message_window,
         };
         max_in_flight = g.max_in_flight;
         max_attempts = g.max_attempts.max(1);

@@ -162,6 +162,7 @@ fn exec_config(args: &ExecuteArgs, manifest: &Manifest) -> Result<ExecConfig, i3
         messages_per_second: (f64::from(args.messages_per_second) * scale)
             .round()
             .clamp(1.0, f64::from(u32::MAX)) as u32,
+        message_window: compress(Duration::from_secs(1), scale),
     };
     let phase_deps: BTreeMap<String, Vec<String>> = manifest
         .phases

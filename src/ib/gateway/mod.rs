@@ -9,6 +9,7 @@
 //! look-ups over it, `convert` the translation to and from `ibapi`'s types.
 
 use super::outcome::{classify_error, Failure, OutcomeClass};
+use super::session::budget::MessageBudget;
 use crate::bars::{BarSize, Duration as IbDuration};
 use crate::cache::Right;
 use crate::cache::UnderlyingSecType;
@@ -43,6 +44,10 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// Socket messages per second sent to the gateway (IB allows 50; 45 leaves headroom).
     pub messages_per_second: u32,
+    /// The window IB counts messages in: one second, divided by the time scale against a
+    /// compressed simulator (historical requests keep `messages_per_second` x this window in
+    /// any one window, see [`crate::ib::session::budget`]).
+    pub message_window: Duration,
 }
 
 impl GatewayConfig {
@@ -185,6 +190,8 @@ pub struct Gateway {
     generation: AtomicU64,
     reconnect_lock: Mutex<()>,
     limiter: RateLimiter,
+    /// Historical requests' share of the message rate, in the gateway's time.
+    budget: MessageBudget,
     /// True while the gateway says its historical data farm is broken (2105 until 2106/2158).
     hmds_down: tokio::sync::watch::Sender<bool>,
 }
@@ -196,12 +203,19 @@ impl Gateway {
         let client = connect_client(&cfg, &limiter).await?;
         let hmds_down = tokio::sync::watch::channel(false).0;
         watch_notices(&client, &hmds_down);
+        let budget = MessageBudget::per_window(
+            (f64::from(cfg.messages_per_second) * cfg.message_window.as_secs_f64())
+                .round()
+                .clamp(1.0, f64::from(u32::MAX)) as u32,
+            cfg.message_window,
+        );
         Ok(Gateway {
             cfg,
             client: RwLock::new(Arc::new(client)),
             generation: AtomicU64::new(0),
             reconnect_lock: Mutex::new(()),
             limiter,
+            budget,
             hmds_down,
         })
     }
@@ -278,14 +292,19 @@ impl Gateway {
                 .map_err(|e| Failure::new(OutcomeClass::InvalidRequest, e.to_string()))?;
             builder = builder.ending(end);
         }
+        self.budget.acquire().await;
         match tokio::time::timeout(self.cfg.request_timeout, builder.fetch()).await {
-            Err(_) => Err(Failure::new(
-                OutcomeClass::Timeout,
-                format!(
-                    "no answer within {:?}; request cancelled",
-                    self.cfg.request_timeout
-                ),
-            )),
+            Err(_) => {
+                // ibapi cancels the dropped request: one more message.
+                self.budget.charge();
+                Err(Failure::new(
+                    OutcomeClass::Timeout,
+                    format!(
+                        "no answer within {:?}; request cancelled",
+                        self.cfg.request_timeout
+                    ),
+                ))
+            }
             Ok(Err(e)) => Err(classify_error(&e, expired)),
             Ok(Ok(data)) => Ok(data.bars.iter().map(convert_bar).collect()),
         }

@@ -6,6 +6,7 @@
 //! Why here, under `ib`: discovery and the executor are siblings that both talk to one gateway
 //! under the same rules; neither should reach into the other for them.
 
+pub mod budget;
 pub mod delivery;
 pub mod governor;
 pub mod pacer;

@@ -140,6 +140,7 @@ fn config(root: &Path, sim: &SimHandle, date: NaiveDate, client_id: i32) -> Disc
         } else {
             45
         },
+        message_window: Duration::from_secs(1),
     };
     let mut cfg = DiscoverConfig::new(&root.join("state"), date, gateway);
     cfg.reconnect_for = Duration::from_secs(20);
