@@ -91,6 +91,7 @@ async fn run(label: &str, n: usize, fixed: Option<u32>, setup: &Setup) -> (f64, 
         opt_backfill::cli::common::default_gateway("127.0.0.1".into(), sim.addr().port(), 1);
     gateway.request_timeout = compress(Duration::from_secs_f64(setup.timeout_secs), setup.scale);
     gateway.messages_per_second = (45.0 * setup.scale).round() as u32;
+    gateway.message_window = compress(Duration::from_secs(1), setup.scale);
     let cfg = ExecConfig {
         scope: "bench".into(),
         output_root: dir.path().join("data"),

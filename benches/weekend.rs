@@ -186,6 +186,8 @@ struct ExecFigures {
     /// Historical requests the simulator received.
     requests: u64,
     pacing_violations: u64,
+    /// Error 100 (socket message rate exceeded) the simulator sent.
+    message_rate_errors: u64,
     /// Summary records written.
     records: u64,
     /// Spawn to the first request (the earliest `started_at` of a record that sent one).
@@ -320,6 +322,7 @@ fn execute(
         killed,
         requests: historical(&counters),
         pacing_violations: counters["pacing_violations"].as_u64().unwrap_or(0),
+        message_rate_errors: counters["errors"]["100"].as_u64().unwrap_or(0),
         records: statuses.values().sum(),
         first_request: first.map(|f| (f - spawned_at).num_milliseconds() as f64 / 1000.0),
         queue_ready: ready.as_ref().map(|(t, _)| *t),
@@ -345,14 +348,15 @@ fn print_exec(label: &str, f: &ExecFigures, setup: &Setup, capacity: f64) {
     let sim_rate = f.requests as f64 / (span * setup.scale);
     println!("--- {label} ---");
     println!(
-        "exit {:?}{}, wall {:.1} s, requests {} (summary records {}, {:?}), pacing violations {}",
+        "exit {:?}{}, wall {:.1} s, requests {} (summary records {}, {:?}), pacing violations {}, message-rate errors (100) {}",
         f.code,
         if f.killed { " (killed -9)" } else { "" },
         f.wall,
         f.requests,
         f.records,
         f.statuses,
-        f.pacing_violations
+        f.pacing_violations,
+        f.message_rate_errors
     );
     println!(
         "start-up: first request {} s after spawn; queue ready {} s ({})",

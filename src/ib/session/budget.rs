@@ -28,9 +28,7 @@ impl MessageBudget {
         let n = n.max(1);
         let burst = (n / 10).max(1);
         let rate = u64::from((n + 1).saturating_sub(burst).max(1));
-        let window_ns = u64::try_from(window.as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX).max(1);
         let interval = Duration::from_nanos(window_ns.div_ceil(rate));
         MessageBudget {
             interval,
